@@ -1,0 +1,24 @@
+# hashguard service image. Multi-stage: compilers only in the build stage; the runtime runs as a
+# non-root user. The server never decodes media, so neither swig nor ffmpeg is in the runtime
+# (they are needed only by the client's video hashing, `pip install hashguard[video]`).
+FROM python:3.11-slim-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY hashing ./hashing
+COPY api ./api
+COPY partners ./partners
+COPY store ./store
+RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[server]'
+
+FROM python:3.11-slim-bookworm AS runtime
+RUN useradd --system --uid 10001 --home-dir /var/lib/hashguard --create-home hashguard
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+COPY migrations /app/migrations
+USER hashguard
+WORKDIR /var/lib/hashguard
+ENV HASHGUARD_DATABASE_URL=sqlite:////var/lib/hashguard/hashguard.db
+EXPOSE 8000
+CMD ["hashguard", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,0 +1,1 @@
+"""hashguard's people-facing service and composition root (app factory, settings, case routes)."""

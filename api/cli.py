@@ -1,0 +1,26 @@
+"""Operator verbs added to `hashguard` when the server extra is installed (entry point hashguard.cli)."""
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    database_url: str = typer.Option(
+        None, "--database-url", envvar="HASHGUARD_DATABASE_URL",
+        help="SQLAlchemy URL; default: SQLite file hashguard.db in the current folder.",
+    ),
+) -> None:
+    """Run the hashguard service."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import Settings
+
+    uvicorn.run(create_app(Settings.from_env(database_url=database_url)), host=host, port=port,
+                access_log=False)  # access logs would record client IPs

@@ -1,0 +1,1 @@
+"""The partner (platform) API: authenticated pulls, feedback, matching."""

@@ -1,0 +1,1 @@
+"""The one storage layer shared by api/ and partners/: models, sessions, the change log."""
