@@ -17,6 +17,7 @@ RUN useradd --system --uid 10001 --home-dir /var/lib/hashguard --create-home has
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 COPY migrations /app/migrations
+ENV HASHGUARD_MIGRATIONS=/app/migrations
 USER hashguard
 WORKDIR /var/lib/hashguard
 ENV HASHGUARD_DATABASE_URL=sqlite:////var/lib/hashguard/hashguard.db

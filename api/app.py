@@ -1,19 +1,61 @@
 """The FastAPI application factory: the one place where routes, errors and storage are wired."""
 from __future__ import annotations
 
-from fastapi import FastAPI
+from types import SimpleNamespace
 
+from fastapi import FastAPI, Request
+
+from api import cases
+from api.body_guard import BodyGuard, BodyTooLarge
+from api.errors import error_response, install_error_handlers
+from api.ratelimit import RateLimiter
+from api.security_headers import SecurityHeaders
 from api.settings import Settings
+from store import migrate
+from store.db import Database
+
+DESCRIPTION = """hashguard: privacy-preserving hash submission. People submit only hashes of their
+images and videos (computed on their own device); partners pull them and report back.
+No endpoint accepts image or video bytes: only `application/json` bodies are read."""
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings.from_env()
-    app = FastAPI(title="hashguard", version="0.1.0")
+def create_app(settings: Settings | None = None, run_migrations: bool = True) -> FastAPI:
+    settings = settings or Settings()
+    database_url = settings.resolved_database_url()
+    if run_migrations:
+        migrate.upgrade(database_url)
+    app = FastAPI(title="hashguard", version="0.1.0", description=DESCRIPTION)
     app.state.settings = settings
+    app.state.database = Database(database_url)
+    app.state.server_secret = settings.server_secret()
+    app.state.token_lookup_limits = SimpleNamespace(
+        per_case=RateLimiter(settings.token_lookups_per_minute_per_case,
+                             settings.token_lookups_per_minute_per_case / 60),
+        overall=RateLimiter(settings.token_lookups_per_second_overall,
+                            settings.token_lookups_per_second_overall),
+    )
+    # Push wake-ups (long-poll, webhooks) hook in here; the change log stays the source of truth.
+    app.state.notify_change_log = lambda: None
+
+    install_error_handlers(app)
+
+    @app.exception_handler(BodyTooLarge)
+    async def on_body_too_large(_request: Request, _exc: BodyTooLarge):
+        return error_response(413, "body_too_large",
+                              f"request bodies are limited to {settings.max_body_bytes} bytes")
+
+    app.include_router(cases.router)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
+    @app.on_event("shutdown")
+    def close_database() -> None:
+        app.state.database.dispose()
+
+    # Outermost first: headers on every answer, including the guard's refusals.
+    app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     return app

@@ -13,7 +13,8 @@ def serve(
     port: int = typer.Option(8000, help="Port to listen on."),
     database_url: str = typer.Option(
         None, "--database-url", envvar="HASHGUARD_DATABASE_URL",
-        help="SQLAlchemy URL; default: SQLite file hashguard.db in the current folder.",
+        help="SQLAlchemy URL; default: SQLite file hashguard.db in the data dir "
+             "(HASHGUARD_DATA_DIR, else ~/.local/share/hashguard).",
     ),
 ) -> None:
     """Run the hashguard service."""
@@ -22,5 +23,6 @@ def serve(
     from api.app import create_app
     from api.settings import Settings
 
-    uvicorn.run(create_app(Settings.from_env(database_url=database_url)), host=host, port=port,
+    settings = Settings(database_url=database_url) if database_url else Settings()
+    uvicorn.run(create_app(settings), host=host, port=port,
                 access_log=False)  # access logs would record client IPs

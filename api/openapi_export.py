@@ -9,13 +9,18 @@ from pathlib import Path
 
 import yaml
 
+import tempfile
+
 from api.app import create_app
+from api.settings import Settings
 
 CONTRACT = Path(__file__).resolve().parents[1] / "openapi.yaml"
 
 
 def render() -> str:
-    return yaml.safe_dump(create_app().openapi(), sort_keys=False, allow_unicode=True)
+    with tempfile.TemporaryDirectory() as scratch:  # the schema needs no real database
+        app = create_app(Settings(data_dir=scratch, secret="A" * 43), run_migrations=False)
+        return yaml.safe_dump(app.openapi(), sort_keys=False, allow_unicode=True)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,56 @@
-"""Service settings, read from the environment (HASHGUARD_*) with command-line overrides."""
+"""Service settings from the environment (HASHGUARD_*), with command-line overrides."""
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass
+from pathlib import Path
 
-# SQLite in the working directory: one command runs the service on a fresh machine.
-DEFAULT_DATABASE_URL = "sqlite:///hashguard.db"
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from store.secrets import SECRET_BYTES, decode_secret, encode_secret
+
+log = logging.getLogger("hashguard.settings")
 
 
-@dataclass(frozen=True)
-class Settings:
-    database_url: str = DEFAULT_DATABASE_URL
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "hashguard"
 
-    @classmethod
-    def from_env(cls, **overrides) -> "Settings":
-        values = {"database_url": os.environ.get("HASHGUARD_DATABASE_URL", DEFAULT_DATABASE_URL)}
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HASHGUARD_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    # Default: an SQLite file in data_dir, so one command runs the service with no setup.
+    database_url: str | None = None
+    # base64url of >= 32 random bytes. Several API processes must share it (operations docs).
+    secret: str | None = None
+    max_hashes_per_request: int = 500
+    max_hashes_per_case: int = 5000
+    max_body_bytes: int = 4 * 1024 * 1024  # 500 TMK values would not fit; 500 PDQ fit in 50 kB
+    token_lookups_per_minute_per_case: int = 10
+    token_lookups_per_second_overall: int = 200
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{self.data_dir / 'hashguard.db'}"
+
+    def server_secret(self) -> bytes:
+        """The key of every verifier. From HASHGUARD_SECRET, else a file made on first run."""
+        if self.secret:
+            raw = decode_secret(self.secret)
+            if len(raw) < SECRET_BYTES:
+                raise ValueError("HASHGUARD_SECRET must encode at least 32 random bytes")
+            return raw
+        path = self.data_dir / "server-secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(encode_secret(os.urandom(SECRET_BYTES)))
+            log.warning("generated a new server secret in %s; back it up: without it no case "
+                        "token or partner key can be verified", path)
+        return decode_secret(path.read_text().strip())

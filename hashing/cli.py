@@ -4,14 +4,22 @@ partners, ...) through the `hashguard.cli` entry-point group, so this module imp
 from __future__ import annotations
 
 import json
+import os
 import sys
+import uuid
+from collections import Counter
+from enum import Enum
 from importlib.metadata import entry_points
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
 from rich.progress import Progress
 
+from hashing.client import ApiError, CaseClient, Unreachable, chunks
 from hashing.media import media_kind
 from hashing.scan import Skipped, hash_media_file, iter_files
 
@@ -68,6 +76,189 @@ def _print_record(record: dict, as_json: bool) -> None:
     quality = f"  quality={record['quality']}" if "quality" in record else ""
     value = record["value"] if len(record["value"]) <= 64 else record["value"][:32] + "..."
     sys.stdout.write(f"{record['path']}  {record['signal_type']}  {value}{quality}\n")
+
+
+# Case verbs: submit, status, withdraw -----------------------------------------------------------
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+UNKNOWN_CASE = "unknown case reference or wrong token"
+
+
+class Pathway(str, Enum):
+    adult = "adult"
+    under18_at_capture = "under18_at_capture"
+
+
+def _server_option() -> str:
+    return typer.Option(DEFAULT_SERVER, "--server", envvar="HASHGUARD_SERVER",
+                        help="hashguard service URL (env HASHGUARD_SERVER).")
+
+
+@app.command("submit")
+def submit_command(
+    paths: list[Path] = typer.Argument(..., help="Files or folders to hash (searched recursively)."),
+    pathway: Pathway = typer.Option(..., "--pathway",
+                                    help="adult, or under18_at_capture if you were under 18 in it."),
+    server: str = _server_option(),
+    as_json: bool = typer.Option(False, "--json", help="Print the server's answer as JSON."),
+) -> None:
+    """Hash files on this device and open a case with ONLY the hashes; the files are never sent."""
+    server = _check_server(server)
+    hashes = _collect_hashes(paths)
+    if not hashes:
+        _fail("nothing to submit: no file gave a usable hash")
+    counts = Counter(h["signal_type"] for h in hashes)
+    summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+    stderr.print(f"Sending {len(hashes)} hash(es) to {server}: {summary}. "
+                 "Only these hashes are sent, no image or video data.", highlight=False)
+    first, *rest = chunks(hashes)
+    with CaseClient(server) as client:
+        created = _call(lambda: client.create_case(pathway.value, first,
+                                                   idempotency_key=str(uuid.uuid4())))
+        if not isinstance(created.get("case_ref"), str) or not isinstance(created.get("token"), str):
+            _fail("the server's answer has no case reference and token")
+        _show_new_case(created, as_json)
+        client.token = created["token"]
+        for index, chunk in enumerate(rest, start=1):
+            try:
+                client.add_hashes(created["case_ref"], chunk)
+            except (ApiError, Unreachable) as failure:
+                not_sent = sum(len(c) for c in rest[index - 1:])
+                _fail(f"case {created['case_ref']} was created, but {not_sent} hash(es) could "
+                      f"not be added: {_explain(failure)}")
+
+
+@app.command("status")
+def status_command(
+    ref: str = typer.Argument(..., help="Case reference, e.g. HG-XXXX-XXXX."),
+    server: str = _server_option(),
+    as_json: bool = typer.Option(False, "--json", help="Print the server's answer as JSON."),
+) -> None:
+    """Show a case's status and what partners did with its hashes (token: env HASHGUARD_TOKEN or prompt)."""
+    server = _check_server(server)
+    with CaseClient(server, _token()) as client:
+        case = _call(lambda: client.get_case(_normal_ref(ref)), case_lookup=True)
+    if as_json:
+        _print_json(case)
+        return
+    print(f"case_ref: {case.get('case_ref', _normal_ref(ref))}")
+    print(f"status: {case.get('status')}")
+    if "pathway" in case:
+        print(f"pathway: {case['pathway']}")
+    for item in case.get("hashes") or []:
+        value = str(item.get("value", ""))
+        value = value if len(value) <= 64 else value[:32] + "..."
+        parts = [str(item.get("signal_type")), value]
+        if item.get("quality") is not None:
+            parts.append(f"quality={item['quality']}")
+        reports = item.get("reports") or {}
+        parts += [f"{name}={count}" for name, count in reports.items()]
+        print("  ".join(parts))
+
+
+@app.command("withdraw")
+def withdraw_command(
+    ref: str = typer.Argument(..., help="Case reference, e.g. HG-XXXX-XXXX."),
+    server: str = _server_option(),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    as_json: bool = typer.Option(False, "--json", help="Print the server's answer as JSON."),
+) -> None:
+    """Withdraw a case: partners are told to stop using its hashes (token: env HASHGUARD_TOKEN or prompt)."""
+    server = _check_server(server)
+    ref = _normal_ref(ref)
+    token = _token()
+    if not yes and not typer.confirm(
+            f"Withdraw case {ref}? Partners will stop matching its hashes.", err=True):
+        _fail("not withdrawn")
+    with CaseClient(server, token) as client:
+        case = _call(lambda: client.withdraw(ref), case_lookup=True)
+    if as_json:
+        _print_json(case)
+    else:
+        print(f"case_ref: {case.get('case_ref', ref)}")
+        print(f"status: {case.get('status')}")
+
+
+def _collect_hashes(paths: list[Path]) -> list[dict]:
+    """Hash records to send (signal_type, value, quality): no paths, no file data; duplicates once."""
+    hashes: dict[tuple[str, str], dict] = {}
+    for item in iter_files(paths):
+        if isinstance(item, Skipped):
+            stderr.print(f"[red]not sent[/red]: {item.path}: {item.reason}", highlight=False)
+            continue
+        kind = media_kind(item)
+        if kind is None:
+            stderr.print(f"skipped (not an image or video): {item}", highlight=False)
+            continue
+        for record in hash_media_file(item, kind):
+            if "value" not in record:
+                stderr.print(f"[red]not sent[/red]: {record['path']} ({record['signal_type']}): "
+                             f"{record['error']}", highlight=False)
+                continue
+            wire = {"signal_type": record["signal_type"], "value": record["value"]}
+            if record.get("quality") is not None:
+                wire["quality"] = record["quality"]
+            hashes.setdefault((wire["signal_type"], wire["value"]), wire)
+    return list(hashes.values())
+
+
+def _show_new_case(created: dict, as_json: bool) -> None:
+    warning = ("Keep the case reference and token safe (e.g. in a password manager). The token is "
+               "shown only now and cannot be recovered: without it you cannot check or withdraw "
+               "this case. Do not share it.")
+    if as_json:
+        _print_json(created)
+        stderr.print(Panel(warning, title="case created", border_style="yellow"))
+        return
+    stderr.print(Panel(f"case reference: [bold]{escape(created['case_ref'])}[/bold]\n"
+                       f"token:          [bold]{escape(created['token'])}[/bold]\n\n{warning}",
+                       title="case created", border_style="yellow"), highlight=False)
+    print(f"case_ref: {created['case_ref']}")
+    print(f"token: {created['token']}", flush=True)
+
+
+def _call(request, case_lookup: bool = False) -> dict:
+    try:
+        return request()
+    except (ApiError, Unreachable) as failure:
+        if case_lookup and isinstance(failure, ApiError) and failure.status in (401, 403, 404):
+            _fail(UNKNOWN_CASE)
+        _fail(_explain(failure))
+
+
+def _explain(failure: Exception) -> str:
+    if isinstance(failure, ApiError):
+        return f"server error {failure.code}: {failure.message}"
+    return str(failure)
+
+
+def _token() -> str:
+    token = os.environ.get("HASHGUARD_TOKEN", "").strip()
+    return token or typer.prompt("Case token", hide_input=True, err=True).strip()
+
+
+def _normal_ref(ref: str) -> str:
+    return ref.strip().upper()
+
+
+def _check_server(server: str) -> str:
+    parts = urlsplit(server)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        _fail(f"--server must be an http:// or https:// URL, not {server!r}")
+    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        stderr.print(f"[yellow]warning[/yellow]: {server} is not https; the token travels unencrypted",
+                     highlight=False)
+    return server.rstrip("/")
+
+
+def _print_json(body: dict) -> None:
+    sys.stdout.write(json.dumps(body, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def _fail(message: str):
+    stderr.print(f"[red]error[/red]: {message}", highlight=False)
+    raise typer.Exit(1)
 
 
 def _load_plugins() -> None:

@@ -1,0 +1,147 @@
+"""Routes of the anonymous case API: submit, status, add hashes, withdraw."""
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+
+from api import idempotency
+from api.deps import bearer_token, database, server_secret
+from api.errors import ApiError, error_responses
+from api.schemas import CaseCreate, CaseCreated, CaseStatus, HashesAdd, HashesAdded, HashStatus
+from api.validation import validate_hashes
+from store import cases as store_cases
+from store.db import Database
+from store.models import CASE_ACTIVE, Case
+from store.reports import counts_by_hash
+from store.secrets import new_secret_token, verifier, verify
+
+router = APIRouter(prefix="/v1/cases", tags=["cases"])
+TOKEN_PURPOSE = "case-token"
+_REF = re.compile(store_cases.REF_PATTERN)
+NOT_FOUND = ApiError(404, "case_not_found", "unknown case reference or wrong token")
+
+
+def _settings(request: Request):
+    return request.app.state.settings
+
+
+@router.post("", status_code=201, response_model=CaseCreated,
+             responses=error_responses(413, 415, 422, 429))
+def submit_case(
+    body: CaseCreate,
+    request: Request,
+    idempotency_key: str | None = Header(None, max_length=idempotency.MAX_KEY_LENGTH,
+                                         description="Retries with the same key return the same case"),
+    db: Database = Depends(database),
+    secret: bytes = Depends(server_secret),
+):
+    """Create a case from hashes only. The token in the answer is shown once and never again."""
+    signals = validate_hashes(body.hashes, _settings(request).max_hashes_per_request)
+    if idempotency_key:
+        replay = _replay(db, secret, idempotency_key, body.pathway, signals)
+        if replay is not None:
+            return replay
+    token = new_secret_token()
+    record = (idempotency.record(secret, idempotency_key, body.pathway, signals, token)
+              if idempotency_key else None)
+    try:
+        with db.transaction() as session:
+            case = store_cases.create_case(session, body.pathway, signals,
+                                           verifier(secret, TOKEN_PURPOSE, token), record)
+    except IntegrityError:
+        # A concurrent retry with the same Idempotency-Key won the race, or (vanishingly rare)
+        # the random reference collided: answer as the winner did, or let the client retry.
+        replay = _replay(db, secret, idempotency_key, body.pathway, signals) if idempotency_key else None
+        if replay is None:
+            raise ApiError(409, "conflict", "please retry the request") from None
+        return replay
+    request.app.state.notify_change_log()
+    return CaseCreated(case_ref=case.ref, token=token, status=case.status, pathway=case.pathway,
+                       hash_count=len(signals))
+
+
+def _replay(db: Database, secret: bytes, key: str, pathway: str, signals) -> JSONResponse | None:
+    with db.transaction() as session:
+        case = store_cases.find_by_idempotency(session, idempotency.key_digest(secret, key))
+        if case is None:
+            return None
+        if case.idempotency_request != idempotency.request_digest(secret, pathway, signals):
+            raise ApiError(422, "idempotency_key_reused",
+                           "this Idempotency-Key was used for a different request")
+        token = idempotency.unseal_token(secret, key, case.idempotency_sealed_token)
+        count = store_cases.count_hashes(session, case)
+    if token is None:
+        return None
+    return JSONResponse(CaseCreated(case_ref=case.ref, token=token, status=case.status,
+                                    pathway=case.pathway, hash_count=count).model_dump(),
+                        status_code=201)
+
+
+def _authorized_case(request: Request, session, ref: str, token: str, secret: bytes) -> Case:
+    """The case if `token` opens it; unknown reference and wrong token fail identically."""
+    limits = request.app.state.token_lookup_limits
+    if not limits.overall.allow("all") or not limits.per_case.allow(ref):
+        raise ApiError(429, "rate_limited", "too many attempts; wait a minute and try again",
+                       headers={"Retry-After": "60"})
+    case = store_cases.find_case(session, ref) if _REF.fullmatch(ref) else None
+    # verify() does the same HMAC and comparison whether or not the case exists.
+    if not verify(secret, TOKEN_PURPOSE, token, case.token_verifier if case else None):
+        raise NOT_FOUND
+    return case
+
+
+def _status_view(session, case: Case) -> CaseStatus:
+    hashes = store_cases.case_hashes(session, case)
+    counts = counts_by_hash(session, [h.id for h in hashes])
+    return CaseStatus(
+        case_ref=case.ref, status=case.status, pathway=case.pathway,
+        created=case.created_at.isoformat(), updated=case.updated_at.isoformat(),
+        hashes=[HashStatus(signal_type=h.signal_type, value=h.value, quality=h.quality,
+                           reports=counts[h.id]) for h in hashes],
+    )
+
+
+@router.get("/{case_ref}", response_model=CaseStatus, responses=error_responses(401, 404, 429))
+def case_status(case_ref: str, request: Request, token: str = Depends(bearer_token),
+                db: Database = Depends(database), secret: bytes = Depends(server_secret)):
+    """Status of a case and, per hash, how many partners pulled, matched or removed it."""
+    with db.transaction() as session:
+        return _status_view(session, _authorized_case(request, session, case_ref, token, secret))
+
+
+@router.post("/{case_ref}/hashes", response_model=HashesAdded,
+             responses=error_responses(401, 404, 409, 413, 415, 422, 429))
+def add_hashes(case_ref: str, body: HashesAdd, request: Request,
+               token: str = Depends(bearer_token), db: Database = Depends(database),
+               secret: bytes = Depends(server_secret)):
+    """Add more hashes to an active case."""
+    settings = _settings(request)
+    signals = validate_hashes(body.hashes, settings.max_hashes_per_request)
+    with db.transaction() as session:
+        case = _authorized_case(request, session, case_ref, token, secret)
+        if case.status != CASE_ACTIVE:
+            raise ApiError(409, "case_withdrawn", "this case was withdrawn; create a new case")
+        if store_cases.count_hashes(session, case) + len(signals) > settings.max_hashes_per_case:
+            raise ApiError(422, "case_hash_limit",
+                           f"a case holds at most {settings.max_hashes_per_case} hashes")
+        added = store_cases.add_hashes(session, case, signals)
+        total = store_cases.count_hashes(session, case)
+    request.app.state.notify_change_log()
+    return HashesAdded(case_ref=case.ref, added=added, hash_count=total)
+
+
+@router.post("/{case_ref}/withdraw", response_model=CaseStatus,
+             responses=error_responses(401, 404, 429))
+def withdraw_case(case_ref: str, request: Request, token: str = Depends(bearer_token),
+                  db: Database = Depends(database), secret: bytes = Depends(server_secret)):
+    """Withdraw: the case's hashes leave the shared set (unless another active case holds them)
+    and every link between the case and its hashes is deleted. Idempotent."""
+    with db.transaction() as session:
+        case = _authorized_case(request, session, case_ref, token, secret)
+        store_cases.withdraw(session, case)
+        view = _status_view(session, case)
+    request.app.state.notify_change_log()
+    return view

@@ -1,0 +1,25 @@
+"""FastAPI dependencies shared by routers: the database, the server secret, bearer tokens."""
+from __future__ import annotations
+
+from fastapi import Request
+
+from api.errors import ApiError
+from store.db import Database
+
+
+def database(request: Request) -> Database:
+    return request.app.state.database
+
+
+def server_secret(request: Request) -> bytes:
+    return request.app.state.server_secret
+
+
+def bearer_token(request: Request) -> str:
+    """The secret from `Authorization: Bearer ...` (never from the URL, which ends up in logs)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "token_required", "send the case token as 'Authorization: Bearer <token>'",
+                       headers={"WWW-Authenticate": "Bearer"})
+    return token.strip()

@@ -1,0 +1,40 @@
+"""In-memory token buckets keyed by a keyed hash: limits guessing without storing who guessed.
+
+Keys are HMACs under a per-process random key, so even a memory dump does not hold a case
+reference or an address in clear, and nothing is ever written to the database or logs.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import threading
+import time
+
+
+class RateLimiter:
+    def __init__(self, capacity: float, refill_per_second: float, max_keys: int = 100_000):
+        self.capacity, self.refill = capacity, refill_per_second
+        self.max_keys = max_keys
+        self._key = os.urandom(32)
+        self._buckets: dict[bytes, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, subject: str) -> bool:
+        key = hmac.new(self._key, subject.encode(), hashlib.sha256).digest()[:16]
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - last) * self.refill)
+            allowed = tokens >= 1
+            self._buckets[key] = (tokens - 1 if allowed else tokens, now)
+            if len(self._buckets) > self.max_keys:
+                self._evict_full(now)
+            return allowed
+
+    def _evict_full(self, now: float) -> None:
+        """Drop buckets that have refilled completely: they carry no information."""
+        full = [k for k, (t, last) in self._buckets.items()
+                if t + (now - last) * self.refill >= self.capacity]
+        for k in full:
+            del self._buckets[k]

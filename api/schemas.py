@@ -1,0 +1,64 @@
+"""Wire models (Pydantic) of the case API; storage models live in store/models.py."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Pathway = Literal["adult", "under18_at_capture"]
+
+
+class HashIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    signal_type: str = Field(max_length=32, examples=["pdq"])
+    value: str = Field(max_length=400_000, description="Hash value in python-threatexchange form")
+    quality: int | None = Field(None, ge=0, le=100, description="PDQ quality (required for pdq)")
+
+
+class CaseCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pathway: Pathway = Field(description="Was the person under 18 when the image was taken?")
+    hashes: list[HashIn] = Field(min_length=1)
+
+
+class HashesAdd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hashes: list[HashIn] = Field(min_length=1)
+
+
+class CaseCreated(BaseModel):
+    case_ref: str
+    token: str = Field(description="Shown once; only a keyed verifier of it is stored")
+    status: str
+    pathway: Pathway
+    hash_count: int
+
+
+class PartnerReports(BaseModel):
+    """How many distinct partners reported each action for this hash (never which partner)."""
+    pulled: int = 0
+    matched: int = 0
+    removed: int = 0
+    not_violating: int = 0
+
+
+class HashStatus(BaseModel):
+    signal_type: str
+    value: str
+    quality: int | None = None
+    reports: PartnerReports
+
+
+class CaseStatus(BaseModel):
+    case_ref: str
+    status: Literal["active", "withdrawn"]
+    pathway: Pathway
+    created: str = Field(description="Creation time, to the hour (ISO 8601)")
+    updated: str = Field(description="Last change, to the hour (ISO 8601)")
+    hashes: list[HashStatus]
+
+
+class HashesAdded(BaseModel):
+    case_ref: str
+    added: int
+    hash_count: int

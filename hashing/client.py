@@ -1,0 +1,123 @@
+"""A thin client for the hashguard case API: what `hashguard submit/status/withdraw` talk through.
+
+It only ever sends what it is given (hash records and the pathway); it never reads files. Requests
+that fail in transport or with 502/503/504 are retried (3 attempts in all, with backoff); a POST
+carries an `Idempotency-Key` that stays the same across its retries, so a retried case creation
+cannot create a second case.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from urllib.parse import quote
+
+import httpx
+
+# The server's limit on hashes per request.
+MAX_HASHES_PER_REQUEST = 500
+RETRY_STATUSES = frozenset({502, 503, 504})
+
+
+class ApiError(Exception):
+    """The server answered with an error; `code` and `message` come from its error body."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class Unreachable(Exception):
+    """No answer from the server (connection refused, DNS failure, timeout, ...)."""
+
+
+class CaseClient:
+    def __init__(self, server: str, token: str | None = None, *, attempts: int = 3,
+                 backoff: float = 0.5, timeout: float = 30.0):
+        self.server = server.rstrip("/")
+        self.token = token
+        self.attempts = max(1, attempts)
+        self.backoff = backoff
+        self._http = httpx.Client(base_url=self.server, timeout=timeout,
+                                  headers={"Accept": "application/json"})
+
+    def __enter__(self) -> "CaseClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._http.close()
+
+    # The API ---------------------------------------------------------------------------------
+
+    def create_case(self, pathway: str, hashes: list[dict],
+                    idempotency_key: str | None = None) -> dict:
+        """POST /v1/cases; the answer holds `case_ref` and `token` (shown to the user once)."""
+        return self._request("POST", "/v1/cases", json={"pathway": pathway, "hashes": hashes},
+                             idempotency_key=idempotency_key or str(uuid.uuid4()))
+
+    def add_hashes(self, ref: str, hashes: list[dict],
+                   idempotency_key: str | None = None) -> dict:
+        return self._request("POST", f"{_case_path(ref)}/hashes", json={"hashes": hashes},
+                             idempotency_key=idempotency_key or str(uuid.uuid4()))
+
+    def get_case(self, ref: str) -> dict:
+        return self._request("GET", _case_path(ref))
+
+    def withdraw(self, ref: str) -> dict:
+        return self._request("POST", f"{_case_path(ref)}/withdraw",
+                             idempotency_key=str(uuid.uuid4()))
+
+    # Transport -------------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, *, json: dict | None = None,
+                 idempotency_key: str | None = None) -> dict:
+        headers = {}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        for attempt in range(1, self.attempts + 1):
+            last = attempt == self.attempts
+            try:
+                response = self._http.request(method, path, json=json, headers=headers)
+            except httpx.TransportError as failure:
+                if last:
+                    raise Unreachable(_describe(failure, self.server)) from failure
+            else:
+                if response.status_code not in RETRY_STATUSES or last:
+                    return _decode(response)
+            time.sleep(self.backoff * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def chunks(items: list, size: int = MAX_HASHES_PER_REQUEST) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _case_path(ref: str) -> str:
+    return "/v1/cases/" + quote(ref, safe="")
+
+
+def _decode(response: httpx.Response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.is_success:
+        if not isinstance(body, dict):
+            raise ApiError(response.status_code, "bad_response",
+                           "the server's answer is not a JSON object")
+        return body
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and "code" in error:
+        raise ApiError(response.status_code, str(error["code"]), str(error.get("message", "")))
+    text = response.text.strip().replace("\n", " ")
+    raise ApiError(response.status_code, f"http_{response.status_code}",
+                   text[:200] or response.reason_phrase)
+
+
+def _describe(failure: httpx.TransportError, server: str) -> str:
+    if isinstance(failure, httpx.TimeoutException):
+        return f"the server at {server} did not answer in time"
+    return f"cannot connect to the server at {server} ({failure.__class__.__name__}: {failure})"

@@ -1,0 +1,144 @@
+"""Case operations, each one transaction: create, add hashes, withdraw, and the status view."""
+from __future__ import annotations
+
+import hashlib
+import secrets as _random
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from hashing.signals import Signal
+from store import changelog
+from store.models import CASE_ACTIVE, CASE_WITHDRAWN, Case, CaseHash, Hash
+
+# Crockford-like alphabet without 0/O, 1/I/L, U: easy to read aloud and to type from paper.
+REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+REF_PATTERN = r"HG-[2-9A-HJKMNP-TV-Z]{4}-[2-9A-HJKMNP-TV-Z]{4}"
+
+
+def new_case_ref() -> str:
+    chars = "".join(_random.choice(REF_ALPHABET) for _ in range(8))
+    return f"HG-{chars[:4]}-{chars[4:]}"
+
+
+def coarse_now() -> datetime:
+    """Now, truncated to the hour: case times must not line up with any request log."""
+    return datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def hash_digest(signal_type: str, value: str) -> bytes:
+    return hashlib.sha256(f"{signal_type}:{value}".encode()).digest()
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    digest: bytes
+    request: bytes
+    sealed_token: bytes
+
+
+def _upsert_hashes(session: Session, signals: list[Signal]) -> list[int]:
+    """Ids of the stored hashes for `signals`, inserting the new ones (deduplicated by digest)."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    by_digest = {hash_digest(s.signal_type, s.value): s for s in signals}
+    # Sorted: concurrent transactions touch rows in the same order and cannot deadlock.
+    for digest in sorted(by_digest):
+        signal = by_digest[digest]
+        session.execute(
+            insert(Hash)
+            .values(signal_type=signal.signal_type, value=signal.value, quality=signal.quality,
+                    digest=digest)
+            .on_conflict_do_nothing(index_elements=["digest"])
+        )
+    rows = session.execute(
+        select(Hash.id, Hash.digest, Hash.quality).where(Hash.digest.in_(list(by_digest)))
+    ).all()
+    for row in sorted(rows, key=lambda r: r.id):  # keep the best quality reported
+        quality = by_digest[row.digest].quality
+        if quality is not None and (row.quality is None or quality > row.quality):
+            session.execute(update(Hash).where(Hash.id == row.id).values(quality=quality))
+    return sorted(row.id for row in rows)
+
+
+def _link_and_share(session: Session, case: Case, signals: list[Signal]) -> int:
+    """Link the hashes to the case, then (under the change-log lock) share them. Returns how
+    many hashes were new to this case."""
+    hash_ids = _upsert_hashes(session, signals)
+    already = set(session.scalars(
+        select(CaseHash.hash_id).where(CaseHash.case_id == case.id, CaseHash.hash_id.in_(hash_ids))
+    ))
+    new_ids = [h for h in hash_ids if h not in already]
+    session.add_all(CaseHash(case_id=case.id, hash_id=h) for h in new_ids)
+    session.flush()
+    for hash_id in hash_ids:
+        changelog.share(session, hash_id, case.pathway)
+    return len(new_ids)
+
+
+def create_case(session: Session, pathway: str, signals: list[Signal], token_verifier: bytes,
+                idempotency: IdempotencyRecord | None = None) -> Case:
+    now = coarse_now()
+    case = Case(ref=new_case_ref(), pathway=pathway, status=CASE_ACTIVE,
+                token_verifier=token_verifier, created_at=now, updated_at=now)
+    if idempotency is not None:
+        case.idempotency_digest = idempotency.digest
+        case.idempotency_request = idempotency.request
+        case.idempotency_sealed_token = idempotency.sealed_token
+    session.add(case)
+    session.flush()
+    _link_and_share(session, case, signals)
+    return case
+
+
+def find_case(session: Session, ref: str) -> Case | None:
+    return session.scalars(select(Case).where(Case.ref == ref)).first()
+
+
+def find_by_idempotency(session: Session, digest: bytes) -> Case | None:
+    return session.scalars(select(Case).where(Case.idempotency_digest == digest)).first()
+
+
+def add_hashes(session: Session, case: Case, signals: list[Signal]) -> int:
+    added = _link_and_share(session, case, signals)
+    case.updated_at = coarse_now()
+    return added
+
+
+def count_hashes(session: Session, case: Case) -> int:
+    return len(session.scalars(select(CaseHash.hash_id).where(CaseHash.case_id == case.id)).all())
+
+
+def withdraw(session: Session, case: Case) -> None:
+    """Unlink every hash; those no other active case of the pathway holds leave the shared set.
+
+    Idempotent: a withdrawn case has no links left, so a second call changes nothing.
+    """
+    hash_ids = session.scalars(
+        select(CaseHash.hash_id).where(CaseHash.case_id == case.id).order_by(CaseHash.hash_id)
+    ).all()
+    # Decide under the change-log lock: a concurrent submit of the same hash either committed
+    # its link before we look (we keep the hash) or shares it again after we commit.
+    changelog.lock_for_append(session)
+    session.execute(delete(CaseHash).where(CaseHash.case_id == case.id))
+    for hash_id in hash_ids:
+        still_held = session.scalar(select(exists().where(
+            CaseHash.hash_id == hash_id,
+            CaseHash.case_id == Case.id,
+            Case.status == CASE_ACTIVE,
+            Case.pathway == case.pathway,
+        )))
+        if not still_held:
+            changelog.unshare(session, hash_id, case.pathway)
+    case.status = CASE_WITHDRAWN
+    case.updated_at = coarse_now()
+    case.idempotency_digest = case.idempotency_request = case.idempotency_sealed_token = None
+
+
+def case_hashes(session: Session, case: Case) -> list[Hash]:
+    return list(session.scalars(
+        select(Hash).join(CaseHash, CaseHash.hash_id == Hash.id)
+        .where(CaseHash.case_id == case.id).order_by(Hash.id)
+    ))

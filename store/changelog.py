@@ -1,0 +1,78 @@
+"""The change log: appending entries so that their order is their commit order, and reading it.
+
+The failure this prevents: with a plain sequence, transaction A takes seq 41, transaction B takes
+seq 42 and commits first; a partner pulling now receives 42 and moves its cursor past 41, and when
+A commits, entry 41 is never delivered (a hash silently never blocked, or a withdrawal never
+applied). The fix here is "assign order at commit": every transaction that appends to the log
+takes one transaction-scoped lock (PostgreSQL advisory lock; SQLite's single writer lock is the
+same thing) immediately before it draws its sequence numbers, and holds it until it commits. So
+any entry with a higher seq belongs to a transaction that started appending after every lower-seq
+entry was already committed and visible, and `seq > cursor` can never skip. The lock is taken as
+late as possible (after validation and hash upserts), so it serialises only the final few
+milliseconds of each write.
+"""
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from store.models import OP_ADD, OP_REMOVE, ChangeLogEntry, Hash, SharedHash
+
+# An arbitrary, fixed advisory-lock key ("hashguard change log").
+_CHANGE_LOG_LOCK = 0x4847_434C
+
+
+def lock_for_append(session: Session) -> None:
+    """Take the append lock (held until this transaction ends). Idempotent within a transaction."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGE_LOG_LOCK})
+
+
+def _insert_ignore(session: Session):
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)
+
+
+def share(session: Session, hash_id: int, pathway: str) -> bool:
+    """Put (hash, pathway) into the shared set; logs an `add` only if it was not there."""
+    lock_for_append(session)
+    inserted = session.execute(
+        _insert_ignore(session)(SharedHash)
+        .values(hash_id=hash_id, pathway=pathway)
+        .on_conflict_do_nothing()
+        .returning(SharedHash.hash_id)
+    ).first()
+    if inserted is None:
+        return False
+    session.add(ChangeLogEntry(op=OP_ADD, hash_id=hash_id, pathway=pathway,
+                               logged_at=int(time.time())))
+    return True
+
+
+def unshare(session: Session, hash_id: int, pathway: str) -> bool:
+    """Take (hash, pathway) out of the shared set; logs a `remove` only if it was there."""
+    lock_for_append(session)
+    deleted = session.execute(
+        SharedHash.__table__.delete()
+        .where(SharedHash.hash_id == hash_id, SharedHash.pathway == pathway)
+        .returning(SharedHash.hash_id)
+    ).first()
+    if deleted is None:
+        return False
+    session.add(ChangeLogEntry(op=OP_REMOVE, hash_id=hash_id, pathway=pathway,
+                               logged_at=int(time.time())))
+    return True
+
+
+def read_after(session: Session, cursor: int, pathways: list[str], limit: int):
+    """Entries with seq > cursor for `pathways`, in order, joined with their hash values."""
+    return session.execute(
+        select(ChangeLogEntry.seq, ChangeLogEntry.op, ChangeLogEntry.pathway,
+               ChangeLogEntry.logged_at, Hash.signal_type, Hash.value, Hash.quality)
+        .join(Hash, Hash.id == ChangeLogEntry.hash_id)
+        .where(ChangeLogEntry.seq > cursor, ChangeLogEntry.pathway.in_(pathways))
+        .order_by(ChangeLogEntry.seq)
+        .limit(limit)
+    ).all()

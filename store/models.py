@@ -1,0 +1,140 @@
+"""SQLAlchemy models: what hashguard stores, and (by omission) what it never stores.
+
+No table has a column for an IP address, user agent, e-mail, name or free text. Case times are
+coarsened to the hour so that a database dump cannot line a case up with web-server logs.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+PATHWAYS = ("adult", "under18_at_capture")
+CASE_ACTIVE, CASE_WITHDRAWN = "active", "withdrawn"
+OP_ADD, OP_REMOVE = "add", "remove"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Case(Base):
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(16), unique=True)
+    pathway: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default=CASE_ACTIVE)
+    # HMAC-SHA256 of the secret token under the server secret (store/secrets.py); never the token.
+    token_verifier: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # to the hour
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # to the hour
+    # Idempotent submit: a keyed digest of the client's Idempotency-Key and of its request body,
+    # and the token sealed under a key only that Idempotency-Key unlocks, so that a retry gets the
+    # same case and token. Cleared after the replay window and on withdrawal.
+    idempotency_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
+    idempotency_request: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    idempotency_sealed_token: Mapped[bytes | None] = mapped_column(LargeBinary(128))
+
+
+class Hash(Base):
+    """One distinct hash value; shared by every case that submitted it."""
+
+    __tablename__ = "hashes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    signal_type: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(Text)
+    quality: Mapped[int | None] = mapped_column(SmallInteger)
+    # SHA-256 of "signal_type:value": a fixed-size unique key (TMK values are 350 kB of base64,
+    # too big for a B-tree index).
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+
+
+class CaseHash(Base):
+    """Which case holds which hash. Deleted on withdrawal: no link survives it."""
+
+    __tablename__ = "case_hashes"
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    hash_id: Mapped[int] = mapped_column(ForeignKey("hashes.id"), primary_key=True, index=True)
+
+
+class SharedHash(Base):
+    """The shared set: (hash, pathway) pairs partners should currently hold. A row exists exactly
+    while the change log's last entry for the pair is an `add`."""
+
+    __tablename__ = "shared_hashes"
+
+    hash_id: Mapped[int] = mapped_column(ForeignKey("hashes.id"), primary_key=True)
+    pathway: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class ChangeLogEntry(Base):
+    """The ordered spine partners read: every add to and remove from the shared set.
+
+    `seq` order equals commit order (store/changelog.py explains how), so a cursor that remembers
+    the last seq it served can never skip an entry.
+    """
+
+    __tablename__ = "change_log"
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True)
+    op: Mapped[str] = mapped_column(String(8))
+    hash_id: Mapped[int] = mapped_column(ForeignKey("hashes.id"))
+    pathway: Mapped[str] = mapped_column(String(32))
+    logged_at: Mapped[int] = mapped_column(BigInteger)  # unix seconds; about the hash, not a person
+
+    __table_args__ = (Index("ix_change_log_pathway_seq", "pathway", "seq"),)
+
+
+class Partner(Base):
+    """A participating platform, entitled to the hashes of some pathways."""
+
+    __tablename__ = "partners"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    pathways: Mapped[str] = mapped_column(String(128))  # comma-separated PATHWAYS
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def pathway_list(self) -> list[str]:
+        return [p for p in self.pathways.split(",") if p]
+
+
+class PartnerKey(Base):
+    __tablename__ = "partner_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), index=True)
+    # Keys are "<key id>.<secret>": the id finds the row, the HMAC verifier checks the secret.
+    verifier: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Feedback(Base):
+    """What a partner did with a hash; one row per (partner, hash, action), so reports are idempotent."""
+
+    __tablename__ = "feedback"
+
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), primary_key=True)
+    hash_id: Mapped[int] = mapped_column(ForeignKey("hashes.id"), primary_key=True, index=True)
+    action: Mapped[str] = mapped_column(String(16), primary_key=True)
+    tags: Mapped[str] = mapped_column(String(512), default="")
+    reported_at: Mapped[int] = mapped_column(BigInteger)

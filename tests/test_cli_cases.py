@@ -1,0 +1,443 @@
+"""`hashguard submit / status / withdraw`: only hashes leave the device, the token is shown once and
+never passed on the command line, and errors are clear.
+
+Two kinds of server: a tiny recording HTTP server (to see exactly which bytes the CLI sends) and
+the real `hashguard serve` on SQLite (end to end). The CLI always runs as the installed console
+script in a subprocess, except where a hidden prompt has to be answered (CliRunner).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from hashing.cli import app
+
+TESTDATA = Path(__file__).resolve().parents[1].parent / "shared" / "testdata"
+PHOTO = TESTDATA / "pdq" / "bridge-mods" / "aaa-orig.jpg"
+PNG = TESTDATA / "pdq" / "misc-images" / "c.png"
+LOW_QUALITY = TESTDATA / "pdq" / "misc-images" / "small.jpg"
+VIDEO = TESTDATA / "tmk" / "doorknob-hd-no-bar.mp4"
+EXE = Path(sys.executable).with_name("hashguard")
+UNKNOWN_CASE = "unknown case reference or wrong token"
+FAKE_REF = "HG-TEST-0001"
+FAKE_TOKEN = "fake-token-Zq3xK9"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _testdata():
+    for path in (PHOTO, PNG, LOW_QUALITY, VIDEO):
+        if not path.is_file():
+            pytest.fail(f"reference media not found: {path} (expected ../shared/testdata)",
+                        pytrace=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def hashguard(*args: str, token: str | None = None, server: str | None = None,
+              timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the installed CLI; the token only ever goes through the environment."""
+    argv = [str(EXE), *args]
+    env = {k: v for k, v in os.environ.items() if k not in ("HASHGUARD_TOKEN", "HASHGUARD_SERVER")}
+    if token is not None:
+        env["HASHGUARD_TOKEN"] = token
+        assert not any(token in arg for arg in argv), "the token must never be in argv"
+    if server is not None:
+        env["HASHGUARD_SERVER"] = server
+    env["COLUMNS"] = "200"  # keep rich panels from wrapping the token
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def _field(stdout: str, name: str) -> str:
+    match = re.search(rf"^{name}: (\S+)$", stdout, re.MULTILINE)
+    assert match, f"no '{name}:' line in stdout:\n{stdout}"
+    return match.group(1)
+
+
+def _local_hashes(*paths: Path) -> list[dict]:
+    out = hashguard("hash", "--json", *map(str, paths))
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+# A recording stand-in for the server ---------------------------------------------------------
+
+class RecordingServer:
+    """Captures every request (method, path, headers, raw body) and answers from `responder`."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.responder = self.default_responder
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                request = {"method": self.command, "path": self.path,
+                           "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+                recorder.requests.append(request)
+                status, answer = recorder.responder(request)
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _handle
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def default_responder(request: dict) -> tuple[int, dict]:
+        method, path = request["method"], request["path"]
+        if method == "POST" and path == "/v1/cases":
+            return 201, {"case_ref": FAKE_REF, "token": FAKE_TOKEN, "status": "active"}
+        if method == "POST" and path.endswith("/hashes"):
+            return 201, {"case_ref": FAKE_REF, "added": len(json.loads(request["body"])["hashes"])}
+        return 404, {"error": {"code": "not_found", "message": "no such case"}}
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture()
+def recorder():
+    server = RecordingServer()
+    yield server
+    server.close()
+
+
+def test_submit_sends_only_the_hashes_never_the_image(recorder):
+    out = hashguard("submit", "--server", recorder.url, "--pathway", "adult", str(PHOTO))
+    assert out.returncode == 0, out.stderr
+    [request] = recorder.requests
+    assert request["method"] == "POST" and request["path"] == "/v1/cases"
+    body = request["body"]
+    assert len(body) < 10_000
+    image = PHOTO.read_bytes()
+    assert image[:64] not in body and b"\xff\xd8\xff" not in body and b"JFIF" not in body
+    assert PHOTO.name.encode() not in body and b"bridge-mods" not in body  # not even the name
+    sent = json.loads(body)
+    assert set(sent) == {"pathway", "hashes"} and sent["pathway"] == "adult"
+    [local] = _local_hashes(PHOTO)
+    assert sent["hashes"] == [{"signal_type": "pdq", "value": local["value"], "quality": 100}]
+    assert uuid.UUID(request["headers"]["idempotency-key"]).version == 4
+    assert "authorization" not in request["headers"]
+    # the reference and the token, once, in machine-readable lines; a warning that it can't be recovered
+    assert _field(out.stdout, "case_ref") == FAKE_REF
+    assert _field(out.stdout, "token") == FAKE_TOKEN
+    assert out.stdout.count(FAKE_TOKEN) == 1
+    assert "cannot be recovered" in out.stderr
+    assert "1 pdq" in out.stderr  # what will be sent, before it is sent
+
+
+def test_submit_video_sends_three_hashes_and_no_video_bytes(recorder):
+    out = hashguard("submit", "--server", recorder.url, "--pathway", "under18_at_capture", str(VIDEO))
+    assert out.returncode == 0, out.stderr
+    [request] = recorder.requests
+    sent = json.loads(request["body"])
+    assert sent["pathway"] == "under18_at_capture"
+    assert [h["signal_type"] for h in sent["hashes"]] == ["video_md5", "video_sha256", "video_tmk_pdqf"]
+    assert all(set(h) == {"signal_type", "value"} for h in sent["hashes"])
+    assert VIDEO.read_bytes()[:64] not in request["body"] and b"ftyp" not in request["body"]
+
+
+def test_low_quality_image_is_not_sent(recorder):
+    out = hashguard("submit", "--server", recorder.url, "--pathway", "adult",
+                    str(LOW_QUALITY), str(PNG))
+    assert out.returncode == 0, out.stderr
+    assert "small.jpg" in out.stderr and "quality" in out.stderr
+    [request] = recorder.requests
+    [sent] = json.loads(request["body"])["hashes"]
+    [local_png] = _local_hashes(PNG)
+    assert sent["value"] == local_png["value"]
+
+
+def test_nothing_usable_sends_nothing(recorder):
+    out = hashguard("submit", "--server", recorder.url, "--pathway", "adult", str(LOW_QUALITY))
+    assert out.returncode == 1
+    assert "nothing to submit" in out.stderr
+    assert recorder.requests == []
+
+
+def test_json_output_is_the_servers_answer(recorder):
+    out = hashguard("submit", "--server", recorder.url, "--pathway", "adult", "--json", str(PNG))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"case_ref": FAKE_REF, "token": FAKE_TOKEN, "status": "active"}
+
+
+def test_retries_reuse_the_idempotency_key(recorder):
+    answers = iter([(503, {"error": {"code": "unavailable", "message": "try later"}}),
+                    (502, {}),
+                    (201, {"case_ref": FAKE_REF, "token": FAKE_TOKEN})])
+    recorder.responder = lambda request: next(answers)
+    out = hashguard("submit", "--server", recorder.url, "--pathway", "adult", str(PNG))
+    assert out.returncode == 0, out.stderr
+    keys = {r["headers"]["idempotency-key"] for r in recorder.requests}
+    assert len(recorder.requests) == 3 and len(keys) == 1
+    assert len({r["body"] for r in recorder.requests}) == 1
+
+
+def test_each_submit_has_its_own_idempotency_key(recorder):
+    for _ in range(2):
+        assert hashguard("submit", "--server", recorder.url, "--pathway", "adult",
+                         str(PNG)).returncode == 0
+    assert len({r["headers"]["idempotency-key"] for r in recorder.requests}) == 2
+
+
+def test_gives_up_after_three_attempts(recorder):
+    recorder.responder = lambda request: (503, {"error": {"code": "unavailable",
+                                                          "message": "down for maintenance"}})
+    out = hashguard("submit", "--server", recorder.url, "--pathway", "adult", str(PNG))
+    assert out.returncode == 1
+    assert len(recorder.requests) == 3
+    assert "unavailable" in out.stderr and "down for maintenance" in out.stderr
+    assert "token:" not in out.stdout
+
+
+def test_server_error_shows_code_and_message(recorder):
+    recorder.responder = lambda request: (422, {"error": {"code": "pdq_degenerate",
+                                                          "message": "this PDQ hash is flat"}})
+    out = hashguard("submit", "--server", recorder.url, "--pathway", "adult", str(PNG))
+    assert out.returncode == 1
+    assert "pdq_degenerate" in out.stderr and "this PDQ hash is flat" in out.stderr
+    assert len(recorder.requests) == 1  # a 4xx is not retried
+
+
+def test_unreachable_server_is_a_clear_error(recorder):
+    dead = f"http://127.0.0.1:{_free_port()}"
+    out = hashguard("submit", "--server", dead, "--pathway", "adult", str(PNG))
+    assert out.returncode == 1
+    assert "cannot connect" in out.stderr and dead in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_server_defaults_to_env(recorder):
+    out = hashguard("submit", "--pathway", "adult", str(PNG), server=recorder.url)
+    assert out.returncode == 0, out.stderr
+    assert len(recorder.requests) == 1
+
+
+@pytest.fixture(scope="module")
+def many_images(tmp_path_factory) -> Path:
+    """501 distinct, detailed images: one more than the server takes in one request."""
+    folder = tmp_path_factory.mktemp("many")
+    rng = np.random.default_rng(20240501)
+    for i in range(501):
+        pixels = rng.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
+        Image.fromarray(pixels).resize((128, 128)).save(folder / f"{i:04d}.png")
+    return folder
+
+
+def test_more_than_500_hashes_go_in_chunks(recorder, many_images):
+    out = hashguard("submit", "--server", recorder.url, "--pathway", "adult", str(many_images))
+    assert out.returncode == 0, out.stderr
+    create, more = recorder.requests
+    assert create["path"] == "/v1/cases" and len(json.loads(create["body"])["hashes"]) == 500
+    assert more["method"] == "POST" and more["path"] == f"/v1/cases/{FAKE_REF}/hashes"
+    assert more["headers"]["authorization"] == f"Bearer {FAKE_TOKEN}"
+    assert len(json.loads(more["body"])["hashes"]) == 1
+    assert _field(out.stdout, "token") == FAKE_TOKEN
+
+
+def test_a_failed_chunk_still_shows_the_token(recorder, many_images):
+    def responder(request):
+        if request["path"] == "/v1/cases":
+            return 201, {"case_ref": FAKE_REF, "token": FAKE_TOKEN}
+        return 400, {"error": {"code": "too_many_hashes", "message": "case is full"}}
+
+    recorder.responder = responder
+    out = hashguard("submit", "--server", recorder.url, "--pathway", "adult", str(many_images))
+    assert out.returncode == 1
+    assert _field(out.stdout, "token") == FAKE_TOKEN
+    assert "1 hash(es) could not be added" in out.stderr and "too_many_hashes" in out.stderr
+
+
+def test_status_output_from_recorded_server(recorder):
+    tmk = "VE1LMUZWRUNQRFFG" + "A" * 200
+
+    def responder(request):
+        return 200, {"case_ref": FAKE_REF, "status": "active", "pathway": "adult", "hashes": [
+            {"signal_type": "pdq", "value": "ab" * 32, "quality": 100,
+             "reports": {"pulled": 3, "matched": 1, "removed": 1}},
+            {"signal_type": "video_tmk_pdqf", "value": tmk, "reports": {"pulled": 2, "blocked": 5}},
+        ]}
+
+    recorder.responder = responder
+    out = hashguard("status", "--server", recorder.url, FAKE_REF.lower(), token=FAKE_TOKEN)
+    assert out.returncode == 0, out.stderr
+    [request] = recorder.requests
+    assert request["method"] == "GET" and request["path"] == f"/v1/cases/{FAKE_REF}"
+    assert request["headers"]["authorization"] == f"Bearer {FAKE_TOKEN}"
+    assert _field(out.stdout, "status") == "active"
+    assert "ab" * 32 in out.stdout and "pulled=3" in out.stdout and "removed=1" in out.stdout
+    assert tmk[:32] + "..." in out.stdout and tmk not in out.stdout
+    assert "blocked=5" in out.stdout  # whatever counts the server reports
+    assert FAKE_TOKEN not in out.stdout + out.stderr
+
+
+def test_status_404_is_unknown_case_or_wrong_token(recorder):
+    out = hashguard("status", "--server", recorder.url, "HG-NOPE-NOPE", token="whatever")
+    assert out.returncode == 1
+    assert UNKNOWN_CASE in out.stderr
+
+
+def test_token_is_prompted_hidden_when_not_in_env(recorder, monkeypatch):
+    monkeypatch.delenv("HASHGUARD_TOKEN", raising=False)
+    recorder.responder = lambda request: (200, {"case_ref": FAKE_REF, "status": "withdrawn"})
+    result = CliRunner().invoke(app, ["withdraw", "--server", recorder.url, FAKE_REF],
+                                input=f"{FAKE_TOKEN}\ny\n")
+    assert result.exit_code == 0, result.output
+    [request] = recorder.requests
+    assert request["path"] == f"/v1/cases/{FAKE_REF}/withdraw"
+    assert request["headers"]["authorization"] == f"Bearer {FAKE_TOKEN}"
+    assert FAKE_TOKEN not in result.stdout  # hidden input is not echoed
+    assert "status: withdrawn" in result.stdout
+
+
+def test_withdraw_can_be_cancelled(recorder):
+    result = CliRunner().invoke(app, ["withdraw", "--server", recorder.url, FAKE_REF],
+                                input="n\n", env={"HASHGUARD_TOKEN": FAKE_TOKEN})
+    assert result.exit_code == 1
+    assert recorder.requests == []
+
+
+def test_no_token_option_exists():
+    for verb in ("status", "withdraw", "submit"):
+        out = hashguard(verb, "--help")
+        assert "--token" not in out.stdout
+
+
+# End to end against the real server -----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> str:
+    tmp = tmp_path_factory.mktemp("server")
+    port = _free_port()
+    env = {**os.environ, "HASHGUARD_DATA_DIR": str(tmp)}
+    process = subprocess.Popen(
+        [str(EXE), "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--database-url", f"sqlite:///{tmp}/db.sqlite"],
+        cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None:
+                raise AssertionError("hashguard serve exited:\n" + process.stdout.read().decode())
+            if time.monotonic() > deadline:
+                raise AssertionError("hashguard serve did not answer /healthz within 30 s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _submit(server: str, *paths: Path, pathway: str = "adult") -> tuple[str, str]:
+    out = hashguard("submit", "--server", server, "--pathway", pathway, *map(str, paths))
+    assert out.returncode == 0, out.stderr
+    ref, token = _field(out.stdout, "case_ref"), _field(out.stdout, "token")
+    assert re.fullmatch(r"HG-[A-Z0-9]{4}-[A-Z0-9]{4}", ref), ref
+    return ref, token
+
+
+def test_submit_status_withdraw_end_to_end(server):
+    ref, token = _submit(server, PHOTO, VIDEO)
+
+    out = hashguard("status", "--server", server, ref, token=token)
+    assert out.returncode == 0, out.stderr
+    assert _field(out.stdout, "status") == "active"
+    [photo] = _local_hashes(PHOTO)
+    lines = out.stdout.splitlines()
+    [pdq_line] = [line for line in lines if line.startswith("pdq ")]
+    assert photo["value"] in pdq_line and "quality=100" in pdq_line
+    video_md5, video_sha256, tmk = _local_hashes(VIDEO)
+    assert video_md5["value"] in out.stdout and video_sha256["value"] in out.stdout
+    assert tmk["value"][:32] + "..." in out.stdout and tmk["value"] not in out.stdout
+    assert token not in out.stdout + out.stderr
+
+    raw = hashguard("status", "--server", server, "--json", ref, token=token)
+    case = json.loads(raw.stdout)
+    assert case["case_ref"] == ref and case["status"] == "active" and case["pathway"] == "adult"
+    assert {h["signal_type"] for h in case["hashes"]} == {
+        "pdq", "video_md5", "video_sha256", "video_tmk_pdqf"}
+    assert all(isinstance(h["reports"], dict) for h in case["hashes"])
+
+    out = hashguard("withdraw", "--server", server, "--yes", ref, token=token)
+    assert out.returncode == 0, out.stderr
+    assert _field(out.stdout, "status") == "withdrawn"
+
+    out = hashguard("status", "--server", server, ref, token=token)
+    assert out.returncode == 0, out.stderr
+    assert _field(out.stdout, "status") == "withdrawn"
+
+
+def test_wrong_token_or_unknown_ref_says_neither(server):
+    ref, token = _submit(server, PNG)
+    wrong = "x" + token[1:] if not token.startswith("x") else "y" + token[1:]
+    for args, secret in ((("status", ref), wrong), (("withdraw", "--yes", ref), wrong),
+                         (("status", "HG-ZZZZ-ZZZZ"), token)):
+        out = hashguard(args[0], "--server", server, *args[1:], token=secret)
+        assert out.returncode == 1, out.stdout
+        assert UNKNOWN_CASE in out.stderr
+    # and the case was not withdrawn by the wrong token
+    out = hashguard("status", "--server", server, ref, token=token)
+    assert _field(out.stdout, "status") == "active"
+
+
+def test_low_quality_image_is_not_in_the_case(server):
+    ref, token = _submit(server, LOW_QUALITY, PNG)
+    case = json.loads(hashguard("status", "--server", server, "--json", ref, token=token).stdout)
+    [local_png] = _local_hashes(PNG)
+    assert [(h["signal_type"], h["value"]) for h in case["hashes"]] == [("pdq", local_png["value"])]
+
+
+def test_more_than_500_hashes_end_to_end(server, many_images):
+    ref, token = _submit(server, many_images)
+    case = json.loads(hashguard("status", "--server", server, "--json", ref, token=token).stdout)
+    assert len(case["hashes"]) == 501
+
+
+def test_submit_json_end_to_end(server):
+    out = hashguard("submit", "--server", server, "--pathway", "under18_at_capture", "--json",
+                    str(PNG))
+    assert out.returncode == 0, out.stderr
+    created = json.loads(out.stdout)
+    assert created["case_ref"].startswith("HG-") and created["token"]
