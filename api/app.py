@@ -51,10 +51,6 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.on_event("shutdown")
-    def close_database() -> None:
-        app.state.database.dispose()
-
     # Outermost first: headers on every answer, including the guard's refusals.
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)

@@ -1,0 +1,79 @@
+"""Database fixtures: every database test runs on real PostgreSQL and on SQLite.
+
+PostgreSQL: one throwaway database per test run, migrated once, used as a template so each test
+gets a fresh copy in milliseconds; all are dropped at the end. The server is found through
+HASHGUARD_TEST_POSTGRES (default: postgresql://postgres@127.0.0.1:5432/test).
+"""
+from __future__ import annotations
+
+import os
+import uuid
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.settings import Settings
+from store import migrate
+
+ADMIN_URL = os.environ.get("HASHGUARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+def _admin():
+    return psycopg.connect(ADMIN_URL, autocommit=True)
+
+
+def _pg_url(name: str) -> str:
+    base, _, _ = ADMIN_URL.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+def postgres_template():
+    try:
+        conn = _admin()
+    except psycopg.OperationalError as down:
+        pytest.fail(f"PostgreSQL is not reachable at {ADMIN_URL}: {down}", pytrace=False)
+    template = f"hashguard_tpl_{RUN_ID}"
+    with conn:
+        conn.execute(f'CREATE DATABASE "{template}"')
+    migrate.upgrade(_pg_url(template))
+    created = [template]
+    yield template, created
+    with _admin() as conn:
+        for name in reversed(created):
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hashguard.db'}"
+        migrate.upgrade(url)
+        return url
+    template, created = request.getfixturevalue("postgres_template")
+    name = f"hashguard_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+    with _admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    created.append(name)
+    return _pg_url(name)
+
+
+@pytest.fixture
+def settings(database_url, tmp_path) -> Settings:
+    return Settings(database_url=database_url, data_dir=tmp_path)
+
+
+@pytest.fixture
+def app(settings):
+    application = create_app(settings, run_migrations=False)
+    yield application
+    application.state.database.dispose()
+
+
+@pytest.fixture
+def client(app):
+    with TestClient(app) as test_client:
+        yield test_client
