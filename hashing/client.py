@@ -7,14 +7,17 @@ cannot create a second case.
 """
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from urllib.parse import quote
 
 import httpx
 
-# The server's limit on hashes per request.
+# The server's limits per request: 500 hashes, and a body size cap (4 MiB by default) that ~11
+# TMK+PDQF values (~350 kB of base64 each) already reach; requests stay well under it.
 MAX_HASHES_PER_REQUEST = 500
+MAX_BODY_BYTES = 3 * 1024 * 1024
 RETRY_STATUSES = frozenset({502, 503, 504})
 
 
@@ -53,12 +56,12 @@ class CaseClient:
     def create_case(self, pathway: str, hashes: list[dict],
                     idempotency_key: str | None = None) -> dict:
         """POST /v1/cases; the answer holds `case_ref` and `token` (shown to the user once)."""
-        return self._request("POST", "/v1/cases", json={"pathway": pathway, "hashes": hashes},
+        return self._request("POST", "/v1/cases", payload={"pathway": pathway, "hashes": hashes},
                              idempotency_key=idempotency_key or str(uuid.uuid4()))
 
     def add_hashes(self, ref: str, hashes: list[dict],
                    idempotency_key: str | None = None) -> dict:
-        return self._request("POST", f"{_case_path(ref)}/hashes", json={"hashes": hashes},
+        return self._request("POST", f"{_case_path(ref)}/hashes", payload={"hashes": hashes},
                              idempotency_key=idempotency_key or str(uuid.uuid4()))
 
     def get_case(self, ref: str) -> dict:
@@ -70,7 +73,7 @@ class CaseClient:
 
     # Transport -------------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, *, json: dict | None = None,
+    def _request(self, method: str, path: str, *, payload: dict | None = None,
                  idempotency_key: str | None = None) -> dict:
         headers = {}
         if self.token:
@@ -80,7 +83,7 @@ class CaseClient:
         for attempt in range(1, self.attempts + 1):
             last = attempt == self.attempts
             try:
-                response = self._http.request(method, path, json=json, headers=headers)
+                response = self._http.request(method, path, json=payload, headers=headers)
             except httpx.TransportError as failure:
                 if last:
                     raise Unreachable(_describe(failure, self.server)) from failure
@@ -91,8 +94,23 @@ class CaseClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-def chunks(items: list, size: int = MAX_HASHES_PER_REQUEST) -> list[list]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+def chunks(hashes: list[dict], max_count: int = MAX_HASHES_PER_REQUEST,
+           max_bytes: int = MAX_BODY_BYTES) -> list[list[dict]]:
+    """Split hash records, in order, into requests of at most `max_count` hashes and about
+    `max_bytes` of JSON each (a single record larger than that still gets a request of its own)."""
+    batches: list[list[dict]] = []
+    current: list[dict] = []
+    size = 0
+    for item in hashes:
+        item_size = len(json.dumps(item)) + 2
+        if current and (len(current) >= max_count or size + item_size > max_bytes):
+            batches.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += item_size
+    if current:
+        batches.append(current)
+    return batches
 
 
 def _case_path(ref: str) -> str:

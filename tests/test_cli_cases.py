@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from hashing.cli import app
+from hashing.client import chunks
 
 TESTDATA = Path(__file__).resolve().parents[1].parent / "shared" / "testdata"
 PHOTO = TESTDATA / "pdq" / "bridge-mods" / "aaa-orig.jpg"
@@ -280,6 +282,17 @@ def test_a_failed_chunk_still_shows_the_token(recorder, many_images):
     assert "1 hash(es) could not be added" in out.stderr and "too_many_hashes" in out.stderr
 
 
+def test_chunks_respect_the_count_and_the_body_size():
+    pdqs = [{"signal_type": "pdq", "value": f"{i:064x}", "quality": 100} for i in range(1201)]
+    assert [len(c) for c in chunks(pdqs)] == [500, 500, 201]
+    assert sum(chunks(pdqs), []) == pdqs
+    # TMK+PDQF values are ~350 kB of base64: the server's 4 MiB body cap fits ~11, not 500
+    tmks = [{"signal_type": "video_tmk_pdqf", "value": f"{i:04d}" + "A" * 351_000} for i in range(25)]
+    batches = chunks(tmks)
+    assert sum(batches, []) == tmks and len(batches) > 2
+    assert all(len(json.dumps({"pathway": "adult", "hashes": b})) < 4 * 1024 * 1024 for b in batches)
+
+
 def test_status_output_from_recorded_server(recorder):
     tmk = "VE1LMUZWRUNQRFFG" + "A" * 200
 
@@ -441,3 +454,18 @@ def test_submit_json_end_to_end(server):
     assert out.returncode == 0, out.stderr
     created = json.loads(out.stdout)
     assert created["case_ref"].startswith("HG-") and created["token"]
+
+
+def test_many_videos_fit_the_servers_body_limit(server, tmp_path):
+    """13 TMK+PDQF values (~350 kB each) exceed the server's 4 MiB body cap in one request."""
+    ffmpeg = shutil.which("ffmpeg")
+    assert ffmpeg, "ffmpeg is needed for video hashing"
+    for i in range(13):
+        subprocess.run([ffmpeg, "-loglevel", "error", "-y", "-f", "lavfi",
+                        "-i", "testsrc2=size=160x120:rate=15:duration=2",
+                        "-vf", f"hue=h={i * 25}", "-pix_fmt", "yuv420p", str(tmp_path / f"v{i}.mp4")],
+                       check=True, timeout=60)
+    ref, token = _submit(server, tmp_path)
+    case = json.loads(hashguard("status", "--server", server, "--json", ref, token=token).stdout)
+    assert len(case["hashes"]) == 39
+    assert sum(h["signal_type"] == "video_tmk_pdqf" for h in case["hashes"]) == 13
