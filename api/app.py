@@ -11,6 +11,9 @@ from api.errors import error_response, install_error_handlers
 from api.ratelimit import RateLimiter
 from api.security_headers import SecurityHeaders
 from api.settings import Settings
+from partners import routes as partner_routes
+from partners import stopncii
+from partners.match_index import MatchIndex
 from store import migrate
 from store.db import Database
 
@@ -34,6 +37,9 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
         overall=RateLimiter(settings.token_lookups_per_second_overall,
                             settings.token_lookups_per_second_overall),
     )
+    app.state.partner_rate_limit = RateLimiter(2 * settings.partner_requests_per_second,
+                                               settings.partner_requests_per_second)
+    app.state.match_index = MatchIndex()
     # Push wake-ups (long-poll, webhooks) hook in here; the change log stays the source of truth.
     app.state.notify_change_log = lambda: None
 
@@ -45,6 +51,8 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
                               f"request bodies are limited to {settings.max_body_bytes} bytes")
 
     app.include_router(cases.router)
+    app.include_router(partner_routes.router)
+    app.include_router(stopncii.router)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict:

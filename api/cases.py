@@ -95,7 +95,7 @@ def _authorized_case(request: Request, session, ref: str, token: str, secret: by
 
 def _status_view(session, case: Case) -> CaseStatus:
     hashes = store_cases.case_hashes(session, case)
-    counts = counts_by_hash(session, [h.id for h in hashes])
+    counts = counts_by_hash(session, [h.id for h in hashes], case.pathway)
     return CaseStatus(
         case_ref=case.ref, status=case.status, pathway=case.pathway,
         created=case.created_at.isoformat(), updated=case.updated_at.isoformat(),

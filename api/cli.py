@@ -1,28 +1,167 @@
-"""Operator verbs added to `hashguard` when the server extra is installed (entry point hashguard.cli)."""
+"""Operator verbs added to `hashguard` when the server extra is installed (entry point
+hashguard.cli): serve, partners, review."""
 from __future__ import annotations
 
+import sys
+
 import typer
+
+DATABASE_URL_OPTION = typer.Option(
+    None, "--database-url", envvar="HASHGUARD_DATABASE_URL",
+    help="SQLAlchemy URL; default: SQLite file hashguard.db in the data dir "
+         "(HASHGUARD_DATA_DIR, else ~/.local/share/hashguard).",
+)
+
+partners_app = typer.Typer(help="Manage partner platforms and their API keys.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create and revoke partner API keys.", no_args_is_help=True)
+review_app = typer.Typer(help="Review hashes that partners disputed (quarantine queue).",
+                         no_args_is_help=True)
+partners_app.add_typer(keys_app, name="keys")
 
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
+    app.add_typer(partners_app, name="partners")
+    app.add_typer(review_app, name="review")
+
+
+def _settings(database_url: str | None):
+    from api.settings import Settings
+
+    return Settings(database_url=database_url) if database_url else Settings()
+
+
+def _database(database_url: str | None):
+    """Migrated database + server secret for an operator command."""
+    from store import migrate
+    from store.db import Database
+
+    settings = _settings(database_url)
+    url = settings.resolved_database_url()
+    migrate.upgrade(url)
+    return Database(url), settings.server_secret()
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
 
 
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
-    database_url: str = typer.Option(
-        None, "--database-url", envvar="HASHGUARD_DATABASE_URL",
-        help="SQLAlchemy URL; default: SQLite file hashguard.db in the data dir "
-             "(HASHGUARD_DATA_DIR, else ~/.local/share/hashguard).",
-    ),
+    database_url: str = DATABASE_URL_OPTION,
 ) -> None:
     """Run the hashguard service."""
     import uvicorn
 
     from api.app import create_app
-    from api.settings import Settings
 
-    settings = Settings(database_url=database_url) if database_url else Settings()
-    uvicorn.run(create_app(settings), host=host, port=port,
+    uvicorn.run(create_app(_settings(database_url)), host=host, port=port,
                 access_log=False)  # access logs would record client IPs
+
+
+@partners_app.command("add")
+def partners_add(
+    name: str = typer.Argument(..., help="Short name of the platform."),
+    pathways: str = typer.Option(..., help="Comma-separated: adult,under18_at_capture"),
+    database_url: str = DATABASE_URL_OPTION,
+) -> None:
+    """Register a partner, entitled to the hashes of the given pathways."""
+    from partners import admin
+
+    db, _ = _database(database_url)
+    try:
+        with db.transaction() as session:
+            partner = admin.add_partner(session, name, admin.parse_pathways(pathways))
+            typer.echo(f"added partner {partner.name} ({partner.pathways})")
+    except admin.AdminError as refused:
+        _fail(str(refused))
+
+
+@partners_app.command("list")
+def partners_list(database_url: str = DATABASE_URL_OPTION) -> None:
+    """List partners, their pathways and how many active keys they have."""
+    from partners import admin
+
+    db, _ = _database(database_url)
+    with db.transaction() as session:
+        for partner, active_keys in admin.list_partners(session):
+            typer.echo(f"{partner.name}\t{partner.pathways}\tactive keys: {active_keys}\t"
+                       f"acknowledged through: {partner.acknowledged_seq}")
+
+
+@keys_app.command("create")
+def keys_create(name: str = typer.Argument(..., help="Partner name."),
+                database_url: str = DATABASE_URL_OPTION) -> None:
+    """Create an API key; it is printed once, alone on the last line of stdout."""
+    from partners import admin
+
+    db, secret = _database(database_url)
+    try:
+        with db.transaction() as session:
+            key = admin.create_key(session, admin.require_partner(session, name), secret)
+    except admin.AdminError as refused:
+        _fail(str(refused))
+    typer.echo(f"new key for {name} (shown once; store it in your secret manager):", err=True)
+    sys.stdout.write(key + "\n")
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: str = typer.Argument(..., help="Partner name."),
+                key_id: int = typer.Option(None, "--key-id",
+                                           help="Revoke only this key (the number after hgp_)."),
+                all_keys: bool = typer.Option(False, "--all", help="Revoke every key."),
+                database_url: str = DATABASE_URL_OPTION) -> None:
+    """Revoke a partner's key (or all its keys); the next request with it gets 401."""
+    from partners import admin
+
+    if key_id is None and not all_keys:
+        _fail("say which key: --key-id N, or --all")
+    db, _ = _database(database_url)
+    try:
+        with db.transaction() as session:
+            count = admin.revoke(session, admin.require_partner(session, name), key_id)
+    except admin.AdminError as refused:
+        _fail(str(refused))
+    typer.echo(f"revoked {count} key(s) of {name}")
+    if count == 0:
+        raise typer.Exit(1)
+
+
+@review_app.command("list")
+def review_list(database_url: str = DATABASE_URL_OPTION) -> None:
+    """Hashes in quarantine, with how many partners disputed each."""
+    from partners import review
+
+    db, _ = _database(database_url)
+    with db.transaction() as session:
+        for item in review.queue(session):
+            typer.echo(f"{item.hash_id}\t{item.signal_type}\t{item.value[:64]}\t"
+                       f"disputes: {item.disputes}")
+
+
+@review_app.command("restore")
+def review_restore(hash_id: int = typer.Argument(..., help="Id from `hashguard review list`."),
+                   database_url: str = DATABASE_URL_OPTION) -> None:
+    """The disputes were wrong: share the hash again with every pathway an active case holds."""
+    from partners import review
+
+    db, _ = _database(database_url)
+    with db.transaction() as session:
+        if not review.restore(session, hash_id):
+            _fail(f"hash {hash_id} is not in quarantine")
+    typer.echo(f"restored hash {hash_id}")
+
+
+@review_app.command("reject")
+def review_reject(hash_id: int = typer.Argument(..., help="Id from `hashguard review list`."),
+                  database_url: str = DATABASE_URL_OPTION) -> None:
+    """The disputes were right: keep the hash out of the shared set for good."""
+    from partners import review
+
+    db, _ = _database(database_url)
+    with db.transaction() as session:
+        if not review.reject(session, hash_id):
+            _fail(f"hash {hash_id} is not in quarantine")
+    typer.echo(f"rejected hash {hash_id}: it will not be shared again")

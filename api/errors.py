@@ -4,23 +4,11 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers
-
-
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorBody
+from partners.errors import ServiceError as ApiError  # one error type for the whole service
+from partners.errors import error_responses  # noqa: F401 - re-exported for api routers
 
 
 def error_response(status: int, code: str, message: str, headers: dict | None = None):
@@ -48,13 +36,3 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_http_error(_request: Request, exc: StarletteHTTPException):
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         return error_response(exc.status_code, code, str(exc.detail))
-
-
-# For openapi: the error shape, referenced from every route's `responses`.
-def error_responses(*statuses: int) -> dict:
-    descriptions = {400: "Bad request", 401: "Unknown case reference or wrong token",
-                    404: "Not found", 409: "Conflict", 413: "Body too large",
-                    415: "Unsupported media type (no image/video/multipart bodies)",
-                    422: "Invalid input", 429: "Rate limited"}
-    return {s: {"model": ErrorResponse, "description": descriptions.get(s, "Error")}
-            for s in statuses}

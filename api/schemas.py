@@ -39,6 +39,7 @@ class PartnerReports(BaseModel):
     pulled: int = 0
     matched: int = 0
     removed: int = 0
+    blocked: int = 0
     not_violating: int = 0
 
 

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 4 * 1024 * 1024  # 500 TMK values would not fit; 500 PDQ fit in 50 kB
     token_lookups_per_minute_per_case: int = 10
     token_lookups_per_second_overall: int = 200
+    partner_requests_per_second: int = 50
+    # Distinct partners reporting `not_violating` that take a hash out of the shared set.
+    dispute_quarantine_threshold: int = Field(2, ge=1)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -15,11 +15,19 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import select, text
+from sqlalchemy import exists, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from store.models import OP_ADD, OP_REMOVE, ChangeLogEntry, Hash, SharedHash
+from store.models import (
+    HASH_OK,
+    OP_ADD,
+    OP_REMOVE,
+    PATHWAYS,
+    ChangeLogEntry,
+    Hash,
+    SharedHash,
+)
 
 # An arbitrary, fixed advisory-lock key ("hashguard change log").
 _CHANGE_LOG_LOCK = 0x4847_434C
@@ -35,9 +43,20 @@ def _insert_ignore(session: Session):
     return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)
 
 
+def _shared_elsewhere(session: Session, hash_id: int, pathway: str) -> bool:
+    return session.scalar(select(exists().where(
+        SharedHash.hash_id == hash_id, SharedHash.pathway != pathway))) or False
+
+
 def share(session: Session, hash_id: int, pathway: str) -> bool:
-    """Put (hash, pathway) into the shared set; logs an `add` only if it was not there."""
+    """Put (hash, pathway) into the shared set; logs an `add` only if it was not there.
+
+    A quarantined or rejected hash is not shared: disputes outrank new submissions until an
+    operator has looked (store/review.py shares it again on restore).
+    """
     lock_for_append(session)
+    if session.scalar(select(Hash.state).where(Hash.id == hash_id)) != HASH_OK:
+        return False
     inserted = session.execute(
         _insert_ignore(session)(SharedHash)
         .values(hash_id=hash_id, pathway=pathway)
@@ -46,8 +65,7 @@ def share(session: Session, hash_id: int, pathway: str) -> bool:
     ).first()
     if inserted is None:
         return False
-    session.add(ChangeLogEntry(op=OP_ADD, hash_id=hash_id, pathway=pathway,
-                               logged_at=int(time.time())))
+    _append(session, OP_ADD, hash_id, pathway)
     return True
 
 
@@ -61,18 +79,48 @@ def unshare(session: Session, hash_id: int, pathway: str) -> bool:
     ).first()
     if deleted is None:
         return False
-    session.add(ChangeLogEntry(op=OP_REMOVE, hash_id=hash_id, pathway=pathway,
-                               logged_at=int(time.time())))
+    _append(session, OP_REMOVE, hash_id, pathway)
     return True
 
 
+def _append(session: Session, op: str, hash_id: int, pathway: str) -> None:
+    # logged_at is taken under the append lock, so it never decreases along seq: a timestamp
+    # checkpoint (the StopNCII surface's) with ">=" semantics can repeat entries but never skip.
+    session.add(ChangeLogEntry(op=op, hash_id=hash_id, pathway=pathway, logged_at=int(time.time()),
+                               also_shared=_shared_elsewhere(session, hash_id, pathway)))
+    session.flush()
+
+
+def visible_to(pathways: list[str]):
+    """The SQL condition for entries a partner entitled to `pathways` receives.
+
+    One pathway: all its entries. Both: skip entries made while the hash was also shared under
+    the other pathway (see ChangeLogEntry.also_shared), so each value is added and removed once.
+    """
+    condition = ChangeLogEntry.pathway.in_(pathways)
+    if set(pathways) >= set(PATHWAYS):
+        condition = condition & ChangeLogEntry.also_shared.is_(False)
+    return condition
+
+
 def read_after(session: Session, cursor: int, pathways: list[str], limit: int):
-    """Entries with seq > cursor for `pathways`, in order, joined with their hash values."""
+    """Entries with seq > cursor visible to `pathways`, in order, with their hash values."""
     return session.execute(
         select(ChangeLogEntry.seq, ChangeLogEntry.op, ChangeLogEntry.pathway,
                ChangeLogEntry.logged_at, Hash.signal_type, Hash.value, Hash.quality)
         .join(Hash, Hash.id == ChangeLogEntry.hash_id)
-        .where(ChangeLogEntry.seq > cursor, ChangeLogEntry.pathway.in_(pathways))
+        .where(ChangeLogEntry.seq > cursor, visible_to(pathways))
         .order_by(ChangeLogEntry.seq)
         .limit(limit)
     ).all()
+
+
+def first_seq_at_or_after(session: Session, unix_time: int) -> int:
+    """The cursor that starts just before the first entry logged at or after `unix_time`."""
+    first = session.scalar(select(ChangeLogEntry.seq).where(ChangeLogEntry.logged_at >= unix_time)
+                           .order_by(ChangeLogEntry.seq).limit(1))
+    return (first - 1) if first is not None else last_seq(session)
+
+
+def last_seq(session: Session) -> int:
+    return session.scalar(select(ChangeLogEntry.seq).order_by(ChangeLogEntry.seq.desc()).limit(1)) or 0

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -26,6 +27,9 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 PATHWAYS = ("adult", "under18_at_capture")
 CASE_ACTIVE, CASE_WITHDRAWN = "active", "withdrawn"
 OP_ADD, OP_REMOVE = "add", "remove"
+# A hash disputed by enough partners is quarantined (out of the shared set) until an operator
+# reviews it: restored to `ok`, or `rejected` for good (never shared again, whoever submits it).
+HASH_OK, HASH_QUARANTINED, HASH_REJECTED = "ok", "quarantined", "rejected"
 
 
 class Base(DeclarativeBase):
@@ -63,6 +67,7 @@ class Hash(Base):
     # SHA-256 of "signal_type:value": a fixed-size unique key (TMK values are 350 kB of base64,
     # too big for a B-tree index).
     digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    state: Mapped[str] = mapped_column(String(16), default=HASH_OK, server_default=HASH_OK)
 
 
 class CaseHash(Base):
@@ -99,8 +104,13 @@ class ChangeLogEntry(Base):
     hash_id: Mapped[int] = mapped_column(ForeignKey("hashes.id"))
     pathway: Mapped[str] = mapped_column(String(32))
     logged_at: Mapped[int] = mapped_column(BigInteger)  # unix seconds; about the hash, not a person
+    # True when, at this point of the log, the hash is also shared under the other pathway: a
+    # partner entitled to both pathways skips such entries, so it sees one add when the hash
+    # first becomes visible to it and one remove when it stops being visible.
+    also_shared: Mapped[bool] = mapped_column(Boolean, default=False)
 
-    __table_args__ = (Index("ix_change_log_pathway_seq", "pathway", "seq"),)
+    __table_args__ = (Index("ix_change_log_pathway_seq", "pathway", "seq"),
+                      Index("ix_change_log_logged_at", "logged_at"))
 
 
 class Partner(Base):
@@ -112,6 +122,9 @@ class Partner(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     pathways: Mapped[str] = mapped_column(String(128))  # comma-separated PATHWAYS
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The highest change-log position the partner has confirmed receiving (a pull with cursor c
+    # proves receipt of everything up to c): "pulled by N partners" without a write per entry.
+    acknowledged_seq: Mapped[int] = mapped_column(BigInteger, default=0)
 
     def pathway_list(self) -> list[str]:
         return [p for p in self.pathways.split(",") if p]

@@ -57,7 +57,7 @@ def test_status_shows_hashes_and_zero_reports_before_partners_act(client):
     assert view["status"] == "active" and view["pathway"] == "under18_at_capture"
     assert [h["value"] for h in view["hashes"]] == [BRIDGE]
     assert view["hashes"][0]["reports"] == {"pulled": 0, "matched": 0, "removed": 0,
-                                            "not_violating": 0}
+                                            "blocked": 0, "not_violating": 0}
 
 
 def test_case_times_are_coarsened_to_the_hour(client, database_url):

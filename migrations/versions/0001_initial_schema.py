@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 03:22:10.291038
+Create Date: 2026-11-25 03:30:02.035737
 """
 from alembic import op
 import sqlalchemy as sa
@@ -36,6 +36,7 @@ def upgrade() -> None:
     sa.Column('value', sa.Text(), nullable=False),
     sa.Column('quality', sa.SmallInteger(), nullable=True),
     sa.Column('digest', sa.LargeBinary(length=32), nullable=False),
+    sa.Column('state', sa.String(length=16), server_default='ok', nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('digest')
     )
@@ -44,6 +45,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('pathways', sa.String(length=128), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('acknowledged_seq', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
     )
@@ -63,10 +65,12 @@ def upgrade() -> None:
     sa.Column('hash_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('pathway', sa.String(length=32), nullable=False),
     sa.Column('logged_at', sa.BigInteger(), nullable=False),
+    sa.Column('also_shared', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['hash_id'], ['hashes.id'], ),
     sa.PrimaryKeyConstraint('seq')
     )
     with op.batch_alter_table('change_log', schema=None) as batch_op:
+        batch_op.create_index('ix_change_log_logged_at', ['logged_at'], unique=False)
         batch_op.create_index('ix_change_log_pathway_seq', ['pathway', 'seq'], unique=False)
 
     op.create_table('feedback',
@@ -114,6 +118,7 @@ def downgrade() -> None:
     op.drop_table('feedback')
     with op.batch_alter_table('change_log', schema=None) as batch_op:
         batch_op.drop_index('ix_change_log_pathway_seq')
+        batch_op.drop_index('ix_change_log_logged_at')
 
     op.drop_table('change_log')
     with op.batch_alter_table('case_hashes', schema=None) as batch_op:

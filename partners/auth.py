@@ -1,0 +1,58 @@
+"""Partner authentication (one DB lookup per request, so a revoked key fails at once) and a
+per-partner rate limit."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from sqlalchemy import select
+
+from partners.admin import KEY_PURPOSE, split_key
+from partners.errors import ServiceError
+from store.models import Partner, PartnerKey
+from store.secrets import verify
+
+
+@dataclass(frozen=True)
+class AuthenticatedPartner:
+    id: int
+    name: str
+    pathways: list[str]
+
+
+UNAUTHORIZED = ServiceError(401, "invalid_partner_key", "missing, unknown or revoked partner key",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
+def presented_key(request: Request) -> str | None:
+    """`Authorization: Bearer <key>`, or the StopNCII client's header pair."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    subscription = request.headers.get("ocp-apim-subscription-key")
+    function = request.headers.get("x-functions-key")
+    if subscription and function is not None and function != subscription:
+        return None  # both headers carry the same key on this surface
+    return subscription
+
+
+def authenticate(request: Request) -> AuthenticatedPartner:
+    state = request.app.state
+    key = presented_key(request)
+    parts = split_key(key) if key else None
+    with state.database.transaction() as session:
+        row = None
+        if parts is not None:
+            row = session.execute(
+                select(PartnerKey.verifier, Partner.id, Partner.name, Partner.pathways)
+                .join(Partner, Partner.id == PartnerKey.partner_id)
+                .where(PartnerKey.id == parts[0], PartnerKey.revoked_at.is_(None))
+            ).first()
+        # Same HMAC and comparison whether or not the key id exists.
+        if not verify(state.server_secret, KEY_PURPOSE, parts[1] if parts else "",
+                      row.verifier if row else None):
+            raise UNAUTHORIZED
+    if not state.partner_rate_limit.allow(str(row.id)):
+        raise ServiceError(429, "rate_limited", "too many requests for this partner; slow down",
+                           headers={"Retry-After": "1"})
+    return AuthenticatedPartner(row.id, row.name, [p for p in row.pathways.split(",") if p])

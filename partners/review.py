@@ -1,0 +1,57 @@
+"""The operator's review queue for quarantined (disputed) hashes: restore or reject."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from partners.feedback import DISPUTE
+from store import changelog
+from store.models import (
+    CASE_ACTIVE,
+    HASH_OK,
+    HASH_QUARANTINED,
+    HASH_REJECTED,
+    Case,
+    CaseHash,
+    Feedback,
+    Hash,
+)
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    hash_id: int
+    signal_type: str
+    value: str
+    disputes: int
+
+
+def queue(session: Session) -> list[QueueItem]:
+    disputes = (select(Feedback.hash_id, func.count().label("n"))
+                .where(Feedback.action == DISPUTE).group_by(Feedback.hash_id).subquery())
+    rows = session.execute(
+        select(Hash.id, Hash.signal_type, Hash.value, func.coalesce(disputes.c.n, 0))
+        .outerjoin(disputes, disputes.c.hash_id == Hash.id)
+        .where(Hash.state == HASH_QUARANTINED).order_by(Hash.id)).all()
+    return [QueueItem(*row) for row in rows]
+
+
+def restore(session: Session, hash_id: int) -> bool:
+    changelog.lock_for_append(session)
+    if not session.execute(update(Hash).where(Hash.id == hash_id, Hash.state == HASH_QUARANTINED)
+                           .values(state=HASH_OK)).rowcount:
+        return False
+    pathways = session.scalars(
+        select(Case.pathway).join(CaseHash, CaseHash.case_id == Case.id)
+        .where(CaseHash.hash_id == hash_id, Case.status == CASE_ACTIVE).distinct()
+        .order_by(Case.pathway)).all()
+    for pathway in pathways:
+        changelog.share(session, hash_id, pathway)
+    return True
+
+
+def reject(session: Session, hash_id: int) -> bool:
+    return bool(session.execute(update(Hash).where(Hash.id == hash_id, Hash.state == HASH_QUARANTINED)
+                                .values(state=HASH_REJECTED)).rowcount)

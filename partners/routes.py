@@ -1,0 +1,133 @@
+"""Routes of the native partner API: pull, full export, feedback, match."""
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+
+from hashing import signals
+from hashing.signals import InvalidHash
+from partners import feed, feedback
+from partners.auth import AuthenticatedPartner, authenticate
+from partners.errors import error_responses
+from partners.schemas import (
+    FeedbackBatch,
+    FeedbackRejection,
+    FeedbackResult,
+    Match,
+    MatchRequest,
+    MatchResponse,
+    MatchResult,
+    Page,
+)
+
+router = APIRouter(prefix="/v1/partner", tags=["partners"])
+
+
+@router.get("/hashes", response_model=Page, response_model_exclude_none=True,
+            responses=error_responses(400, 401, 422, 429))
+def pull(request: Request,
+         cursor: str = Query("", max_length=32, description="next_cursor of the previous page; "
+                             "empty for a full sync from the beginning"),
+         limit: int = Query(feed.DEFAULT_PAGE, ge=1, le=feed.MAX_PAGE),
+         partner: AuthenticatedPartner = Depends(authenticate)):
+    """Ordered change entries (adds and removes) after `cursor`, for the partner's pathways.
+    Never skips or repeats an entry, including ones whose transaction committed late."""
+    position = feed.parse_cursor(cursor)
+    with request.app.state.database.transaction() as session:
+        return feed.page(session, partner.id, partner.pathways, position, limit)
+
+
+@router.get("/hashes/export", responses={
+    200: {"description": "NDJSON: one entry per line, then a final line "
+                         "`{\"next_cursor\": ...}`; gzip-compressed with `gzip=true`",
+          "content": {"application/x-ndjson": {}}},
+    **error_responses(400, 401, 429)})
+def export(request: Request, cursor: str = Query("", max_length=32),
+           gzip_body: bool = Query(False, alias="gzip", description="gzip the stream"),
+           partner: AuthenticatedPartner = Depends(authenticate)):
+    """Streaming export of every entry after `cursor` (a first sync in one request)."""
+    position = feed.parse_cursor(cursor)
+    database = request.app.state.database
+    lines = _export_lines(database, partner, position)
+    body = _gzip_stream(lines) if gzip_body else lines
+    headers = {"Content-Encoding": "gzip"} if gzip_body else {}
+    return StreamingResponse(body, media_type="application/x-ndjson", headers=headers)
+
+
+def _export_lines(database, partner: AuthenticatedPartner, cursor: int) -> Iterator[bytes]:
+    while True:
+        with database.transaction() as session:
+            result = feed.page(session, partner.id, partner.pathways, cursor, feed.MAX_PAGE)
+        if result["entries"]:
+            yield b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n"
+                           for e in result["entries"])
+        cursor = int(result["next_cursor"])
+        if not result["has_more"]:
+            yield json.dumps({"next_cursor": str(cursor)}).encode() + b"\n"
+            return
+
+
+def _gzip_stream(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Compress as we go (wbits 16+: gzip framing) so a million entries never sit in memory."""
+    stream = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    for chunk in chunks:
+        out = stream.compress(chunk)
+        if out:
+            yield out
+    yield stream.flush()
+
+
+@router.post("/feedback", response_model=FeedbackResult,
+             responses=error_responses(401, 413, 415, 422, 429))
+def submit_feedback(body: FeedbackBatch, request: Request,
+                    partner: AuthenticatedPartner = Depends(authenticate)):
+    """What the partner did with hashes: pulled, matched, removed/blocked, or not_violating
+    (a dispute). Idempotent per (hash, action). Hashes the partner never received are rejected
+    per item."""
+    state = request.app.state
+    accepted, rejected, disputed = 0, [], set()
+    with state.database.transaction() as session:
+        for index, item in enumerate(body.feedback):
+            stored = feedback.find_visible_hash(session, item.signal_type, item.value,
+                                                partner.pathways)
+            if stored is None:
+                rejected.append(FeedbackRejection(index=index, code="unknown_hash",
+                                                  message="no hash with this type and value was "
+                                                          "shared with this partner"))
+                continue
+            feedback.record(session, partner.id, stored.id, item.action, item.tags)
+            accepted += 1
+            if item.action == feedback.DISPUTE:
+                disputed.add(stored.id)
+        quarantined = [h for h in sorted(disputed) if feedback.quarantine_if_disputed(
+            session, h, state.settings.dispute_quarantine_threshold)]
+    if quarantined:
+        state.notify_change_log()
+    return FeedbackResult(accepted=accepted, rejected=rejected)
+
+
+@router.post("/match", response_model=MatchResponse, response_model_exclude_none=True,
+             responses=error_responses(401, 413, 415, 422, 429))
+def match(body: MatchRequest, request: Request,
+          partner: AuthenticatedPartner = Depends(authenticate)):
+    """Look hashes up in the shared set: PDQ within distance 31, MD5/SHA-256 exact, TMK by the
+    level-1 then level-2 score (>= 0.7)."""
+    index = request.app.state.match_index
+    with request.app.state.database.transaction() as session:
+        index.catch_up(session)
+    results = []
+    for query in body.hashes:
+        try:
+            value = signals.parse(query.signal_type, query.value)
+        except InvalidHash as refused:
+            results.append(MatchResult(query=query, matches=[],
+                                       error={"code": refused.code, "message": refused.message}))
+            continue
+        found = index.match(query.signal_type, value, partner.pathways)
+        results.append(MatchResult(query=query, matches=[
+            Match(signal_type=t, value=v, distance=d) for t, v, d in found]))
+    return MatchResponse(results=results)

@@ -1,0 +1,123 @@
+"""A StopNCII-compatible surface (`/stopncii/v1/FetchHashes`, `/SubmitFeedback`), so a platform
+already pulling StopNCII with python-threatexchange or HMA can pull from hashguard by changing
+only its base URL. Field names, enums and paging follow what that client expects; the data is
+the same change log as the native pull.
+
+Differences worth knowing: withdrawn and quarantined hashes arrive with hashStatus `Withdrawn`
+(the client's "delete it" state); `caseNumbers` is always empty (case references are the
+submitters' business); video_sha256 has no StopNCII type and is not listed here.
+"""
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from hashing.signals import InvalidHash, get
+from partners import feed, feedback
+from partners.auth import AuthenticatedPartner, authenticate
+from partners.errors import error_responses
+from store import changelog
+
+router = APIRouter(prefix="/stopncii/v1", tags=["stopncii"])
+
+SIGNAL_TO_STOPNCII = {"pdq": "ImagePDQ", "video_md5": "VideoMD5", "video_tmk_pdqf": "VideoTMK"}
+OP_TO_STATUS = {"add": "Active", "remove": "Withdrawn"}
+# StopNCII feedback values -> hashguard actions (None means: accepted, nothing to record).
+FEEDBACK_TO_ACTION = {"Blocked": "removed", "PendingReview": "matched",
+                      "NotBlocked": "not_violating", "None": None, "QualityUnknown": None,
+                      "Unknown": None, "Withdrawn": None, "Deleted": None}
+
+
+class HashRecord(BaseModel):
+    lastModtimestamp: int
+    signalType: str
+    hashValue: str
+    hashStatus: str
+    caseNumbers: dict[str, str] = Field(default_factory=dict)
+    CSPFeedbacks: list[dict] = Field(default_factory=list)
+
+
+class FetchHashesResponse(BaseModel):
+    count: int
+    nextPageToken: str | None
+    nextSetTimestamp: int
+    hasMoreRecords: bool
+    hashRecords: list[HashRecord]
+
+
+class HashFeedback(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    hashValue: str = Field(max_length=400_000)
+    feedbackValue: str = Field(max_length=32)
+    tags: list[str] = Field(default_factory=list, max_length=20)
+
+
+class SubmitFeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    count: int | None = None
+    hashFeedbacks: list[HashFeedback] = Field(max_length=10_000)
+
+
+class SubmitFeedbackResponse(BaseModel):
+    count: int
+
+
+@router.get("/FetchHashes", response_model=FetchHashesResponse,
+            responses=error_responses(400, 401, 422, 429))
+def fetch_hashes(request: Request,
+                 startTimestamp: int = Query(0, ge=0, le=2**40),  # noqa: N803 - their name
+                 pageSize: int = Query(800, ge=1, le=feed.MAX_PAGE),  # noqa: N803
+                 nextPageToken: str = Query("", max_length=32),  # noqa: N803
+                 partner: AuthenticatedPartner = Depends(authenticate)):
+    """Change records after the page token, or from `startTimestamp` (unix seconds; records at
+    that second are repeated, never skipped) when there is no token."""
+    with request.app.state.database.transaction() as session:
+        if nextPageToken:
+            cursor = feed.parse_cursor(nextPageToken)
+        else:
+            cursor = changelog.first_seq_at_or_after(session, startTimestamp)
+        rows = changelog.read_after(session, cursor, partner.pathways, pageSize + 1)
+        has_more = len(rows) > pageSize
+        rows = rows[:pageSize]
+        feed.acknowledge(session, partner.id, cursor)
+    records = [HashRecord(lastModtimestamp=r.logged_at, signalType=SIGNAL_TO_STOPNCII[r.signal_type],
+                          hashValue=r.value, hashStatus=OP_TO_STATUS[r.op])
+               for r in rows if r.signal_type in SIGNAL_TO_STOPNCII]
+    next_cursor = rows[-1].seq if rows else cursor
+    checkpoint = rows[-1].logged_at if rows else max(startTimestamp, 0) or int(time.time())
+    return FetchHashesResponse(count=len(records), nextPageToken=str(next_cursor),
+                               nextSetTimestamp=checkpoint, hasMoreRecords=has_more,
+                               hashRecords=records)
+
+
+@router.post("/SubmitFeedback", response_model=SubmitFeedbackResponse,
+             responses=error_responses(401, 413, 415, 422, 429))
+def submit_feedback(body: SubmitFeedbackRequest, request: Request,
+                    partner: AuthenticatedPartner = Depends(authenticate)):
+    """Feedback in StopNCII's shape (no signal type: the value is looked up among the types)."""
+    state = request.app.state
+    accepted, disputed = 0, set()
+    with state.database.transaction() as session:
+        for item in body.hashFeedbacks:
+            action = FEEDBACK_TO_ACTION.get(item.feedbackValue, None)
+            for signal_type in SIGNAL_TO_STOPNCII:
+                try:
+                    get(signal_type).parse(item.hashValue)
+                except InvalidHash:
+                    continue
+                stored = feedback.find_visible_hash(session, signal_type, item.hashValue,
+                                                    partner.pathways)
+                if stored is None:
+                    continue
+                accepted += 1
+                if action is not None:
+                    feedback.record(session, partner.id, stored.id, action, item.tags)
+                    if action == feedback.DISPUTE:
+                        disputed.add(stored.id)
+        quarantined = [h for h in sorted(disputed) if feedback.quarantine_if_disputed(
+            session, h, state.settings.dispute_quarantine_threshold)]
+    if quarantined:
+        state.notify_change_log()
+    return SubmitFeedbackResponse(count=accepted)
