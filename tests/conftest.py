@@ -77,3 +77,41 @@ def app(settings):
 def client(app):
     with TestClient(app) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def make_partner(app):
+    """Register a partner straight in the store; returns its freshly created key."""
+    from partners import admin
+
+    def make(name: str, pathways: str = "adult,under18_at_capture") -> str:
+        with app.state.database.transaction() as session:
+            partner = admin.add_partner(session, name, admin.parse_pathways(pathways))
+            return admin.create_key(session, partner, app.state.server_secret)
+
+    return make
+
+
+@pytest.fixture
+def live_server(app):
+    """The app under a real uvicorn on a free loopback port (for clients that need real HTTP)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)

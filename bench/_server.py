@@ -1,0 +1,143 @@
+"""Shared helper for service benchmarks: a throwaway PostgreSQL database and a uvicorn server
+running the real app against it in a separate process (one or several workers).
+
+    with throwaway_database() as url:          # CREATE DATABASE hashguard_bench_<random>, dropped after
+        with running_server(url, workers=2) as server:
+            ... server.base_url, server.worker_pids() ...
+
+The server is started as `uvicorn --factory _server:app_factory` (this module, with bench/ as
+the app dir), so `--workers N` works; the schema is migrated once, before any worker starts.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_DIR = Path(__file__).resolve().parent
+ADMIN_URL = os.environ.get("HASHGUARD_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+# Fixed, so that every worker process verifies with the same key (never use it for real data).
+BENCH_SECRET = base64.urlsafe_b64encode(
+    hashlib.sha256(b"hashguard bench secret").digest()).decode().rstrip("=")
+
+
+def app_factory():
+    """uvicorn --factory entry point: the app from the environment, schema already migrated."""
+    sys.path.insert(0, str(ROOT))
+    from api.app import create_app
+    from api.settings import Settings
+
+    return create_app(Settings(), run_migrations=False)
+
+
+def _pg_url(name: str) -> str:
+    base, _, _ = ADMIN_URL.rpartition("/")
+    return f"{base}/{name}"
+
+
+@contextmanager
+def throwaway_database():
+    """Yields the URL of a new, migrated database; drops it afterwards, also on failure."""
+    import psycopg
+
+    sys.path.insert(0, str(ROOT))
+    from store import migrate
+
+    name = f"hashguard_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = _pg_url(name)
+        migrate.upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    base_url: str
+    workers: int
+
+    def worker_pids(self) -> list[int]:
+        """Pids of the processes that serve requests (the supervisor's children when workers > 1)."""
+        if self.workers == 1:
+            return [self.process.pid]
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(p) for p in children.read_text().split()] if children.exists() else []
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds used so far by the serving processes."""
+        total = 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        for pid in {self.process.pid, *self.worker_pids()}:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        return total
+
+
+@contextmanager
+def running_server(database_url: str, workers: int = 1, port: int | None = None,
+                   startup_timeout: float = 30.0):
+    port = port or free_port()
+    data_dir = tempfile.mkdtemp(prefix="hashguard_bench_")
+    env = dict(os.environ, HASHGUARD_DATABASE_URL=database_url, HASHGUARD_DATA_DIR=data_dir,
+               HASHGUARD_SECRET=BENCH_SECRET, PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "_server:app_factory",
+           "--app-dir", str(BENCH_DIR), "--host", "127.0.0.1", "--port", str(port),
+           "--no-access-log", "--log-level", "warning"]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
+    process = subprocess.Popen(cmd, env=env, cwd=str(ROOT))
+    server = Server(process, f"http://127.0.0.1:{port}", workers)
+    try:
+        _wait_ready(server, startup_timeout)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        subprocess.run(["rm", "-rf", data_dir], check=False)
+
+
+def _wait_ready(server: Server, timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited with code {server.process.returncode}")
+        try:
+            if httpx.get(server.base_url + "/healthz", timeout=1).status_code == 200:
+                if server.workers == 1 or len(server.worker_pids()) >= server.workers:
+                    # Let every worker finish starting before load begins.
+                    time.sleep(0.5 if server.workers > 1 else 0)
+                    return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server not ready after {timeout} s")

@@ -1,0 +1,360 @@
+"""Submit throughput and latency of the case API on PostgreSQL, with a /healthz baseline.
+
+Creates a throwaway PostgreSQL database, starts the service under uvicorn in its own process
+(`--workers N`), and drives it from a second process over loopback with a fixed number of
+simulated users, each on its own keep-alive connection (`--client raw`: a minimal asyncio HTTP/1.1
+client, the default because it leaves the CPU to the server; `--client httpx`: httpx.AsyncClient): first `GET /healthz` (what HTTP + framework alone allow with
+this client), then `POST /v1/cases` with 10 random PDQ hashes each. Each phase has a short
+warm-up that is not measured. While submits run, the database is sampled for what its
+backends wait on (e.g. the change-log advisory lock).
+    python bench/submit_bench.py [--seconds 20] [--concurrency 32] [--workers N]
+        [--warmup 3] [--baseline-seconds S] [--client raw|httpx] [--py-spy DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import platform
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _server import running_server, throwaway_database  # noqa: E402
+
+HASHES_PER_CASE = 10
+GOAL_CASES_PER_S, GOAL_P99_MS = 500, 100
+CLIENTS = {"raw": "minimal asyncio HTTP/1.1 client", "httpx": "httpx.AsyncClient per user"}
+
+
+def random_pdq() -> str:
+    while True:
+        bits = secrets.randbits(256)
+        if 16 <= bits.bit_count() <= 240:
+            return f"{bits:064x}"
+
+
+def submit_body() -> dict:
+    return {"pathway": "adult",
+            "hashes": [{"signal_type": "pdq", "value": random_pdq(), "quality": 100}
+                       for _ in range(HASHES_PER_CASE)]}
+
+
+# --- load generator (runs in its own process) ------------------------------------------------
+
+class RawHttpClient:
+    """A minimal HTTP/1.1 keep-alive client on one connection (asyncio streams). Costs a fraction
+    of httpx's CPU per request, which matters when client and server share two cores."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = (f"{method} {path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\n"
+                + (f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
+                   if method == "POST" else "") + "\r\n").encode("ascii")
+        try:
+            self.writer.write(head + body)
+            raw_head = await self.reader.readuntil(b"\r\n\r\n")
+            lines = raw_head.decode("latin-1").split("\r\n")
+            status = int(lines[0].split(" ", 2)[1])
+            length, close = 0, False
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                name = name.strip().lower()
+                if name == "content-length":
+                    length = int(value)
+                elif name == "connection" and value.strip().lower() == "close":
+                    close = True
+            payload = await self.reader.readexactly(length)
+        except BaseException:
+            await self.aclose()
+            raise
+        if close:
+            await self.aclose()
+        return status, payload
+
+    async def aclose(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
+
+
+async def _drive(base_url: str, kind: str, concurrency: int, warmup: float, seconds: float,
+                 client_kind: str) -> dict:
+    import json
+    from urllib.parse import urlsplit
+
+    import httpx
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    error_count = 0
+    measured_ok = 0
+    expected = 201 if kind == "submit" else 200
+    url = urlsplit(base_url)
+    # One client (one keep-alive connection) per simulated user. A single httpx.AsyncClient
+    # shared by 32 tasks collapses to ~300 req/s here (its pool, not the server, is the limit).
+    if client_kind == "httpx":
+        clients = [httpx.AsyncClient(base_url=base_url, timeout=30.0,
+                                     limits=httpx.Limits(max_connections=1))
+                   for _ in range(concurrency)]
+    else:
+        clients = [RawHttpClient(url.hostname, url.port) for _ in range(concurrency)]
+
+    async def call(client) -> tuple[int | None, str]:
+        body = json.dumps(submit_body()).encode() if kind == "submit" else b""
+        method, path = ("POST", "/v1/cases") if kind == "submit" else ("GET", "/healthz")
+        try:
+            if client_kind == "httpx":
+                response = await client.request(method, path, content=body or None,
+                                                headers={"content-type": "application/json"}
+                                                if body else None)
+                return response.status_code, response.text[:200]
+            status, payload = await asyncio.wait_for(client.request(method, path, body), 30)
+            return status, payload[:200].decode("utf-8", "replace")
+        except (httpx.HTTPError, OSError, asyncio.IncompleteReadError, asyncio.TimeoutError,
+                ValueError) as failed:
+            return None, repr(failed)
+
+    start = time.perf_counter()
+    measure_from = start + warmup
+    measure_to = measure_from + seconds
+
+    async def one_user(client) -> None:
+        nonlocal error_count, measured_ok
+        while True:
+            t0 = time.perf_counter()
+            if t0 >= measure_to:
+                return
+            status, detail = await call(client)
+            t1 = time.perf_counter()
+            if t0 < measure_from or t1 > measure_to:
+                continue  # warm-up, or finished after the window closed
+            if status == expected:
+                measured_ok += 1
+                latencies.append(t1 - t0)
+            else:
+                error_count += 1
+                if len(errors) < 5:
+                    errors.append(f"{status}: {detail}")
+
+    try:
+        await asyncio.gather(*(one_user(c) for c in clients))
+    finally:
+        for client in clients:
+            await client.aclose()
+    return {"ok": measured_ok, "latencies": latencies, "errors": errors, "error_count": error_count}
+
+
+def _load_process(base_url: str, kind: str, concurrency: int, warmup: float, seconds: float,
+                  client_kind: str, results) -> None:
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    import httpx  # noqa: F401  (imported before the clock starts)
+
+    outcome = asyncio.run(_drive(base_url, kind, concurrency, warmup, seconds, client_kind))
+    results.put(outcome)
+
+
+# --- measurement in the parent ---------------------------------------------------------------
+
+def process_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+class DbSampler(threading.Thread):
+    """Samples pg_stat_activity every 50 ms: active backends and what they wait on."""
+
+    def __init__(self, database_url: str):
+        super().__init__(daemon=True)
+        self.url, self.stop_event = database_url, threading.Event()
+        self.samples = 0
+        self.active = 0
+        self.waits: Counter[str] = Counter()
+        self.active_enabled = threading.Event()
+
+    def run(self) -> None:
+        import psycopg
+
+        dbname = self.url.rsplit("/", 1)[1]
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.stop_event.wait(0.05):
+                if not self.active_enabled.is_set():
+                    continue
+                rows = conn.execute(
+                    "SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+                    (dbname,)).fetchall()
+                self.samples += 1
+                for state, wait_type, wait_event in rows:
+                    if state == "active":
+                        self.active += 1
+                        self.waits[f"{wait_type}:{wait_event}" if wait_type else "on CPU"] += 1
+                    elif state == "idle in transaction":
+                        self.waits["idle in transaction (waiting for the app)"] += 1
+
+    def report(self) -> str:
+        if not self.samples:
+            return "no samples"
+        parts = [f"{name} {count / self.samples:.1f}" for name, count in self.waits.most_common(6)]
+        return (f"avg backends per sample: active {self.active / self.samples:.1f}; "
+                + ", ".join(parts))
+
+
+def run_phase(server, kind: str, concurrency: int, warmup: float, seconds: float,
+              client_kind: str, sampler: DbSampler | None = None,
+              py_spy_dir: Path | None = None) -> dict:
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    process = ctx.Process(target=_load_process,
+                          args=(server.base_url, kind, concurrency, warmup, seconds, client_kind,
+                                results))
+    process.start()
+    time.sleep(warmup + 0.5)  # spawn + import take a moment; start measuring inside the window
+    server_cpu0, (busy0, total0) = server.cpu_seconds(), _machine_busy()
+    client_cpu0 = process_cpu_seconds(process.pid)
+    t0 = time.perf_counter()
+    spies = []
+    if sampler:
+        sampler.active_enabled.set()
+    if py_spy_dir:
+        spies = _start_py_spy(server, py_spy_dir, kind, max(1, int(seconds - 1.5)))
+    time.sleep(max(0.0, seconds - 1.0))
+    client_cpu1 = process_cpu_seconds(process.pid)
+    outcome = results.get(timeout=warmup + seconds + 120)
+    elapsed = time.perf_counter() - t0
+    if sampler:
+        sampler.active_enabled.clear()
+    server_cpu1, (busy1, total1) = server.cpu_seconds(), _machine_busy()
+    process.join()
+    for spy in spies:
+        spy.wait()
+    outcome["server_cpu_pct"] = 100 * (server_cpu1 - server_cpu0) / elapsed
+    outcome["client_cpu_pct"] = 100 * (client_cpu1 - client_cpu0) / max(0.1, seconds - 1.0)
+    outcome["machine_busy_pct"] = 100 * (busy1 - busy0) / max(1, total1 - total0)
+    outcome["seconds"] = seconds
+    return outcome
+
+
+def _start_py_spy(server, out_dir: Path, kind: str, duration: int) -> list[subprocess.Popen]:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for pid in server.worker_pids():
+        for fmt, ext in (("raw", "txt"),):
+            procs.append(subprocess.Popen(
+                [spy, "record", "--pid", str(pid), "--duration", str(duration), "--rate", "200",
+                 "--format", fmt, "--output", str(out_dir / f"{kind}-worker{pid}.{ext}"),
+                 "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return procs
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(p / 100 * len(sorted_values) + 0.5) - 1))
+    return sorted_values[index]
+
+
+def describe(label: str, outcome: dict, unit: str) -> float:
+    lat = sorted(outcome["latencies"])
+    rate = outcome["ok"] / outcome["seconds"]
+    ms = [1e3 * percentile(lat, p) for p in (50, 90, 99)] + [1e3 * (lat[-1] if lat else float("nan"))]
+    print(f"{label}: {outcome['ok']} {unit} in {outcome['seconds']:.0f} s = {rate:.0f} {unit}/s; "
+          f"latency ms p50 {ms[0]:.1f} p90 {ms[1]:.1f} p99 {ms[2]:.1f} max {ms[3]:.1f}; "
+          f"errors {outcome['error_count']}")
+    print(f"  cpu: server {outcome['server_cpu_pct']:.0f}% (of one core), "
+          f"load client {outcome['client_cpu_pct']:.0f}%, "
+          f"machine busy {outcome['machine_busy_pct']:.0f}% of {os.cpu_count()} cores")
+    for error in outcome["errors"]:
+        print(f"  error: {error}")
+    return rate
+
+
+def table_counts(database_url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        counts = [f"{t} {conn.execute(f'SELECT count(*) FROM {t}').fetchone()[0]}"
+                  for t in ("cases", "hashes", "case_hashes", "shared_hashes", "change_log")]
+    return ", ".join(counts)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=20, help="measured seconds of submits")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--warmup", type=float, default=3, help="unmeasured seconds before each phase")
+    parser.add_argument("--baseline-seconds", type=float, default=None,
+                        help="measured seconds of the /healthz baseline (default: min(10, --seconds))")
+    parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
+                        help="raw: a minimal keep-alive HTTP/1.1 client on asyncio (cheap on CPU); "
+                             "httpx: one httpx.AsyncClient per simulated user")
+    parser.add_argument("--py-spy", type=Path, default=None, metavar="DIR",
+                        help="also record py-spy raw profiles of each worker during submits")
+    args = parser.parse_args()
+    baseline_seconds = args.baseline_seconds or min(10.0, args.seconds)
+
+    print(f"machine: {os.cpu_count()} cpus, {platform.machine()}, Python {platform.python_version()}"
+          f" ({platform.python_implementation()})")
+    with throwaway_database() as url:
+        import psycopg
+        with psycopg.connect(url) as conn:
+            version = conn.execute("SHOW server_version").fetchone()[0]
+            sync = conn.execute("SHOW synchronous_commit").fetchone()[0]
+        print(f"database: PostgreSQL {version} at {url.rsplit('@', 1)[-1]} "
+              f"(synchronous_commit={sync}), throwaway")
+        with running_server(url, workers=args.workers) as server:
+            print(f"server: uvicorn, {args.workers} worker(s), access log off; "
+                  f"client: {CLIENTS[args.client]}, keep-alive, in a separate process (uvloop); "
+                  f"concurrency {args.concurrency}; warm-up {args.warmup:.0f} s per phase")
+            baseline = run_phase(server, "healthz", args.concurrency, args.warmup, baseline_seconds,
+                                 args.client)
+            healthz_rate = describe("baseline GET /healthz", baseline, "req")
+            sampler = DbSampler(url)
+            sampler.start()
+            try:
+                submits = run_phase(server, "submit", args.concurrency, args.warmup, args.seconds,
+                                    args.client, sampler, args.py_spy)
+            finally:
+                sampler.stop_event.set()
+                sampler.join()
+            rate = describe(f"POST /v1/cases ({HASHES_PER_CASE} pdq hashes)", submits, "cases")
+            print(f"  db waits: {sampler.report()}")
+        print(f"rows after run: {table_counts(url)}")
+    p99 = 1e3 * percentile(sorted(submits["latencies"]), 99)
+    ok = rate >= GOAL_CASES_PER_S and p99 < GOAL_P99_MS and submits["error_count"] == 0
+    print(f"submits/healthz throughput: {rate / healthz_rate:.2f}")
+    print(f"goal: >= {GOAL_CASES_PER_S} cases/s, p99 < {GOAL_P99_MS} ms: "
+          f"{'PASS' if ok else 'MISS'} ({rate:.0f} cases/s, p99 {p99:.1f} ms, "
+          f"{submits['error_count']} errors)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
