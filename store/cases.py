@@ -6,13 +6,14 @@ import secrets as _random
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import case as sql_case
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from hashing.signals import Signal
 from store import changelog
-from store.models import CASE_ACTIVE, CASE_WITHDRAWN, Case, CaseHash, Hash
+from store.models import CASE_ACTIVE, CASE_WITHDRAWN, HASH_OK, Case, CaseHash, Hash
 
 # Crockford-like alphabet without 0/O, 1/I/L, U: easy to read aloud and to type from paper.
 REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -41,40 +42,40 @@ class IdempotencyRecord:
 
 
 def _upsert_hashes(session: Session, signals: list[Signal]) -> list[int]:
-    """Ids of the stored hashes for `signals`, inserting the new ones (deduplicated by digest)."""
+    """Ids of the stored hashes for `signals`, inserting the new ones (deduplicated by digest) in
+    one statement. Rows go in digest order, so concurrent submits lock them in the same order
+    and cannot deadlock; the best quality any submitter reported is kept."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     by_digest = {hash_digest(s.signal_type, s.value): s for s in signals}
-    # Sorted: concurrent transactions touch rows in the same order and cannot deadlock.
-    for digest in sorted(by_digest):
-        signal = by_digest[digest]
-        session.execute(
-            insert(Hash)
-            .values(signal_type=signal.signal_type, value=signal.value, quality=signal.quality,
-                    digest=digest)
-            .on_conflict_do_nothing(index_elements=["digest"])
-        )
-    rows = session.execute(
-        select(Hash.id, Hash.digest, Hash.quality).where(Hash.digest.in_(list(by_digest)))
-    ).all()
-    for row in sorted(rows, key=lambda r: r.id):  # keep the best quality reported
-        quality = by_digest[row.digest].quality
-        if quality is not None and (row.quality is None or quality > row.quality):
-            session.execute(update(Hash).where(Hash.id == row.id).values(quality=quality))
-    return sorted(row.id for row in rows)
+    statement = insert(Hash).values([
+        {"signal_type": by_digest[d].signal_type, "value": by_digest[d].value,
+         "quality": by_digest[d].quality, "digest": d, "state": HASH_OK}
+        for d in sorted(by_digest)])
+    best_quality = sql_case(
+        (statement.excluded.quality.is_(None), Hash.quality),
+        (Hash.quality.is_(None), statement.excluded.quality),
+        (statement.excluded.quality > Hash.quality, statement.excluded.quality),
+        else_=Hash.quality)
+    # DO UPDATE (not DO NOTHING) so that RETURNING also yields the ids of existing rows.
+    ids = session.scalars(statement.on_conflict_do_update(
+        index_elements=["digest"], set_={"quality": best_quality}).returning(Hash.id)).all()
+    return sorted(ids)
 
 
-def _link_and_share(session: Session, case: Case, signals: list[Signal]) -> int:
+def _link_and_share(session: Session, case_row: Case, signals: list[Signal], new_case: bool) -> int:
     """Link the hashes to the case, then (under the change-log lock) share them. Returns how
     many hashes were new to this case."""
     hash_ids = _upsert_hashes(session, signals)
-    already = set(session.scalars(
-        select(CaseHash.hash_id).where(CaseHash.case_id == case.id, CaseHash.hash_id.in_(hash_ids))
-    ))
-    new_ids = [h for h in hash_ids if h not in already]
-    session.add_all(CaseHash(case_id=case.id, hash_id=h) for h in new_ids)
-    session.flush()
-    for hash_id in hash_ids:
-        changelog.share(session, hash_id, case.pathway)
+    if new_case:
+        new_ids = hash_ids
+    else:
+        already = set(session.scalars(select(CaseHash.hash_id).where(
+            CaseHash.case_id == case_row.id, CaseHash.hash_id.in_(hash_ids))))
+        new_ids = [h for h in hash_ids if h not in already]
+    if new_ids:
+        session.execute(CaseHash.__table__.insert().values(
+            [{"case_id": case_row.id, "hash_id": h} for h in new_ids]))
+    changelog.share_many(session, hash_ids, case_row.pathway)
     return len(new_ids)
 
 
@@ -89,7 +90,7 @@ def create_case(session: Session, pathway: str, signals: list[Signal], token_ver
         case.idempotency_sealed_token = idempotency.sealed_token
     session.add(case)
     session.flush()
-    _link_and_share(session, case, signals)
+    _link_and_share(session, case, signals, new_case=True)
     return case
 
 
@@ -102,7 +103,7 @@ def find_by_idempotency(session: Session, digest: bytes) -> Case | None:
 
 
 def add_hashes(session: Session, case: Case, signals: list[Signal]) -> int:
-    added = _link_and_share(session, case, signals)
+    added = _link_and_share(session, case, signals, new_case=False)
     case.updated_at = coarse_now()
     return added
 
@@ -111,30 +112,27 @@ def count_hashes(session: Session, case: Case) -> int:
     return len(session.scalars(select(CaseHash.hash_id).where(CaseHash.case_id == case.id)).all())
 
 
-def withdraw(session: Session, case: Case) -> None:
+def withdraw(session: Session, case_row: Case) -> None:
     """Unlink every hash; those no other active case of the pathway holds leave the shared set.
 
     Idempotent: a withdrawn case has no links left, so a second call changes nothing.
     """
-    hash_ids = session.scalars(
-        select(CaseHash.hash_id).where(CaseHash.case_id == case.id).order_by(CaseHash.hash_id)
-    ).all()
+    hash_ids = session.scalars(select(CaseHash.hash_id).where(CaseHash.case_id == case_row.id)
+                               .order_by(CaseHash.hash_id)).all()
     # Decide under the change-log lock: a concurrent submit of the same hash either committed
     # its link before we look (we keep the hash) or shares it again after we commit.
     changelog.lock_for_append(session)
-    session.execute(delete(CaseHash).where(CaseHash.case_id == case.id))
-    for hash_id in hash_ids:
-        still_held = session.scalar(select(exists().where(
-            CaseHash.hash_id == hash_id,
-            CaseHash.case_id == Case.id,
-            Case.status == CASE_ACTIVE,
-            Case.pathway == case.pathway,
-        )))
-        if not still_held:
-            changelog.unshare(session, hash_id, case.pathway)
-    case.status = CASE_WITHDRAWN
-    case.updated_at = coarse_now()
-    case.idempotency_digest = case.idempotency_request = case.idempotency_sealed_token = None
+    session.execute(delete(CaseHash).where(CaseHash.case_id == case_row.id))
+    still_held = set(session.scalars(
+        select(CaseHash.hash_id).join(Case, Case.id == CaseHash.case_id)
+        .where(CaseHash.hash_id.in_(hash_ids), Case.status == CASE_ACTIVE,
+               Case.pathway == case_row.pathway))) if hash_ids else set()
+    changelog.unshare_many(session, [h for h in hash_ids if h not in still_held], case_row.pathway)
+    case_row.status = CASE_WITHDRAWN
+    case_row.updated_at = coarse_now()
+    case_row.idempotency_digest = None
+    case_row.idempotency_request = None
+    case_row.idempotency_sealed_token = None
 
 
 def case_hashes(session: Session, case: Case) -> list[Hash]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import exists, select, text
+from sqlalchemy import literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -35,60 +35,74 @@ _CHANGE_LOG_LOCK = 0x4847_434C
 
 def lock_for_append(session: Session) -> None:
     """Take the append lock (held until this transaction ends). Idempotent within a transaction."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGE_LOG_LOCK})
-
-
-def _insert_ignore(session: Session):
-    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)
-
-
-def _shared_elsewhere(session: Session, hash_id: int, pathway: str) -> bool:
-    return session.scalar(select(exists().where(
-        SharedHash.hash_id == hash_id, SharedHash.pathway != pathway))) or False
+    if session.get_bind().dialect.name != "postgresql":
+        return  # SQLite: BEGIN IMMEDIATE already holds the only write lock
+    transaction = session.get_transaction()
+    if session.info.get("append_lock") is transaction:
+        return
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGE_LOG_LOCK})
+    session.info["append_lock"] = transaction
 
 
 def share(session: Session, hash_id: int, pathway: str) -> bool:
-    """Put (hash, pathway) into the shared set; logs an `add` only if it was not there.
-
-    A quarantined or rejected hash is not shared: disputes outrank new submissions until an
-    operator has looked (store/review.py shares it again on restore).
-    """
-    lock_for_append(session)
-    if session.scalar(select(Hash.state).where(Hash.id == hash_id)) != HASH_OK:
-        return False
-    inserted = session.execute(
-        _insert_ignore(session)(SharedHash)
-        .values(hash_id=hash_id, pathway=pathway)
-        .on_conflict_do_nothing()
-        .returning(SharedHash.hash_id)
-    ).first()
-    if inserted is None:
-        return False
-    _append(session, OP_ADD, hash_id, pathway)
-    return True
+    """Put (hash, pathway) into the shared set; logs an `add` only if it was not there."""
+    return bool(share_many(session, [hash_id], pathway))
 
 
 def unshare(session: Session, hash_id: int, pathway: str) -> bool:
     """Take (hash, pathway) out of the shared set; logs a `remove` only if it was there."""
+    return bool(unshare_many(session, [hash_id], pathway))
+
+
+def share_many(session: Session, hash_ids: list[int], pathway: str) -> list[int]:
+    """Share the hashes under `pathway`; returns the ids that were new to it (each logged `add`).
+
+    A quarantined or rejected hash is not shared: disputes outrank new submissions until an
+    operator has looked (partners/review.py shares it again on restore).
+    """
+    if not hash_ids:
+        return []
     lock_for_append(session)
-    deleted = session.execute(
+    eligible = select(Hash.id, literal(pathway)).where(
+        Hash.id.in_(hash_ids), Hash.state == HASH_OK).order_by(Hash.id)
+    added = session.scalars(
+        _insert(session)(SharedHash).from_select(["hash_id", "pathway"], eligible)
+        .on_conflict_do_nothing().returning(SharedHash.hash_id)).all()
+    _append(session, OP_ADD, sorted(added), pathway)
+    return sorted(added)
+
+
+def unshare_many(session: Session, hash_ids: list[int], pathway: str) -> list[int]:
+    """Unshare the hashes from `pathway`; returns the ids that were shared (each logged `remove`)."""
+    if not hash_ids:
+        return []
+    lock_for_append(session)
+    removed = session.scalars(
         SharedHash.__table__.delete()
-        .where(SharedHash.hash_id == hash_id, SharedHash.pathway == pathway)
-        .returning(SharedHash.hash_id)
-    ).first()
-    if deleted is None:
-        return False
-    _append(session, OP_REMOVE, hash_id, pathway)
-    return True
+        .where(SharedHash.hash_id.in_(hash_ids), SharedHash.pathway == pathway)
+        .returning(SharedHash.hash_id)).all()
+    _append(session, OP_REMOVE, sorted(removed), pathway)
+    return sorted(removed)
 
 
-def _append(session: Session, op: str, hash_id: int, pathway: str) -> None:
-    # logged_at is taken under the append lock, so it never decreases along seq: a timestamp
-    # checkpoint (the StopNCII surface's) with ">=" semantics can repeat entries but never skip.
-    session.add(ChangeLogEntry(op=op, hash_id=hash_id, pathway=pathway, logged_at=int(time.time()),
-                               also_shared=_shared_elsewhere(session, hash_id, pathway)))
-    session.flush()
+def _insert(session: Session):
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _append(session: Session, op: str, hash_ids: list[int], pathway: str) -> None:
+    """One change-log entry per hash, in id order, under the append lock.
+
+    logged_at is taken under the lock too, so it never decreases along seq: a timestamp
+    checkpoint (the StopNCII surface's) with ">=" semantics can repeat entries but never skip.
+    """
+    if not hash_ids:
+        return
+    elsewhere = set(session.scalars(select(SharedHash.hash_id).where(
+        SharedHash.hash_id.in_(hash_ids), SharedHash.pathway != pathway)))
+    now = int(time.time())
+    session.execute(ChangeLogEntry.__table__.insert().values([
+        {"op": op, "hash_id": h, "pathway": pathway, "logged_at": now,
+         "also_shared": h in elsewhere} for h in hash_ids]))
 
 
 def visible_to(pathways: list[str]):
