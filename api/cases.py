@@ -124,11 +124,12 @@ def add_hashes(case_ref: str, body: HashesAdd, request: Request,
         case = _authorized_case(request, session, case_ref, token, secret)
         if case.status != CASE_ACTIVE:
             raise ApiError(409, "case_withdrawn", "this case was withdrawn; create a new case")
-        if store_cases.count_hashes(session, case) + len(signals) > settings.max_hashes_per_case:
+        held = store_cases.count_hashes(session, case)
+        if held + len(signals) > settings.max_hashes_per_case:
             raise ApiError(422, "case_hash_limit",
                            f"a case holds at most {settings.max_hashes_per_case} hashes")
-        added = store_cases.add_hashes(session, case, signals)
-        total = store_cases.count_hashes(session, case)
+        added = store_cases.add_hashes(session, case, signals)  # appends last: nothing after it
+        total = held + added
     request.app.state.notify_change_log()
     return HashesAdded(case_ref=case.ref, added=added, hash_count=total)
 
@@ -141,7 +142,7 @@ def withdraw_case(case_ref: str, request: Request, token: str = Depends(bearer_t
     and every link between the case and its hashes is deleted. Idempotent."""
     with db.transaction() as session:
         case = _authorized_case(request, session, case_ref, token, secret)
-        store_cases.withdraw(session, case)
-        view = _status_view(session, case)
+        store_cases.withdraw(session, case)  # appends last: nothing after it in this transaction
     request.app.state.notify_change_log()
-    return view
+    with db.transaction() as session:
+        return _status_view(session, store_cases.find_case(session, case_ref))

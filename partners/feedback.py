@@ -64,7 +64,7 @@ def quarantine_if_disputed(session: Session, hash_id: int, threshold: int) -> bo
     """Quarantine when `threshold` partners dispute; returns True if it happened now."""
     if disputes(session, hash_id) < threshold:
         return False
-    changelog.lock_for_append(session)
+    changelog.lock_hashes(session, [hash_id])
     moved = session.execute(update(Hash).where(Hash.id == hash_id, Hash.state == HASH_OK)
                             .values(state=HASH_QUARANTINED)).rowcount
     if not moved:

@@ -39,7 +39,7 @@ def queue(session: Session) -> list[QueueItem]:
 
 
 def restore(session: Session, hash_id: int) -> bool:
-    changelog.lock_for_append(session)
+    changelog.lock_hashes(session, [hash_id])
     if not session.execute(update(Hash).where(Hash.id == hash_id, Hash.state == HASH_QUARANTINED)
                            .values(state=HASH_OK)).rowcount:
         return False
@@ -48,7 +48,7 @@ def restore(session: Session, hash_id: int) -> bool:
         .where(CaseHash.hash_id == hash_id, Case.status == CASE_ACTIVE).distinct()
         .order_by(Case.pathway)).all()
     for pathway in pathways:
-        changelog.share(session, hash_id, pathway)
+        changelog.share(session, hash_id, pathway)  # appends: the last statements
     return True
 
 

@@ -8,11 +8,11 @@ from datetime import datetime, timezone
 
 from sqlalchemy import case as sql_case
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from hashing.signals import Signal
-from store import changelog
+from store import changelog, pg_writes
 from store.models import CASE_ACTIVE, CASE_WITHDRAWN, HASH_OK, Case, CaseHash, Hash
 
 # Crockford-like alphabet without 0/O, 1/I/L, U: easy to read aloud and to type from paper.
@@ -45,9 +45,11 @@ def _upsert_hashes(session: Session, signals: list[Signal]) -> list[int]:
     """Ids of the stored hashes for `signals`, inserting the new ones (deduplicated by digest) in
     one statement. Rows go in digest order, so concurrent submits lock them in the same order
     and cannot deadlock; the best quality any submitter reported is kept."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     by_digest = {hash_digest(s.signal_type, s.value): s for s in signals}
-    statement = insert(Hash).values([
+    if session.get_bind().dialect.name == "postgresql":
+        return pg_writes.upsert_hashes(session, [
+            (s.signal_type, s.value, s.quality, d) for d, s in sorted(by_digest.items())])
+    statement = sqlite.insert(Hash).values([
         {"signal_type": by_digest[d].signal_type, "value": by_digest[d].value,
          "quality": by_digest[d].quality, "digest": d, "state": HASH_OK}
         for d in sorted(by_digest)])
@@ -66,15 +68,15 @@ def _link_and_share(session: Session, case_row: Case, signals: list[Signal], new
     """Link the hashes to the case, then (under the change-log lock) share them. Returns how
     many hashes were new to this case."""
     hash_ids = _upsert_hashes(session, signals)
-    if new_case:
-        new_ids = hash_ids
+    if session.get_bind().dialect.name == "postgresql":
+        new_ids = pg_writes.link(session, case_row.id, hash_ids)
     else:
-        already = set(session.scalars(select(CaseHash.hash_id).where(
+        already = set() if new_case else set(session.scalars(select(CaseHash.hash_id).where(
             CaseHash.case_id == case_row.id, CaseHash.hash_id.in_(hash_ids))))
         new_ids = [h for h in hash_ids if h not in already]
-    if new_ids:
-        session.execute(CaseHash.__table__.insert().values(
-            [{"case_id": case_row.id, "hash_id": h} for h in new_ids]))
+        if new_ids:
+            session.execute(CaseHash.__table__.insert().values(
+                [{"case_id": case_row.id, "hash_id": h} for h in new_ids]))
     changelog.share_many(session, hash_ids, case_row.pathway)
     return len(new_ids)
 
@@ -102,10 +104,10 @@ def find_by_idempotency(session: Session, digest: bytes) -> Case | None:
     return session.scalars(select(Case).where(Case.idempotency_digest == digest)).first()
 
 
-def add_hashes(session: Session, case: Case, signals: list[Signal]) -> int:
-    added = _link_and_share(session, case, signals, new_case=False)
-    case.updated_at = coarse_now()
-    return added
+def add_hashes(session: Session, case_row: Case, signals: list[Signal]) -> int:
+    case_row.updated_at = coarse_now()
+    session.flush()  # before the change-log append, which must be the last statement
+    return _link_and_share(session, case_row, signals, new_case=False)
 
 
 def count_hashes(session: Session, case: Case) -> int:
@@ -119,20 +121,21 @@ def withdraw(session: Session, case_row: Case) -> None:
     """
     hash_ids = session.scalars(select(CaseHash.hash_id).where(CaseHash.case_id == case_row.id)
                                .order_by(CaseHash.hash_id)).all()
-    # Decide under the change-log lock: a concurrent submit of the same hash either committed
+    # Decide under the hashes' row locks: a concurrent submit of the same hash either committed
     # its link before we look (we keep the hash) or shares it again after we commit.
-    changelog.lock_for_append(session)
+    changelog.lock_hashes(session, hash_ids)
     session.execute(delete(CaseHash).where(CaseHash.case_id == case_row.id))
     still_held = set(session.scalars(
         select(CaseHash.hash_id).join(Case, Case.id == CaseHash.case_id)
         .where(CaseHash.hash_id.in_(hash_ids), Case.status == CASE_ACTIVE,
                Case.pathway == case_row.pathway))) if hash_ids else set()
-    changelog.unshare_many(session, [h for h in hash_ids if h not in still_held], case_row.pathway)
     case_row.status = CASE_WITHDRAWN
     case_row.updated_at = coarse_now()
     case_row.idempotency_digest = None
     case_row.idempotency_request = None
     case_row.idempotency_sealed_token = None
+    session.flush()  # before the change-log append, which must be the last statement
+    changelog.unshare_many(session, [h for h in hash_ids if h not in still_held], case_row.pathway)
 
 
 def case_hashes(session: Session, case: Case) -> list[Hash]:

@@ -3,22 +3,28 @@
 The failure this prevents: with a plain sequence, transaction A takes seq 41, transaction B takes
 seq 42 and commits first; a partner pulling now receives 42 and moves its cursor past 41, and when
 A commits, entry 41 is never delivered (a hash silently never blocked, or a withdrawal never
-applied). The fix here is "assign order at commit": every transaction that appends to the log
-takes one transaction-scoped lock (PostgreSQL advisory lock; SQLite's single writer lock is the
-same thing) immediately before it draws its sequence numbers, and holds it until it commits. So
-any entry with a higher seq belongs to a transaction that started appending after every lower-seq
-entry was already committed and visible, and `seq > cursor` can never skip. The lock is taken as
-late as possible (after validation and hash upserts), so it serialises only the final few
-milliseconds of each write.
+applied). The fix here is "assign order at commit": on PostgreSQL, entries are inserted without a
+position, and a deferred constraint trigger (migrations/) draws their `seq` during COMMIT while
+holding one transaction-scoped advisory lock until the commit completes. So any entry with a
+higher seq belongs to a transaction that drew it after every lower-seq entry was committed and
+visible, and `seq > cursor` can never skip nor repeat. The lock covers a few row updates and the
+commit record, never a round trip to Python (bench/submit_bench.py measured what that costs).
+On SQLite the single writer lock (BEGIN IMMEDIATE) gives the same order.
+
+Two writers touching the same hash (a submit sharing it, a withdrawal unsharing it) are
+serialised by the hash's row lock (`lock_hashes`, or the submit's upsert), taken in digest order
+so they cannot deadlock; decisions about a hash are made under that lock, and the lock is held
+until the commit that gives the decision its position in the log.
 """
 from __future__ import annotations
 
 import time
 
-from sqlalchemy import literal, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, literal, select, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
+from store import pg_writes
 from store.models import (
     HASH_OK,
     OP_ADD,
@@ -29,19 +35,11 @@ from store.models import (
     SharedHash,
 )
 
-# An arbitrary, fixed advisory-lock key ("hashguard change log").
-_CHANGE_LOG_LOCK = 0x4847_434C
-
-
-def lock_for_append(session: Session) -> None:
-    """Take the append lock (held until this transaction ends). Idempotent within a transaction."""
-    if session.get_bind().dialect.name != "postgresql":
-        return  # SQLite: BEGIN IMMEDIATE already holds the only write lock
-    transaction = session.get_transaction()
-    if session.info.get("append_lock") is transaction:
-        return
-    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGE_LOG_LOCK})
-    session.info["append_lock"] = transaction
+def lock_hashes(session: Session, hash_ids: list[int]) -> None:
+    """Row-lock the hashes (digest order, like the submit's upsert) before deciding about them."""
+    if hash_ids and session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Hash.id).where(Hash.id.in_(hash_ids))
+                        .order_by(Hash.digest).with_for_update())
 
 
 def share(session: Session, hash_id: int, pathway: str) -> bool:
@@ -57,52 +55,78 @@ def unshare(session: Session, hash_id: int, pathway: str) -> bool:
 def share_many(session: Session, hash_ids: list[int], pathway: str) -> list[int]:
     """Share the hashes under `pathway`; returns the ids that were new to it (each logged `add`).
 
-    A quarantined or rejected hash is not shared: disputes outrank new submissions until an
-    operator has looked (partners/review.py shares it again on restore).
+    The caller holds the hashes' row locks. A quarantined or rejected hash is not shared:
+    disputes outrank new submissions until an operator has looked (partners/review.py).
     """
     if not hash_ids:
         return []
-    lock_for_append(session)
-    eligible = select(Hash.id, literal(pathway)).where(
-        Hash.id.in_(hash_ids), Hash.state == HASH_OK).order_by(Hash.id)
-    added = session.scalars(
-        _insert(session)(SharedHash).from_select(["hash_id", "pathway"], eligible)
-        .on_conflict_do_nothing().returning(SharedHash.hash_id)).all()
-    _append(session, OP_ADD, sorted(added), pathway)
-    return sorted(added)
+    if _is_postgres(session):
+        added = pg_writes.share(session, hash_ids, pathway)
+    else:
+        eligible = select(Hash.id, literal(pathway)).where(
+            Hash.id.in_(hash_ids), Hash.state == HASH_OK).order_by(Hash.id)
+        ids = session.scalars(
+            sqlite.insert(SharedHash).from_select(["hash_id", "pathway"], eligible)
+            .on_conflict_do_nothing().returning(SharedHash.hash_id)).all()
+        added = _with_also_shared(session, sorted(ids), pathway)
+    _append(session, OP_ADD, added, pathway)
+    return [h for h, _ in added]
 
 
 def unshare_many(session: Session, hash_ids: list[int], pathway: str) -> list[int]:
     """Unshare the hashes from `pathway`; returns the ids that were shared (each logged `remove`)."""
     if not hash_ids:
         return []
-    lock_for_append(session)
-    removed = session.scalars(
-        SharedHash.__table__.delete()
-        .where(SharedHash.hash_id.in_(hash_ids), SharedHash.pathway == pathway)
-        .returning(SharedHash.hash_id)).all()
-    _append(session, OP_REMOVE, sorted(removed), pathway)
-    return sorted(removed)
+    if _is_postgres(session):
+        removed = pg_writes.unshare(session, hash_ids, pathway)
+    else:
+        ids = session.scalars(
+            SharedHash.__table__.delete()
+            .where(SharedHash.hash_id.in_(hash_ids), SharedHash.pathway == pathway)
+            .returning(SharedHash.hash_id)).all()
+        removed = _with_also_shared(session, sorted(ids), pathway)
+    _append(session, OP_REMOVE, removed, pathway)
+    return [h for h, _ in removed]
 
 
-def _insert(session: Session):
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
-def _append(session: Session, op: str, hash_ids: list[int], pathway: str) -> None:
-    """One change-log entry per hash, in id order, under the append lock.
-
-    logged_at is taken under the lock too, so it never decreases along seq: a timestamp
-    checkpoint (the StopNCII surface's) with ">=" semantics can repeat entries but never skip.
-    """
-    if not hash_ids:
-        return
+def _with_also_shared(session: Session, hash_ids: list[int], pathway: str) -> list[tuple[int, bool]]:
     elsewhere = set(session.scalars(select(SharedHash.hash_id).where(
-        SharedHash.hash_id.in_(hash_ids), SharedHash.pathway != pathway)))
+        SharedHash.hash_id.in_(hash_ids), SharedHash.pathway != pathway))) if hash_ids else set()
+    return [(h, h in elsewhere) for h in hash_ids]
+
+
+def _append(session: Session, op: str, entries: list[tuple[int, bool]], pathway: str) -> None:
+    """One change-log entry per (hash id, also_shared), in order.
+
+    logged_at is (re)taken when the position is drawn, under the append lock, so it never
+    decreases along seq: a timestamp checkpoint (the StopNCII surface's) with ">=" semantics can
+    repeat entries but never skip.
+    """
+    if not entries:
+        return
     now = int(time.time())
+    if _is_postgres(session):
+        session.execute(_PG_APPEND, {"op": op, "pathway": pathway, "now": now,
+                                     "ids": [h for h, _ in entries],
+                                     "also": [a for _, a in entries]})
+        return
+    first = (session.scalar(select(func.max(ChangeLogEntry.seq))) or 0) + 1
     session.execute(ChangeLogEntry.__table__.insert().values([
-        {"op": op, "hash_id": h, "pathway": pathway, "logged_at": now,
-         "also_shared": h in elsewhere} for h in hash_ids]))
+        {"seq": first + n, "op": op, "hash_id": h, "pathway": pathway, "logged_at": now,
+         "also_shared": a} for n, (h, a) in enumerate(entries)]))
+
+
+# seq stays NULL here: the deferred trigger assigns it at COMMIT, in insertion order.
+_PG_APPEND = text("""
+    INSERT INTO change_log (op, hash_id, pathway, logged_at, also_shared)
+    SELECT :op, v.hash_id, :pathway, :now, v.also
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:also AS boolean[])) WITH ORDINALITY AS v(hash_id, also, n)
+    ORDER BY v.n
+""")
 
 
 def visible_to(pathways: list[str]):
@@ -137,4 +161,4 @@ def first_seq_at_or_after(session: Session, unix_time: int) -> int:
 
 
 def last_seq(session: Session) -> int:
-    return session.scalar(select(ChangeLogEntry.seq).order_by(ChangeLogEntry.seq.desc()).limit(1)) or 0
+    return session.scalar(select(func.max(ChangeLogEntry.seq))) or 0

@@ -94,12 +94,15 @@ class ChangeLogEntry(Base):
     """The ordered spine partners read: every add to and remove from the shared set.
 
     `seq` order equals commit order (store/changelog.py explains how), so a cursor that remembers
-    the last seq it served can never skip an entry.
+    the last seq it served can never skip an entry. `id` is only the row's identity: on
+    PostgreSQL `seq` is assigned at COMMIT by a deferred trigger (migrations/), so an uncommitted
+    row has none.
     """
 
     __tablename__ = "change_log"
 
-    seq: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     op: Mapped[str] = mapped_column(String(8))
     hash_id: Mapped[int] = mapped_column(ForeignKey("hashes.id"))
     pathway: Mapped[str] = mapped_column(String(32))
@@ -110,6 +113,7 @@ class ChangeLogEntry(Base):
     also_shared: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (Index("ix_change_log_pathway_seq", "pathway", "seq"),
+                      Index("ix_change_log_hash_id", "hash_id"),
                       Index("ix_change_log_logged_at", "logged_at"))
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 03:30:02.035737
+Create Date: 2026-11-25 03:43:11.843793
 """
 from alembic import op
 import sqlalchemy as sa
@@ -12,6 +12,30 @@ revision = '0001'
 down_revision = None
 branch_labels = None
 depends_on = None
+
+
+# PostgreSQL: change-log positions are drawn at COMMIT (store/changelog.py explains why). The
+# deferred constraint trigger runs inside the committing backend, so the append lock is held
+# for a few row updates and the commit record, never across a round trip to the application.
+_PG_POSITION_AT_COMMIT = """
+CREATE SEQUENCE change_log_position;
+CREATE FUNCTION change_log_assign_position() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(1212629836);  -- 0x4847434C, "HGCL"
+    UPDATE change_log
+       SET seq = nextval('change_log_position'),
+           logged_at = floor(extract(epoch FROM clock_timestamp()))::bigint
+     WHERE id = NEW.id;
+    RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER change_log_position_at_commit AFTER INSERT ON change_log
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION change_log_assign_position();
+"""
+_PG_DROP_POSITION_AT_COMMIT = """
+DROP TRIGGER IF EXISTS change_log_position_at_commit ON change_log;
+DROP FUNCTION IF EXISTS change_log_assign_position();
+DROP SEQUENCE IF EXISTS change_log_position;
+"""
 
 
 def upgrade() -> None:
@@ -60,16 +84,19 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_case_hashes_hash_id'), ['hash_id'], unique=False)
 
     op.create_table('change_log',
-    sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('seq', sa.BigInteger(), nullable=True),
     sa.Column('op', sa.String(length=8), nullable=False),
     sa.Column('hash_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('pathway', sa.String(length=32), nullable=False),
     sa.Column('logged_at', sa.BigInteger(), nullable=False),
     sa.Column('also_shared', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['hash_id'], ['hashes.id'], ),
-    sa.PrimaryKeyConstraint('seq')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('seq')
     )
     with op.batch_alter_table('change_log', schema=None) as batch_op:
+        batch_op.create_index('ix_change_log_hash_id', ['hash_id'], unique=False)
         batch_op.create_index('ix_change_log_logged_at', ['logged_at'], unique=False)
         batch_op.create_index('ix_change_log_pathway_seq', ['pathway', 'seq'], unique=False)
 
@@ -104,9 +131,13 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['hash_id'], ['hashes.id'], ),
     sa.PrimaryKeyConstraint('hash_id', 'pathway')
     )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(_PG_POSITION_AT_COMMIT)
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(_PG_DROP_POSITION_AT_COMMIT)
     op.drop_table('shared_hashes')
     with op.batch_alter_table('partner_keys', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_partner_keys_partner_id'))
@@ -119,6 +150,7 @@ def downgrade() -> None:
     with op.batch_alter_table('change_log', schema=None) as batch_op:
         batch_op.drop_index('ix_change_log_pathway_seq')
         batch_op.drop_index('ix_change_log_logged_at')
+        batch_op.drop_index('ix_change_log_hash_id')
 
     op.drop_table('change_log')
     with op.batch_alter_table('case_hashes', schema=None) as batch_op:
