@@ -40,7 +40,7 @@ def authenticate(request: Request) -> AuthenticatedPartner:
     state = request.app.state
     key = presented_key(request)
     parts = split_key(key) if key else None
-    with state.database.transaction() as session:
+    with state.database.read() as session:
         row = None
         if parts is not None:
             row = session.execute(

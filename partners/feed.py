@@ -32,11 +32,12 @@ def entry_record(row) -> dict:
     return record
 
 
-def page(session, partner_id: int, pathways: list[str], cursor: int, limit: int) -> dict:
-    rows = changelog.read_after(session, cursor, pathways, limit + 1)
+def page(database, partner_id: int, pathways: list[str], cursor: int, limit: int) -> dict:
+    with database.read() as session:
+        rows = changelog.read_after(session, cursor, pathways, limit + 1)
     has_more = len(rows) > limit
     rows = rows[:limit]
-    acknowledge(session, partner_id, cursor)
+    acknowledge(database, partner_id, cursor)
     return {
         "entries": [entry_record(r) for r in rows],
         "next_cursor": str(rows[-1].seq if rows else cursor),
@@ -44,9 +45,13 @@ def page(session, partner_id: int, pathways: list[str], cursor: int, limit: int)
     }
 
 
-def acknowledge(session, partner_id: int, cursor: int) -> None:
+def acknowledge(database, partner_id: int, cursor: int) -> None:
     """A request with cursor c proves the partner received everything up to c."""
-    if cursor > 0:
+    acknowledged = database.memo.setdefault("acknowledged", {})  # skips writes that change nothing
+    if cursor <= acknowledged.get(partner_id, 0):
+        return
+    with database.transaction() as session:
         session.execute(update(Partner)
                         .where(Partner.id == partner_id, Partner.acknowledged_seq < cursor)
                         .values(acknowledged_seq=cursor))
+    acknowledged[partner_id] = cursor

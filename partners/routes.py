@@ -37,8 +37,7 @@ def pull(request: Request,
     """Ordered change entries (adds and removes) after `cursor`, for the partner's pathways.
     Never skips or repeats an entry, including ones whose transaction committed late."""
     position = feed.parse_cursor(cursor)
-    with request.app.state.database.transaction() as session:
-        return feed.page(session, partner.id, partner.pathways, position, limit)
+    return feed.page(request.app.state.database, partner.id, partner.pathways, position, limit)
 
 
 @router.get("/hashes/export", responses={
@@ -60,8 +59,7 @@ def export(request: Request, cursor: str = Query("", max_length=32),
 
 def _export_lines(database, partner: AuthenticatedPartner, cursor: int) -> Iterator[bytes]:
     while True:
-        with database.transaction() as session:
-            result = feed.page(session, partner.id, partner.pathways, cursor, feed.MAX_PAGE)
+        result = feed.page(database, partner.id, partner.pathways, cursor, feed.MAX_PAGE)
         if result["entries"]:
             yield b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n"
                            for e in result["entries"])
@@ -117,7 +115,7 @@ def match(body: MatchRequest, request: Request,
     """Look hashes up in the shared set: PDQ within distance 31, MD5/SHA-256 exact, TMK by the
     level-1 then level-2 score (>= 0.7)."""
     index = request.app.state.match_index
-    with request.app.state.database.transaction() as session:
+    with request.app.state.database.read() as session:
         index.catch_up(session)
     results = []
     for query in body.hashes:

@@ -73,7 +73,7 @@ def fetch_hashes(request: Request,
                  partner: AuthenticatedPartner = Depends(authenticate)):
     """Change records after the page token, or from `startTimestamp` (unix seconds; records at
     that second are repeated, never skipped) when there is no token."""
-    with request.app.state.database.transaction() as session:
+    with request.app.state.database.read() as session:
         if nextPageToken:
             cursor = feed.parse_cursor(nextPageToken)
         else:
@@ -81,7 +81,7 @@ def fetch_hashes(request: Request,
         rows = changelog.read_after(session, cursor, partner.pathways, pageSize + 1)
         has_more = len(rows) > pageSize
         rows = rows[:pageSize]
-        feed.acknowledge(session, partner.id, cursor)
+    feed.acknowledge(request.app.state.database, partner.id, cursor)
     records = [HashRecord(lastModtimestamp=r.logged_at, signalType=SIGNAL_TO_STOPNCII[r.signal_type],
                           hashValue=r.value, hashStatus=OP_TO_STATUS[r.op])
                for r in rows if r.signal_type in SIGNAL_TO_STOPNCII]

@@ -47,8 +47,12 @@ def _configure_sqlite(engine: Engine) -> None:
     def on_begin(connection):
         # BEGIN IMMEDIATE takes the write lock up front: two deferred transactions that both
         # read and then write would otherwise deadlock into SQLITE_BUSY. It also makes
-        # change-log order equal commit order on SQLite (one writer at a time).
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # change-log order equal commit order on SQLite (one writer at a time). Read-only work
+        # (Database.read) begins deferred, so readers never wait for a writer (WAL).
+        if connection.get_execution_options().get("hashguard_read_only"):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -57,10 +61,20 @@ class Database:
     def __init__(self, url: str):
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Per-process memo of facts about this database (e.g. partners' acknowledged cursors).
+        self.memo: dict = {}
+        self._read_sessions = sessionmaker(
+            self.engine.execution_options(hashguard_read_only=True), expire_on_commit=False)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A transaction that only reads (on SQLite it does not take the writer lock)."""
+        with self._read_sessions() as session, session.begin():
             yield session
 
     def dispose(self) -> None:
