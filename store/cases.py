@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import hashlib
+import time
 import secrets as _random
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import case as sql_case
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
@@ -65,18 +66,18 @@ def _upsert_hashes(session: Session, signals: list[Signal]) -> list[int]:
 
 
 def _link_and_share(session: Session, case_row: Case, signals: list[Signal], new_case: bool) -> int:
-    """Link the hashes to the case, then (under the change-log lock) share them. Returns how
-    many hashes were new to this case."""
-    hash_ids = _upsert_hashes(session, signals)
+    """Link the hashes to the case and share them (logging an `add` for each hash new to the
+    pathway). Returns how many hashes were new to this case. The change-log append comes last."""
+    hash_ids = _upsert_hashes(session, signals)  # also row-locks them (store/changelog.py)
     if session.get_bind().dialect.name == "postgresql":
-        new_ids = pg_writes.link(session, case_row.id, hash_ids)
-    else:
-        already = set() if new_case else set(session.scalars(select(CaseHash.hash_id).where(
-            CaseHash.case_id == case_row.id, CaseHash.hash_id.in_(hash_ids))))
-        new_ids = [h for h in hash_ids if h not in already]
-        if new_ids:
-            session.execute(CaseHash.__table__.insert().values(
-                [{"case_id": case_row.id, "hash_id": h} for h in new_ids]))
+        return pg_writes.link_share_log(session, case_row.id, hash_ids, case_row.pathway,
+                                        int(time.time()))
+    already = set() if new_case else set(session.scalars(select(CaseHash.hash_id).where(
+        CaseHash.case_id == case_row.id, CaseHash.hash_id.in_(hash_ids))))
+    new_ids = [h for h in hash_ids if h not in already]
+    if new_ids:
+        session.execute(CaseHash.__table__.insert().values(
+            [{"case_id": case_row.id, "hash_id": h} for h in new_ids]))
     changelog.share_many(session, hash_ids, case_row.pathway)
     return len(new_ids)
 
@@ -84,16 +85,16 @@ def _link_and_share(session: Session, case_row: Case, signals: list[Signal], new
 def create_case(session: Session, pathway: str, signals: list[Signal], token_verifier: bytes,
                 idempotency: IdempotencyRecord | None = None) -> Case:
     now = coarse_now()
-    case = Case(ref=new_case_ref(), pathway=pathway, status=CASE_ACTIVE,
-                token_verifier=token_verifier, created_at=now, updated_at=now)
-    if idempotency is not None:
-        case.idempotency_digest = idempotency.digest
-        case.idempotency_request = idempotency.request
-        case.idempotency_sealed_token = idempotency.sealed_token
-    session.add(case)
-    session.flush()
-    _link_and_share(session, case, signals, new_case=True)
-    return case
+    values = {"ref": new_case_ref(), "pathway": pathway, "status": CASE_ACTIVE,
+              "token_verifier": token_verifier, "created_at": now, "updated_at": now,
+              "idempotency_digest": idempotency.digest if idempotency else None,
+              "idempotency_request": idempotency.request if idempotency else None,
+              "idempotency_sealed_token": idempotency.sealed_token if idempotency else None}
+    # A Core insert (compiled once, cached) rather than an ORM flush: this is the hot path.
+    case_id = session.execute(insert(Case).values(**values).returning(Case.id)).scalar_one()
+    case_row = Case(id=case_id, **values)
+    _link_and_share(session, case_row, signals, new_case=True)
+    return case_row
 
 
 def find_case(session: Session, ref: str) -> Case | None:

@@ -48,6 +48,32 @@ _SHARE = text("""
     FROM added a ORDER BY a.hash_id
 """)
 
+# Link, share and log in one round trip (the submit's hot path). The EXISTS and the state check
+# read this statement's snapshot, taken after the caller's upsert locked the hash rows (see
+# _SHARE). Change-log rows go in hash-id order; their positions are drawn at COMMIT.
+_LINK_SHARE_LOG = text("""
+    WITH linked AS (
+        INSERT INTO case_hashes (case_id, hash_id)
+        SELECT :case_id, unnest(CAST(:ids AS bigint[]))
+        ON CONFLICT DO NOTHING
+        RETURNING hash_id),
+    added AS (
+        INSERT INTO shared_hashes (hash_id, pathway)
+        SELECT id, :pathway FROM hashes
+        WHERE id = ANY(CAST(:ids AS bigint[])) AND state = 'ok'
+        ORDER BY id
+        ON CONFLICT DO NOTHING
+        RETURNING hash_id),
+    logged AS (
+        INSERT INTO change_log (op, hash_id, pathway, logged_at, also_shared)
+        SELECT 'add', a.hash_id, :pathway, :now,
+               EXISTS (SELECT 1 FROM shared_hashes o
+                       WHERE o.hash_id = a.hash_id AND o.pathway <> :pathway)
+        FROM added a ORDER BY a.hash_id
+        RETURNING 1)
+    SELECT (SELECT count(*) FROM linked), (SELECT count(*) FROM logged)
+""")
+
 _UNSHARE = text("""
     WITH removed AS (
         DELETE FROM shared_hashes
@@ -70,6 +96,14 @@ def upsert_hashes(session: Session, rows: list[tuple[str, str, int | None, bytes
 def link(session: Session, case_id: int, hash_ids: list[int]) -> list[int]:
     """Link hashes to a case; returns the ids that were not linked before."""
     return sorted(session.execute(_LINK, {"case_id": case_id, "ids": hash_ids}).scalars())
+
+
+def link_share_log(session: Session, case_id: int, hash_ids: list[int], pathway: str,
+                   now: int) -> int:
+    """Link hashes to a case and share those new to `pathway`; returns how many links were new."""
+    linked, _ = session.execute(_LINK_SHARE_LOG, {"case_id": case_id, "ids": hash_ids,
+                                                  "pathway": pathway, "now": now}).one()
+    return linked
 
 
 def share(session: Session, hash_ids: list[int], pathway: str) -> list[tuple[int, bool]]:
