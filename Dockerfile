@@ -17,6 +17,8 @@ RUN useradd --system --uid 10001 --home-dir /var/lib/hashguard --create-home has
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 COPY migrations /app/migrations
+COPY web /app/web
+ENV HASHGUARD_WEB_DIR=/app/web
 ENV HASHGUARD_MIGRATIONS=/app/migrations
 USER hashguard
 WORKDIR /var/lib/hashguard

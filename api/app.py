@@ -1,10 +1,13 @@
 """The FastAPI application factory: the one place where routes, errors and storage are wired."""
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
 
 from api import cases
 from api.body_guard import BodyGuard, BodyTooLarge
@@ -17,6 +20,9 @@ from partners import stopncii
 from partners.match_index import MatchIndex
 from store import migrate
 from store.db import Database
+
+# A source checkout serves ./web; an installed image points HASHGUARD_WEB_DIR at its copy.
+WEB_DIR = Path(os.environ.get("HASHGUARD_WEB_DIR", Path(__file__).resolve().parents[1] / "web"))
 
 DESCRIPTION = """hashguard: privacy-preserving hash submission. People submit only hashes of their
 images and videos (computed on their own device); partners pull them and report back.
@@ -66,6 +72,10 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     def healthz() -> dict:
         """Liveness: the process answers."""
         return {"status": "ok"}
+
+    # The self-submission page (web/), last so that API routes take precedence.
+    if WEB_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
 
     # Outermost first: headers on every answer, including the guard's refusals.
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
