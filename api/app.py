@@ -9,7 +9,9 @@ from types import SimpleNamespace
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
-from api import cases
+from api import cases, operations
+from api.logs import RequestLog, configure_logging
+from api.operations import Metrics
 from api.body_guard import BodyGuard, BodyTooLarge
 from api.errors import error_response, install_error_handlers
 from api.ratelimit import RateLimiter
@@ -38,6 +40,7 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 def create_app(settings: Settings | None = None, run_migrations: bool = True) -> FastAPI:
     settings = settings or Settings()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    configure_logging(settings.log_level)
     database_url = settings.resolved_database_url()
     if run_migrations:
         migrate.upgrade(database_url)
@@ -50,6 +53,10 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
                              settings.token_lookups_per_minute_per_case / 60),
         overall=RateLimiter(settings.token_lookups_per_second_overall,
                             settings.token_lookups_per_second_overall),
+    )
+    app.state.client_limits = SimpleNamespace(
+        case_writes=_per_client(settings.case_writes_per_hour_per_client, 3600),
+        token_lookups=_per_client(settings.token_lookups_per_minute_per_client, 60),
     )
     app.state.partner_rate_limit = RateLimiter(2 * settings.partner_requests_per_second,
                                                settings.partner_requests_per_second)
@@ -64,14 +71,11 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
         return error_response(413, "body_too_large",
                               f"request bodies are limited to {settings.max_body_bytes} bytes")
 
+    app.state.metrics = Metrics()
+    app.include_router(operations.router)
     app.include_router(cases.router)
     app.include_router(partner_routes.router)
     app.include_router(stopncii.router)
-
-    @app.get("/healthz", tags=["operations"])
-    def healthz() -> dict:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
 
     # The self-submission page (web/), last so that API routes take precedence.
     if WEB_DIR.is_dir():
@@ -80,4 +84,9 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     # Outermost first: headers on every answer, including the guard's refusals.
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestLog, metrics=app.state.metrics)
     return app
+
+
+def _per_client(count: int, period_seconds: int) -> RateLimiter | None:
+    return RateLimiter(count, count / period_seconds) if count > 0 else None

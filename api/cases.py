@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from api import idempotency
+from api.client_limits import limit_case_writes, limit_token_lookups
 from api.deps import bearer_token, database, server_secret
 from api.errors import ApiError, error_responses
 from api.schemas import CaseCreate, CaseCreated, CaseStatus, HashesAdd, HashesAdded, HashStatus
@@ -29,7 +30,8 @@ def _settings(request: Request):
 
 
 @router.post("", status_code=201, response_model=CaseCreated,
-             responses=error_responses(413, 415, 422, 429))
+             responses=error_responses(413, 415, 422, 429),
+             dependencies=[Depends(limit_case_writes)])
 def submit_case(
     body: CaseCreate,
     request: Request,
@@ -104,7 +106,8 @@ def _status_view(session, case: Case) -> CaseStatus:
     )
 
 
-@router.get("/{case_ref}", response_model=CaseStatus, responses=error_responses(401, 404, 429))
+@router.get("/{case_ref}", response_model=CaseStatus, responses=error_responses(401, 404, 429),
+            dependencies=[Depends(limit_token_lookups)])
 def case_status(case_ref: str, request: Request, token: str = Depends(bearer_token),
                 db: Database = Depends(database), secret: bytes = Depends(server_secret)):
     """Status of a case and, per hash, how many partners pulled, matched or removed it."""
@@ -113,7 +116,8 @@ def case_status(case_ref: str, request: Request, token: str = Depends(bearer_tok
 
 
 @router.post("/{case_ref}/hashes", response_model=HashesAdded,
-             responses=error_responses(401, 404, 409, 413, 415, 422, 429))
+             responses=error_responses(401, 404, 409, 413, 415, 422, 429),
+             dependencies=[Depends(limit_case_writes), Depends(limit_token_lookups)])
 def add_hashes(case_ref: str, body: HashesAdd, request: Request,
                token: str = Depends(bearer_token), db: Database = Depends(database),
                secret: bytes = Depends(server_secret)):
@@ -135,7 +139,8 @@ def add_hashes(case_ref: str, body: HashesAdd, request: Request,
 
 
 @router.post("/{case_ref}/withdraw", response_model=CaseStatus,
-             responses=error_responses(401, 404, 429))
+             responses=error_responses(401, 404, 429),
+             dependencies=[Depends(limit_token_lookups)])
 def withdraw_case(case_ref: str, request: Request, token: str = Depends(bearer_token),
                   db: Database = Depends(database), secret: bytes = Depends(server_secret)):
     """Withdraw: the case's hashes leave the shared set (unless another active case holds them)

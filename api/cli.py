@@ -57,8 +57,10 @@ def serve(
 
     from api.app import create_app
 
+    # No access log (it would record client addresses) and no uvicorn log config: the app's
+    # JSON logging (api/logs.py) stays in charge.
     uvicorn.run(create_app(_settings(database_url)), host=host, port=port,
-                access_log=False)  # access logs would record client IPs
+                access_log=False, log_config=None)
 
 
 @partners_app.command("add")

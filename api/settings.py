@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     token_lookups_per_minute_per_case: int = 10
     token_lookups_per_second_overall: int = 200
     partner_requests_per_second: int = 50
+    # Per client address (kept only as keyed hashes in memory); 0 turns a limit off.
+    case_writes_per_hour_per_client: int = 100
+    token_lookups_per_minute_per_client: int = 60
+    trust_forwarded_for: bool = False
+    log_level: str = "INFO"
     # Distinct partners reporting `not_violating` that take a hash out of the shared set.
     dispute_quarantine_threshold: int = Field(2, ge=1)
 

@@ -1,0 +1,37 @@
+"""Per-client limits that never store who the client is.
+
+The client's address is only ever passed through RateLimiter, which keys its buckets by an HMAC
+under a per-process random key and keeps them in memory: no address reaches the database, the
+logs, or a file. Behind a reverse proxy, set HASHGUARD_TRUST_FORWARDED_FOR so the proxy's
+X-Forwarded-For names the client (otherwise every request would share the proxy's bucket).
+"""
+from __future__ import annotations
+
+from fastapi import Request
+
+from api.errors import ApiError
+
+
+def client_address(request: Request) -> str:
+    if request.app.state.settings.trust_forwarded_for:
+        forwarded = request.headers.get("x-forwarded-for", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return request.client.host if request.client else "unknown"
+
+
+def _limit(request: Request, limiter_name: str) -> None:
+    limiter = getattr(request.app.state.client_limits, limiter_name)
+    if limiter is not None and not limiter.allow(client_address(request)):
+        raise ApiError(429, "rate_limited", "too many requests from this network; try again later",
+                       headers={"Retry-After": "60"})
+
+
+def limit_case_writes(request: Request) -> None:
+    """Dependency: cap on case submissions and additions per client and hour."""
+    _limit(request, "case_writes")
+
+
+def limit_token_lookups(request: Request) -> None:
+    """Dependency: cap on token checks per client (guessing across many case references)."""
+    _limit(request, "token_lookups")

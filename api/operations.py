@@ -1,0 +1,53 @@
+"""Operational endpoints: liveness, readiness and Prometheus metrics (per process)."""
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from sqlalchemy import text
+
+router = APIRouter(tags=["operations"])
+
+
+class Metrics:
+    """Counters by route template and status; never by case, partner, token or address."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("hashguard_http_requests_total", "HTTP requests",
+                                ["route", "method", "status"], registry=self.registry)
+        self.latency = Histogram("hashguard_http_request_seconds", "HTTP request duration",
+                                 ["route", "method"], registry=self.registry,
+                                 buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route, method).observe(seconds)
+
+
+@router.get("/healthz")
+def healthz() -> dict:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "The database is not reachable"}})
+def readyz(request: Request):
+    """Readiness: the database answers (a load balancer should route here only when 200)."""
+    started = time.perf_counter()
+    try:
+        with request.app.state.database.read() as session:
+            session.execute(text("SELECT 1"))
+    except Exception:  # noqa: BLE001 - any failure means "not ready", and says no more
+        return JSONResponse({"status": "unavailable"}, status_code=503)
+    return {"status": "ready", "database_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+def metrics(request: Request) -> Response:
+    """Prometheus metrics of this process."""
+    return Response(generate_latest(request.app.state.metrics.registry),
+                    media_type=CONTENT_TYPE_LATEST)
