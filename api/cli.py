@@ -167,3 +167,20 @@ def review_reject(hash_id: int = typer.Argument(..., help="Id from `hashguard re
         if not review.reject(session, hash_id):
             _fail(f"hash {hash_id} is not in quarantine")
     typer.echo(f"rejected hash {hash_id}: it will not be shared again")
+
+
+@review_app.command("deny")
+def review_deny(signal_type: str = typer.Argument(..., help="e.g. pdq, video_md5"),
+                value: str = typer.Argument(..., help="The hash value."),
+                database_url: str = DATABASE_URL_OPTION) -> None:
+    """Known-benign content: keep this hash out of the shared set, whoever submits it."""
+    from hashing.signals import InvalidHash
+    from partners import review
+
+    db, _ = _database(database_url)
+    try:
+        with db.transaction() as session:
+            hash_id = review.deny(session, signal_type, value)
+    except InvalidHash as refused:
+        _fail(f"{refused.code}: {refused.message}")
+    typer.echo(f"denied hash {hash_id}: it will not be shared")

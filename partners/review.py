@@ -17,6 +17,7 @@ from store.models import (
     CaseHash,
     Feedback,
     Hash,
+    SharedHash,
 )
 
 
@@ -55,3 +56,28 @@ def restore(session: Session, hash_id: int) -> bool:
 def reject(session: Session, hash_id: int) -> bool:
     return bool(session.execute(update(Hash).where(Hash.id == hash_id, Hash.state == HASH_QUARANTINED)
                                 .values(state=HASH_REJECTED)).rowcount)
+
+
+def deny(session: Session, signal_type: str, value: str) -> int:
+    """Operator allowlist of known-benign content: keep this value out of the shared set for
+    good, whoever submits it (now or later). Returns the hash id."""
+    from hashing.signals import parse
+
+    from store.cases import hash_digest
+
+    canonical = parse(signal_type, value)
+    digest = hash_digest(signal_type, canonical)
+    stored = session.scalars(select(Hash).where(Hash.digest == digest)).first()
+    if stored is None:
+        stored = Hash(signal_type=signal_type, value=canonical, quality=None, digest=digest,
+                      state=HASH_REJECTED)
+        session.add(stored)
+        session.flush()
+        return stored.id
+    changelog.lock_hashes(session, [stored.id])
+    session.execute(update(Hash).where(Hash.id == stored.id).values(state=HASH_REJECTED))
+    pathways = session.scalars(select(SharedHash.pathway).where(SharedHash.hash_id == stored.id)
+                               .order_by(SharedHash.pathway)).all()
+    for pathway in pathways:
+        changelog.unshare(session, stored.id, pathway)  # appends: the last statements
+    return stored.id

@@ -228,3 +228,21 @@ def test_partner_endpoints_refuse_media_bodies(client, make_partner):
         response = client.post(path, content=b"\xff\xd8\xff\xe0" + bytes(1000),
                                headers={**bearer(key), "Content-Type": "image/jpeg"})
         assert response.status_code == 415
+
+
+def test_operator_denylist_keeps_a_benign_hash_out_even_when_submitted(client, make_partner, settings):
+    key = make_partner("p", "adult")
+    env = {"HASHGUARD_DATA_DIR": str(settings.data_dir)}
+    url = ["--database-url", settings.database_url]
+    new_case(client, [C_PNG])
+    _, cursor = pull_all(client, key)
+    denied = CliRunner().invoke(_cli(), ["review", "deny", "pdq", C_PNG] + url, env=env)
+    assert denied.exit_code == 0, denied.output
+    entries, cursor = pull_all(client, key, cursor)
+    assert [(e["op"], e["value"]) for e in entries] == [("remove", C_PNG)]
+    CliRunner().invoke(_cli(), ["review", "deny", "pdq", Q0291] + url, env=env)
+    new_case(client, [Q0291, BRIDGE])  # a benign value never reaches partners
+    entries, _ = pull_all(client, key, cursor)
+    assert [(e["op"], e["value"]) for e in entries] == [("add", BRIDGE)]
+    bad = CliRunner().invoke(_cli(), ["review", "deny", "pdq", "zz"] + url, env=env)
+    assert bad.exit_code == 1
