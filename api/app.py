@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import asynccontextmanager
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,8 +21,9 @@ from api.settings import Settings
 from partners import routes as partner_routes
 from partners import stopncii
 from partners.match_index import MatchIndex
+from partners.wakeup import ChangeNotifier, PostgresListener
 from store import migrate
-from store.db import Database
+from store.db import Database, libpq_conninfo
 
 # A source checkout serves ./web; an installed image points HASHGUARD_WEB_DIR at its copy.
 WEB_DIR = Path(os.environ.get("HASHGUARD_WEB_DIR", Path(__file__).resolve().parents[1] / "web"))
@@ -44,7 +46,20 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     database_url = settings.resolved_database_url()
     if run_migrations:
         migrate.upgrade(database_url)
-    app = FastAPI(title="hashguard", version="0.1.0", description=DESCRIPTION)
+    notifier = ChangeNotifier()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        listener = None
+        if database_url.startswith(("postgres", "postgresql")):
+            listener = PostgresListener(libpq_conninfo(database_url), notifier)
+            listener.start()
+        yield
+        if listener is not None:
+            listener.stop()
+        _app.state.database.dispose()
+
+    app = FastAPI(title="hashguard", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.database = Database(database_url)
     app.state.server_secret = settings.server_secret()
@@ -61,8 +76,9 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app.state.partner_rate_limit = RateLimiter(2 * settings.partner_requests_per_second,
                                                settings.partner_requests_per_second)
     app.state.match_index = MatchIndex()
-    # Push wake-ups (long-poll, webhooks) hook in here; the change log stays the source of truth.
-    app.state.notify_change_log = lambda: None
+    # Push wake-ups (long-poll, webhooks); the change log stays the source of truth.
+    app.state.notifier = notifier
+    app.state.notify_change_log = notifier.notify
 
     install_error_handlers(app)
 

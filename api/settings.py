@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     token_lookups_per_minute_per_client: int = 60
     trust_forwarded_for: bool = False
     log_level: str = "INFO"
+    # Long-poll: how often a waiting pull re-reads even without a wake-up (writers that cannot
+    # notify this process: SQLite shared with CLI processes).
+    long_poll_recheck_seconds: float = 1.0
     # Distinct partners reporting `not_violating` that take a hash out of the shared set.
     dispute_quarantine_threshold: int = Field(2, ge=1)
 

@@ -14,6 +14,7 @@ from store.models import Partner
 
 MAX_PAGE = 10_000
 DEFAULT_PAGE = 1_000
+MAX_WAIT_SECONDS = 60
 
 
 def parse_cursor(cursor: str | None) -> int:

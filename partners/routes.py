@@ -1,11 +1,13 @@
 """Routes of the native partner API: pull, full export, feedback, match."""
 from __future__ import annotations
 
+import asyncio
 import json
 import zlib
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
 from hashing import signals
@@ -29,18 +31,33 @@ router = APIRouter(prefix="/v1/partner", tags=["partners"])
 
 @router.get("/hashes", response_model=Page, response_model_exclude_none=True,
             responses=error_responses(400, 401, 422, 429))
-def pull(request: Request,
-         cursor: str = Query("", max_length=32, description="next_cursor of the previous page; "
-                             "empty for a full sync from the beginning"),
-         limit: int = Query(feed.DEFAULT_PAGE, ge=1, le=feed.MAX_PAGE),
-         partner: AuthenticatedPartner = Depends(authenticate)):
+async def pull(request: Request,
+               cursor: str = Query("", max_length=32, description="next_cursor of the previous "
+                                   "page; empty for a full sync from the beginning"),
+               limit: int = Query(feed.DEFAULT_PAGE, ge=1, le=feed.MAX_PAGE),
+               wait: float = Query(0, ge=0, le=feed.MAX_WAIT_SECONDS,
+                                   description="Long-poll: when nothing is new, hold the request "
+                                               "up to this many seconds and answer as soon as an "
+                                               "entry commits"),
+               partner: AuthenticatedPartner = Depends(authenticate)):
     """Ordered change entries (adds and removes) after `cursor`, for the partner's pathways.
     Never skips or repeats an entry, including ones whose transaction committed late."""
     position = feed.parse_cursor(cursor)
-    result = feed.page(request.app.state.database, partner.id, partner.pathways, position, limit)
-    # Serialised directly: re-validating 10,000 entries through the response model would cost
-    # more than reading them (the schema above still documents the shape; tests check it).
-    return Response(json.dumps(result, separators=(",", ":")), media_type="application/json")
+    state = request.app.state
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        seen = state.notifier.version  # read before querying: a commit in between wakes us
+        result = await run_in_threadpool(feed.page, state.database, partner.id, partner.pathways,
+                                         position, limit)
+        remaining = deadline - loop.time()
+        if result["entries"] or remaining <= 0 or await request.is_disconnected():
+            # Serialised directly: re-validating 10,000 entries through the response model
+            # would cost more than reading them (the schema documents the shape; tests check it).
+            return Response(json.dumps(result, separators=(",", ":")),
+                            media_type="application/json")
+        # Also re-check now and then: writers in processes that cannot notify us (SQLite + CLI).
+        await state.notifier.wait(seen, min(remaining, state.settings.long_poll_recheck_seconds))
 
 
 @router.get("/hashes/export", responses={

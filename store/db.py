@@ -17,6 +17,12 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def libpq_conninfo(url: str) -> str:
+    """The plain postgresql:// URL psycopg itself takes (for LISTEN connections)."""
+    return make_url(normalize_url(url)).set(drivername="postgresql").render_as_string(
+        hide_password=False)
+
+
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 

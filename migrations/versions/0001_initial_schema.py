@@ -26,6 +26,9 @@ BEGIN
        SET seq = nextval('change_log_position'),
            logged_at = floor(extract(epoch FROM clock_timestamp()))::bigint
      WHERE id = NEW.id;
+    -- Wakes long-polling partners in every API process (partners/wakeup.py). Delivered at
+    -- COMMIT; identical payloads in one transaction collapse into one notification.
+    PERFORM pg_notify('hashguard_change_log', '');
     RETURN NULL;
 END $$;
 CREATE CONSTRAINT TRIGGER change_log_position_at_commit AFTER INSERT ON change_log
