@@ -6,6 +6,9 @@ committed late, and never repeats one.
 """
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 from sqlalchemy import update
 
 from partners.errors import ServiceError
@@ -33,26 +36,62 @@ def entry_record(row) -> dict:
     return record
 
 
-def page(database, partner_id: int, pathways: list[str], cursor: int, limit: int) -> dict:
+@dataclass(frozen=True)
+class PageRows:
+    rows: list
+    next_cursor: int
+    has_more: bool
+
+
+def read_page(database, partner_id: int, pathways: list[str], cursor: int, limit: int) -> PageRows:
     with database.read() as session:
         rows = changelog.read_after(session, cursor, pathways, limit + 1)
-    has_more = len(rows) > limit
-    rows = rows[:limit]
     acknowledge(database, partner_id, cursor)
-    return {
-        "entries": [entry_record(r) for r in rows],
-        "next_cursor": str(rows[-1].seq if rows else cursor),
-        "has_more": has_more,
-    }
+    return PageRows(rows[:limit], rows[limit - 1].seq if len(rows) > limit else
+                    (rows[-1].seq if rows else cursor), len(rows) > limit)
+
+
+def page(database, partner_id: int, pathways: list[str], cursor: int, limit: int) -> dict:
+    """One page as a plain dict (tests, small callers)."""
+    result = read_page(database, partner_id, pathways, cursor, limit)
+    return {"entries": [entry_record(r) for r in result.rows],
+            "next_cursor": str(result.next_cursor), "has_more": result.has_more}
+
+
+# Entries rendered straight from row tuples, without a dict or json.dumps per entry (together
+# they were 60% of a full sync's server time). Safe without escaping: every field is an int, a
+# fixed name from our registry, or a hash value that passed its type's parse (hex or base64).
+def _entry_json(row) -> str:
+    quality = "" if row[6] is None else f',"quality":{row[6]}'
+    return (f'{{"seq":{row[0]},"op":"{row[1]}","signal_type":"{row[4]}","value":"{row[5]}",'
+            f'"pathway":"{row[2]}","logged_at":{row[3]}{quality}}}')
+
+
+def render_json(result: PageRows) -> bytes:
+    entries = ",".join(_entry_json(r) for r in result.rows)
+    has_more = "true" if result.has_more else "false"
+    return (f'{{"entries":[{entries}],"next_cursor":"{result.next_cursor}",'
+            f'"has_more":{has_more}}}').encode()
+
+
+def render_ndjson(result: PageRows) -> bytes:
+    return "".join(_entry_json(r) + "\n" for r in result.rows).encode()
+
+
+# Acknowledgements are written at most this often per partner: they feed the "pulled by N
+# partners" counts, and a commit per delta pull would double the cost of a pull.
+ACKNOWLEDGE_EVERY_SECONDS = 5.0
 
 
 def acknowledge(database, partner_id: int, cursor: int) -> None:
     """A request with cursor c proves the partner received everything up to c."""
-    acknowledged = database.memo.setdefault("acknowledged", {})  # skips writes that change nothing
-    if cursor <= acknowledged.get(partner_id, 0):
+    memo = database.memo.setdefault("acknowledged", {})  # partner -> (cursor, when written)
+    written, when = memo.get(partner_id, (0, 0.0))
+    now = time.monotonic()
+    if cursor <= written or now - when < ACKNOWLEDGE_EVERY_SECONDS and written > 0:
         return
     with database.transaction() as session:
         session.execute(update(Partner)
                         .where(Partner.id == partner_id, Partner.acknowledged_seq < cursor)
                         .values(acknowledged_seq=cursor))
-    acknowledged[partner_id] = cursor
+    memo[partner_id] = (cursor, now)

@@ -48,14 +48,13 @@ async def pull(request: Request,
     deadline = loop.time() + wait
     while True:
         seen = state.notifier.version  # read before querying: a commit in between wakes us
-        result = await run_in_threadpool(feed.page, state.database, partner.id, partner.pathways,
-                                         position, limit)
+        result = await run_in_threadpool(feed.read_page, state.database, partner.id,
+                                         partner.pathways, position, limit)
         remaining = deadline - loop.time()
-        if result["entries"] or remaining <= 0 or await request.is_disconnected():
-            # Serialised directly: re-validating 10,000 entries through the response model
-            # would cost more than reading them (the schema documents the shape; tests check it).
-            return Response(json.dumps(result, separators=(",", ":")),
-                            media_type="application/json")
+        if result.rows or remaining <= 0 or await request.is_disconnected():
+            # Rendered directly: re-validating 10,000 entries through the response model would
+            # cost more than reading them (the schema documents the shape; tests check it).
+            return Response(feed.render_json(result), media_type="application/json")
         # Also re-check now and then: writers in processes that cannot notify us (SQLite + CLI).
         await state.notifier.wait(seen, min(remaining, state.settings.long_poll_recheck_seconds))
 
@@ -79,19 +78,18 @@ def export(request: Request, cursor: str = Query("", max_length=32),
 
 def _export_lines(database, partner: AuthenticatedPartner, cursor: int) -> Iterator[bytes]:
     while True:
-        result = feed.page(database, partner.id, partner.pathways, cursor, feed.MAX_PAGE)
-        if result["entries"]:
-            yield b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n"
-                           for e in result["entries"])
-        cursor = int(result["next_cursor"])
-        if not result["has_more"]:
+        result = feed.read_page(database, partner.id, partner.pathways, cursor, feed.MAX_PAGE)
+        if result.rows:
+            yield feed.render_ndjson(result)
+        cursor = result.next_cursor
+        if not result.has_more:
             yield json.dumps({"next_cursor": str(cursor)}).encode() + b"\n"
             return
 
 
 def _gzip_stream(chunks: Iterator[bytes]) -> Iterator[bytes]:
     """Compress as we go (wbits 16+: gzip framing) so a million entries never sit in memory."""
-    stream = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    stream = zlib.compressobj(3, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 2x faster than 6, ~5% larger
     for chunk in chunks:
         out = stream.compress(chunk)
         if out:

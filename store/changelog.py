@@ -142,8 +142,14 @@ def visible_to(pathways: list[str]):
 
 
 def read_after(session: Session, cursor: int, pathways: list[str], limit: int):
-    """Entries with seq > cursor visible to `pathways`, in order, with their hash values."""
-    return session.execute(
+    """Entries with seq > cursor visible to `pathways`, in order, with their hash values: rows of
+    (seq, op, pathway, logged_at, signal_type, value, quality), also addressable by name."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # A parallel plan (Gather Merge) doubled the time of a 10,000-entry page on 2 cores.
+        connection.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+    # Core, not ORM: plain rows, no identity map (a full sync reads millions of them).
+    return connection.execute(
         select(ChangeLogEntry.seq, ChangeLogEntry.op, ChangeLogEntry.pathway,
                ChangeLogEntry.logged_at, Hash.signal_type, Hash.value, Hash.quality)
         .join(Hash, Hash.id == ChangeLogEntry.hash_id)
