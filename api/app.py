@@ -22,6 +22,7 @@ from partners import routes as partner_routes
 from partners import stopncii
 from partners.match_index import MatchIndex
 from partners.wakeup import ChangeNotifier, PostgresListener
+from partners.webhooks import WebhookDispatcher, WebhookSigner
 from store import migrate
 from store.db import Database, libpq_conninfo
 
@@ -51,10 +52,16 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         listener = None
-        if database_url.startswith(("postgres", "postgresql")):
-            listener = PostgresListener(libpq_conninfo(database_url), notifier)
+        conninfo = (libpq_conninfo(database_url)
+                    if database_url.startswith(("postgres", "postgresql")) else None)
+        if conninfo is not None:
+            listener = PostgresListener(conninfo, notifier)
             listener.start()
+        dispatcher = WebhookDispatcher(_app.state.database, _app.state.webhook_signer, notifier,
+                                       conninfo=conninfo)
+        dispatcher.start()
         yield
+        dispatcher.stop()
         if listener is not None:
             listener.stop()
         _app.state.database.dispose()
@@ -78,6 +85,7 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app.state.match_index = MatchIndex()
     # Push wake-ups (long-poll, webhooks); the change log stays the source of truth.
     app.state.notifier = notifier
+    app.state.webhook_signer = WebhookSigner(settings.data_dir)
     app.state.notify_change_log = notifier.notify
 
     install_error_handlers(app)

@@ -131,6 +131,28 @@ def keys_revoke(name: str = typer.Argument(..., help="Partner name."),
         raise typer.Exit(1)
 
 
+@partners_app.command("webhook")
+def partners_webhook(name: str = typer.Argument(..., help="Partner name."),
+                     url: str = typer.Argument(None, help="https:// URL to POST wake-ups to."),
+                     remove: bool = typer.Option(False, "--remove", help="Stop webhooks."),
+                     database_url: str = DATABASE_URL_OPTION) -> None:
+    """Set where the partner is woken up when entries commit (signed with Ed25519)."""
+    from partners import admin, webhooks
+
+    if remove == bool(url):
+        _fail("give a URL, or --remove")
+    if url and not url.startswith(("https://", "http://")):
+        _fail("the webhook URL must start with https:// (or http:// on a private network)")
+    db, _ = _database(database_url)
+    try:
+        with db.transaction() as session:
+            partner = admin.require_partner(session, name)
+            webhooks.set_webhook(session, partner.id, None if remove else url)
+    except admin.AdminError as refused:
+        _fail(str(refused))
+    typer.echo(f"webhook of {name}: {'removed' if remove else url}")
+
+
 @review_app.command("list")
 def review_list(database_url: str = DATABASE_URL_OPTION) -> None:
     """Hashes in quarantine, with how many partners disputed each."""

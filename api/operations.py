@@ -51,3 +51,9 @@ def metrics(request: Request) -> Response:
     """Prometheus metrics of this process."""
     return Response(generate_latest(request.app.state.metrics.registry),
                     media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/.well-known/hashguard-webhook-key")
+def webhook_key(request: Request) -> dict:
+    """The Ed25519 public key (raw, base64url) that signs webhook deliveries."""
+    return {"algorithm": "ed25519", "public_key": request.app.state.webhook_signer.public_key()}

@@ -155,3 +155,32 @@ class Feedback(Base):
     action: Mapped[str] = mapped_column(String(16), primary_key=True)
     tags: Mapped[str] = mapped_column(String(512), default="")
     reported_at: Mapped[int] = mapped_column(BigInteger)
+
+
+
+class PartnerWebhook(Base):
+    """Where to wake a partner up. Set by the operator (`hashguard partners webhook`), never by
+    the partner API: a partner-chosen URL would let anyone make the server call internal hosts."""
+
+    __tablename__ = "partner_webhooks"
+
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    # The highest change-log position a delivery has told the partner about.
+    delivered_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class WebhookDelivery(Base):
+    """Delivery log: one row per attempt (status or short error; never a body or a secret)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), index=True)
+    latest_seq: Mapped[int] = mapped_column(BigInteger)
+    attempt: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(200))
+    attempted_at: Mapped[int] = mapped_column(BigInteger)  # unix seconds
+
+

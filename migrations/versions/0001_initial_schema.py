@@ -134,6 +134,26 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['hash_id'], ['hashes.id'], ),
     sa.PrimaryKeyConstraint('hash_id', 'pathway')
     )
+    op.create_table('partner_webhooks',
+    sa.Column('partner_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('url', sa.String(length=2048), nullable=False),
+    sa.Column('delivered_seq', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], ),
+    sa.PrimaryKeyConstraint('partner_id')
+    )
+    op.create_table('webhook_deliveries',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('partner_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('latest_seq', sa.BigInteger(), nullable=False),
+    sa.Column('attempt', sa.Integer(), nullable=False),
+    sa.Column('status_code', sa.Integer(), nullable=True),
+    sa.Column('error', sa.String(length=200), nullable=True),
+    sa.Column('attempted_at', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_webhook_deliveries_partner_id'), ['partner_id'], unique=False)
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_PG_POSITION_AT_COMMIT)
 
@@ -141,6 +161,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_PG_DROP_POSITION_AT_COMMIT)
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_webhook_deliveries_partner_id'))
+    op.drop_table('webhook_deliveries')
+    op.drop_table('partner_webhooks')
     op.drop_table('shared_hashes')
     with op.batch_alter_table('partner_keys', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_partner_keys_partner_id'))

@@ -1,0 +1,196 @@
+"""Signed webhooks: wake partners the moment entries commit, without ever blocking a submit.
+
+A dispatcher thread per process wakes on the change notifier (and every few seconds), and — if it
+is the leader (one per PostgreSQL database, a session advisory lock held by its connection) —
+POSTs a small signed body to each partner whose pathways gained entries since the last
+successful delivery. Failures are retried with exponential backoff; every attempt is logged in
+webhook_deliveries. Bodies are signed with the server's Ed25519 key (hashing/webhook.py verifies).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import func, select, update
+
+from hashing.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_bytes
+from store.models import ChangeLogEntry, Partner, PartnerWebhook, WebhookDelivery
+
+log = logging.getLogger("hashguard.webhooks")
+_LEADER_LOCK = 0x4847_5748  # "HGWH"
+KEY_FILE = "webhook-signing-key.pem"
+
+
+class WebhookSigner:
+    """The server's Ed25519 webhook key, made on first start and kept in the data dir (0600)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        path = Path(data_dir) / KEY_FILE
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pem = Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption())
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(pem)
+            except FileExistsError:
+                pass  # another process made it first
+        self._key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+
+    def public_key(self) -> str:
+        raw = self._key.public_key().public_bytes(serialization.Encoding.Raw,
+                                                  serialization.PublicFormat.Raw)
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def headers(self, body: bytes, now: int | None = None) -> dict:
+        timestamp = str(int(time.time()) if now is None else now)
+        signature = self._key.sign(signed_bytes(timestamp, body))
+        encoded = base64.urlsafe_b64encode(signature).decode().rstrip("=")
+        return {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: f"ed25519={encoded}",
+                "Content-Type": "application/json"}
+
+
+@dataclass
+class _Backoff:
+    attempt: int = 0
+    not_before: float = 0.0
+
+
+@dataclass
+class WebhookDispatcher:
+    database: object
+    signer: WebhookSigner
+    notifier: object
+    conninfo: str | None = None  # PostgreSQL: leader election; None: this process delivers
+    timeout_seconds: float = 5.0
+    idle_recheck_seconds: float = 5.0
+    max_backoff_seconds: float = 300.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _backoff: dict = field(default_factory=dict)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="hashguard-webhooks", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=self.timeout_seconds, follow_redirects=False) as http:
+            while not self._stop.is_set():
+                leader = self._lead()
+                try:
+                    seen = self.notifier.version
+                    while not self._stop.is_set():
+                        if leader is None or _still_leader(leader):
+                            self.deliver_due(http)
+                        self.notifier.wait_blocking(seen, self._next_wait())
+                        seen = self.notifier.version
+                        if leader is not None and not _still_leader(leader):
+                            break
+                except Exception:  # noqa: BLE001 - the dispatcher must outlive any one failure
+                    log.exception("webhook dispatcher failed; restarting")
+                    self._stop.wait(1.0)
+                finally:
+                    if leader is not None:
+                        leader.close()
+
+    def _lead(self):
+        """PostgreSQL: hold the leader lock on a dedicated connection (released if we die)."""
+        if self.conninfo is None:
+            return None
+        while not self._stop.is_set():
+            try:
+                conn = psycopg.connect(self.conninfo, autocommit=True)
+                if conn.execute("SELECT pg_try_advisory_lock(%s)", (_LEADER_LOCK,)).fetchone()[0]:
+                    return conn
+                conn.close()
+            except psycopg.Error:
+                pass
+            self._stop.wait(self.idle_recheck_seconds)
+        return None
+
+    def _next_wait(self) -> float:
+        pending = [b.not_before - time.monotonic() for b in self._backoff.values() if b.attempt]
+        return max(0.05, min([self.idle_recheck_seconds, *pending]))
+
+    def deliver_due(self, http: httpx.Client) -> int:
+        """One pass: POST to every partner whose pathways gained entries. Returns deliveries made."""
+        with self.database.read() as session:
+            hooks = session.execute(select(PartnerWebhook, Partner)
+                                    .join(Partner, Partner.id == PartnerWebhook.partner_id)).all()
+            due = []
+            for hook, partner in hooks:
+                latest = session.scalar(select(func.max(ChangeLogEntry.seq)).where(
+                    ChangeLogEntry.pathway.in_(partner.pathway_list()))) or 0
+                if latest > hook.delivered_seq:
+                    due.append((partner.id, partner.name, hook.url, latest))
+        made = 0
+        for partner_id, name, url, latest in due:
+            backoff = self._backoff.setdefault(partner_id, _Backoff())
+            if time.monotonic() < backoff.not_before:
+                continue
+            made += self._deliver(http, partner_id, name, url, latest, backoff)
+        return made
+
+    def _deliver(self, http, partner_id, name, url, latest, backoff: _Backoff) -> int:
+        body = json.dumps({"type": "hashguard.change_log", "partner": name, "latest_seq": latest,
+                           "pull": "/v1/partner/hashes"}, separators=(",", ":")).encode()
+        backoff.attempt += 1
+        status, error = None, None
+        try:
+            response = http.post(url, content=body, headers=self.signer.headers(body))
+            status = response.status_code
+            if not 200 <= status < 300:
+                error = f"HTTP {status}"
+        except httpx.HTTPError as failure:
+            error = type(failure).__name__
+        with self.database.transaction() as session:
+            session.add(WebhookDelivery(partner_id=partner_id, latest_seq=latest,
+                                        attempt=backoff.attempt, status_code=status, error=error,
+                                        attempted_at=int(time.time())))
+            if error is None:
+                session.execute(update(PartnerWebhook)
+                                .where(PartnerWebhook.partner_id == partner_id,
+                                       PartnerWebhook.delivered_seq < latest)
+                                .values(delivered_seq=latest))
+        if error is None:
+            backoff.attempt, backoff.not_before = 0, 0.0
+            return 1
+        delay = min(self.max_backoff_seconds, 0.5 * 2 ** (backoff.attempt - 1))
+        backoff.not_before = time.monotonic() + delay
+        return 0
+
+
+def _still_leader(conn) -> bool:
+    try:
+        conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+def set_webhook(session, partner_id: int, url: str | None) -> None:
+    """Register (or with None, remove) a partner's webhook URL; deliveries start from now."""
+    existing = session.get(PartnerWebhook, partner_id)
+    if url is None:
+        if existing is not None:
+            session.delete(existing)
+        return
+    latest = session.scalar(select(func.max(ChangeLogEntry.seq))) or 0
+    if existing is None:
+        session.add(PartnerWebhook(partner_id=partner_id, url=url, delivered_seq=latest))
+    else:
+        existing.url = url

@@ -1,0 +1,132 @@
+"""Signed webhooks: delivered at commit, verifiable by the reference verifier, retried, never
+blocking a submit; forged, stale and replayed deliveries are rejected by that verifier."""
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from typer.testing import CliRunner
+
+from hashing.webhook import ReplayGuard, WebhookRejected, verify
+from partners.webhooks import WebhookSigner
+from tests.hashes import BRIDGE, C_PNG
+from tests.partner_helpers import new_case
+
+
+class Receiver:
+    """A partner's webhook endpoint on loopback that records deliveries."""
+
+    def __init__(self, answers=(200,), delay=0.0):
+        self.deliveries, self.answers, self.delay = [], list(answers), delay
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.deliveries.append((time.monotonic(), dict(self.headers), body))
+                time.sleep(receiver.delay)
+                status = receiver.answers.pop(0) if len(receiver.answers) > 1 else receiver.answers[0]
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, count, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while len(self.deliveries) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.deliveries
+
+
+def _register(settings, name, url):
+    from hashing.cli import _load_plugins, app
+
+    _load_plugins()
+    result = CliRunner().invoke(app, ["partners", "webhook", name, url, "--database-url",
+                                      settings.database_url],
+                                env={"HASHGUARD_DATA_DIR": str(settings.data_dir)})
+    assert result.exit_code == 0, result.output
+
+
+def test_submit_wakes_the_partner_with_a_verifiable_signed_webhook(client, make_partner, settings):
+    receiver = Receiver()
+    make_partner("hooked", "adult")
+    _register(settings, "hooked", receiver.url)
+    public_key = client.get("/.well-known/hashguard-webhook-key").json()["public_key"]
+    new_case(client, [BRIDGE])
+    submitted = time.monotonic()
+    [(arrived, headers, body)] = receiver.wait_for(1)
+    assert arrived - submitted < 1.0
+    verify(public_key, body, headers["Hashguard-Timestamp"], headers["Hashguard-Signature"])
+    assert b'"latest_seq"' in body and BRIDGE.encode() not in body  # a wake-up, not the data
+
+
+def test_failed_deliveries_are_retried_and_logged(client, make_partner, settings, app):
+    from sqlalchemy import select
+
+    from store.models import WebhookDelivery
+
+    receiver = Receiver(answers=(500, 200))
+    make_partner("flaky", "adult")
+    _register(settings, "flaky", receiver.url)
+    new_case(client, [C_PNG])
+    receiver.wait_for(2, timeout=15)
+    time.sleep(0.2)
+    with app.state.database.read() as session:
+        attempts = session.execute(select(WebhookDelivery.attempt, WebhookDelivery.status_code)
+                                   .order_by(WebhookDelivery.id)).all()
+    assert [tuple(a) for a in attempts][:2] == [(1, 500), (2, 200)]
+
+
+def test_a_hanging_webhook_never_slows_a_submit(client, make_partner, settings):
+    receiver = Receiver(delay=3.0)
+    make_partner("slow", "adult")
+    _register(settings, "slow", receiver.url)
+    new_case(client, [BRIDGE])
+    receiver.wait_for(1)
+    started = time.monotonic()
+    new_case(client, [C_PNG])
+    assert time.monotonic() - started < 1.0
+
+
+@pytest.fixture(scope="module")
+def signer(tmp_path_factory):
+    return WebhookSigner(tmp_path_factory.mktemp("keys"))
+
+
+def test_reference_verifier_accepts_a_fresh_genuine_delivery_once(signer):
+    body = b'{"latest_seq":5}'
+    headers = signer.headers(body)
+    guard = ReplayGuard()
+    guard.check(signer.public_key(), body, headers["Hashguard-Timestamp"], headers["Hashguard-Signature"])
+    with pytest.raises(WebhookRejected, match="replayed"):
+        guard.check(signer.public_key(), body, headers["Hashguard-Timestamp"],
+                    headers["Hashguard-Signature"])
+
+
+@pytest.mark.parametrize("tamper", ["body", "signature", "old", "future", "other key", "scheme", "missing"])
+def test_reference_verifier_rejects_forged_or_stale_deliveries(signer, tmp_path, tamper):
+    body = b'{"latest_seq":5}'
+    now = int(time.time())
+    headers = signer.headers(body, now=now - 3600 if tamper == "old" else
+                             now + 3600 if tamper == "future" else now)
+    key, timestamp, signature = signer.public_key(), headers["Hashguard-Timestamp"], headers["Hashguard-Signature"]
+    if tamper == "body":
+        body = b'{"latest_seq":6}'
+    elif tamper == "signature":
+        signature = signature[:-4] + ("AAAA" if not signature.endswith("AAAA") else "BBBB")
+    elif tamper == "other key":
+        key = WebhookSigner(tmp_path).public_key()
+    elif tamper == "scheme":
+        signature = "hmac=" + signature.partition("=")[2]
+    elif tamper == "missing":
+        signature = None
+    with pytest.raises(WebhookRejected):
+        verify(key, body, timestamp, signature)
