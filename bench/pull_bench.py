@@ -82,18 +82,22 @@ def load_hashes(url: str, n: int, mode: str) -> dict[str, float]:
                 # The subquery hands the rows over in id order, so nextval() follows id order
                 # (checked below).
                 conn.execute("""
-                    INSERT INTO change_log (seq, op, hash_id, pathway, logged_at, also_shared)
-                    SELECT nextval('change_log_position'), 'add', h.id, %s,
-                           floor(extract(epoch FROM clock_timestamp()))::bigint, false
-                    FROM (SELECT id FROM hashes ORDER BY id) AS h
+                    INSERT INTO change_log (seq, op, hash_id, signal_type, value, quality,
+                                            pathway, logged_at, also_shared)
+                    SELECT nextval('change_log_position'), 'add', h.id, h.signal_type, h.value,
+                           h.quality, %s, floor(extract(epoch FROM clock_timestamp()))::bigint,
+                           false
+                    FROM (SELECT id, signal_type, value, quality FROM hashes ORDER BY id) AS h
                 """, (PATHWAY,))
                 conn.execute("ALTER TABLE change_log ENABLE TRIGGER change_log_position_at_commit")
             timings["change_log (trigger disabled, seq from sequence)"] = time.perf_counter() - t
         else:
             with conn.transaction():
                 conn.execute("""
-                    INSERT INTO change_log (op, hash_id, pathway, logged_at, also_shared)
-                    SELECT 'add', id, %s, floor(extract(epoch FROM now()))::bigint, false
+                    INSERT INTO change_log (op, hash_id, signal_type, value, quality, pathway,
+                                            logged_at, also_shared)
+                    SELECT 'add', id, signal_type, value, quality, %s,
+                           floor(extract(epoch FROM now()))::bigint, false
                     FROM hashes ORDER BY id
                 """, (PATHWAY,))
                 timings["change_log insert (seq NULL)"] = time.perf_counter() - t
@@ -133,8 +137,8 @@ def create_partner_key(url: str) -> str:
 
 # The statement store/changelog.read_after issues (one pathway), with the same limit + 1.
 _READ_AFTER = """
-    SELECT c.seq, c.op, c.pathway, c.logged_at, h.signal_type, h.value, h.quality
-    FROM change_log c JOIN hashes h ON h.id = c.hash_id
+    SELECT c.seq, c.op, c.pathway, c.logged_at, c.signal_type, c.value, c.quality
+    FROM change_log c
     WHERE c.seq > %s AND c.pathway IN (%s)
     ORDER BY c.seq LIMIT %s
 """

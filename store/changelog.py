@@ -115,16 +115,22 @@ def _append(session: Session, op: str, entries: list[tuple[int, bool]], pathway:
                                      "also": [a for _, a in entries]})
         return
     first = (session.scalar(select(func.max(ChangeLogEntry.seq))) or 0) + 1
+    hashes = {row.id: row for row in session.execute(
+        select(Hash.id, Hash.signal_type, Hash.value, Hash.quality)
+        .where(Hash.id.in_([h for h, _ in entries])))}
     session.execute(ChangeLogEntry.__table__.insert().values([
-        {"seq": first + n, "op": op, "hash_id": h, "pathway": pathway, "logged_at": now,
-         "also_shared": a} for n, (h, a) in enumerate(entries)]))
+        {"seq": first + n, "op": op, "hash_id": h, "signal_type": hashes[h].signal_type,
+         "value": hashes[h].value, "quality": hashes[h].quality, "pathway": pathway,
+         "logged_at": now, "also_shared": a} for n, (h, a) in enumerate(entries)]))
 
 
 # seq stays NULL here: the deferred trigger assigns it at COMMIT, in insertion order.
 _PG_APPEND = text("""
-    INSERT INTO change_log (op, hash_id, pathway, logged_at, also_shared)
-    SELECT :op, v.hash_id, :pathway, :now, v.also
+    INSERT INTO change_log (op, hash_id, signal_type, value, quality, pathway, logged_at,
+                            also_shared)
+    SELECT :op, v.hash_id, h.signal_type, h.value, h.quality, :pathway, :now, v.also
     FROM unnest(CAST(:ids AS bigint[]), CAST(:also AS boolean[])) WITH ORDINALITY AS v(hash_id, also, n)
+    JOIN hashes h ON h.id = v.hash_id
     ORDER BY v.n
 """)
 
@@ -151,8 +157,8 @@ def read_after(session: Session, cursor: int, pathways: list[str], limit: int):
     # Core, not ORM: plain rows, no identity map (a full sync reads millions of them).
     return connection.execute(
         select(ChangeLogEntry.seq, ChangeLogEntry.op, ChangeLogEntry.pathway,
-               ChangeLogEntry.logged_at, Hash.signal_type, Hash.value, Hash.quality)
-        .join(Hash, Hash.id == ChangeLogEntry.hash_id)
+               ChangeLogEntry.logged_at, ChangeLogEntry.signal_type, ChangeLogEntry.value,
+               ChangeLogEntry.quality)
         .where(ChangeLogEntry.seq > cursor, visible_to(pathways))
         .order_by(ChangeLogEntry.seq)
         .limit(limit)

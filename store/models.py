@@ -105,6 +105,11 @@ class ChangeLogEntry(Base):
     seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     op: Mapped[str] = mapped_column(String(8))
     hash_id: Mapped[int] = mapped_column(ForeignKey("hashes.id"))
+    # Copied from the hash when the entry is made: a full sync reads millions of entries, and
+    # joining each to `hashes` was most of the database's share of a page (bench/pull_bench.py).
+    signal_type: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(Text)
+    quality: Mapped[int | None] = mapped_column(SmallInteger)
     pathway: Mapped[str] = mapped_column(String(32))
     logged_at: Mapped[int] = mapped_column(BigInteger)  # unix seconds; about the hash, not a person
     # True when, at this point of the log, the hash is also shared under the other pathway: a

@@ -65,11 +65,12 @@ _LINK_SHARE_LOG = text("""
         ON CONFLICT DO NOTHING
         RETURNING hash_id),
     logged AS (
-        INSERT INTO change_log (op, hash_id, pathway, logged_at, also_shared)
-        SELECT 'add', a.hash_id, :pathway, :now,
+        INSERT INTO change_log (op, hash_id, signal_type, value, quality, pathway, logged_at,
+                                also_shared)
+        SELECT 'add', a.hash_id, h.signal_type, h.value, h.quality, :pathway, :now,
                EXISTS (SELECT 1 FROM shared_hashes o
                        WHERE o.hash_id = a.hash_id AND o.pathway <> :pathway)
-        FROM added a ORDER BY a.hash_id
+        FROM added a JOIN hashes h ON h.id = a.hash_id ORDER BY a.hash_id
         RETURNING 1)
     SELECT (SELECT count(*) FROM linked), (SELECT count(*) FROM logged)
 """)
