@@ -7,10 +7,12 @@ path (or future bug) could receive, log or store media bytes.
 from __future__ import annotations
 
 import json
+import re
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 _JSON_TYPES = ("application/json",)
+_DIGITS = re.compile(rb"[0-9]{1,15}")
 
 
 class BodyGuard:
@@ -28,7 +30,7 @@ class BodyGuard:
             await _refuse(send, 415, "unsupported_media_type",
                           "only application/json is accepted: send hashes, never images or videos")
             return
-        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+        if length is not None and (not _DIGITS.fullmatch(length) or int(length) > self.max_body_bytes):
             await _refuse(send, 413, "body_too_large",
                           f"request bodies are limited to {self.max_body_bytes} bytes")
             return

@@ -34,5 +34,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(_request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400:
+            # FastAPI's only 400: a body it could not decode (e.g. not UTF-8). Same answer as
+            # any other malformed body, as the contract documents.
+            return error_response(422, "invalid_request", "the body is not valid JSON")
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         return error_response(exc.status_code, code, str(exc.detail))

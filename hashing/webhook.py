@@ -37,7 +37,7 @@ def verify(public_key: str, body: bytes, timestamp: str | None, signature: str |
     """Raise WebhookRejected unless the delivery is authentic and fresh."""
     if not timestamp or not signature:
         raise WebhookRejected("missing signature headers")
-    if not timestamp.isdigit():
+    if not (timestamp.isascii() and timestamp.isdigit()):
         raise WebhookRejected("malformed timestamp")
     age = (time.time() if now is None else now) - int(timestamp)
     if abs(age) > window:

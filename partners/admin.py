@@ -12,6 +12,7 @@ from store.secrets import new_secret_token, verifier
 
 KEY_PURPOSE = "partner-key"
 KEY_PREFIX = "hgp"
+_KEY_ID = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() accepts "²"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
@@ -67,7 +68,7 @@ def split_key(presented: str) -> tuple[int, str] | None:
     """(key id, secret) of a presented key, or None if it is not shaped like one."""
     prefix, _, rest = presented.partition("_")
     key_id, _, secret = rest.partition("_")
-    if prefix != KEY_PREFIX or not key_id.isdigit() or len(key_id) > 18 or not secret:
+    if prefix != KEY_PREFIX or not _KEY_ID.fullmatch(key_id) or not secret:
         return None
     return int(key_id), secret
 

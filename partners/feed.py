@@ -6,6 +6,7 @@ committed late, and never repeats one.
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from partners.errors import ServiceError
 from store import changelog
 from store.models import Partner
 
+_DIGITS = re.compile(r"[0-9]{1,18}")
 MAX_PAGE = 10_000
 DEFAULT_PAGE = 1_000
 MAX_WAIT_SECONDS = 60
@@ -23,7 +25,8 @@ MAX_WAIT_SECONDS = 60
 def parse_cursor(cursor: str | None) -> int:
     if not cursor:
         return 0  # full sync from the beginning
-    if not cursor.isdigit() or len(cursor) > 18:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    if not _DIGITS.fullmatch(cursor):
         raise ServiceError(400, "invalid_cursor", "cursor must be a next_cursor this API returned")
     return int(cursor)
 

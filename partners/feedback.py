@@ -55,6 +55,16 @@ def record(session: Session, partner_id: int, hash_id: int, action: str, tags: l
         set_={"tags": statement.excluded.tags, "reported_at": statement.excluded.reported_at}))
 
 
+def record_batch(session: Session, partner_id: int,
+                 items: list[tuple[int, str, list[str]]]) -> set[int]:
+    """Record (hash id, action, tags) reports in (hash id, action) order — two concurrent batches
+    writing the same rows in different orders would deadlock. Returns the disputed hash ids."""
+    latest = {(hash_id, action): tags for hash_id, action, tags in items}
+    for hash_id, action in sorted(latest):
+        record(session, partner_id, hash_id, action, latest[(hash_id, action)])
+    return {hash_id for hash_id, action in latest if action == DISPUTE}
+
+
 def disputes(session: Session, hash_id: int) -> int:
     return session.scalar(select(func.count()).select_from(Feedback).where(
         Feedback.hash_id == hash_id, Feedback.action == DISPUTE)) or 0

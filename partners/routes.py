@@ -105,7 +105,7 @@ def submit_feedback(body: FeedbackBatch, request: Request,
     (a dispute). Idempotent per (hash, action). Hashes the partner never received are rejected
     per item."""
     state = request.app.state
-    accepted, rejected, disputed = 0, [], set()
+    rejected, reports = [], []
     with state.database.transaction() as session:
         for index, item in enumerate(body.feedback):
             stored = feedback.find_visible_hash(session, item.signal_type, item.value,
@@ -115,10 +115,9 @@ def submit_feedback(body: FeedbackBatch, request: Request,
                                                   message="no hash with this type and value was "
                                                           "shared with this partner"))
                 continue
-            feedback.record(session, partner.id, stored.id, item.action, item.tags)
-            accepted += 1
-            if item.action == feedback.DISPUTE:
-                disputed.add(stored.id)
+            reports.append((stored.id, item.action, item.tags))
+        accepted = len(reports)
+        disputed = feedback.record_batch(session, partner.id, reports)
         quarantined = [h for h in sorted(disputed) if feedback.quarantine_if_disputed(
             session, h, state.settings.dispute_quarantine_threshold)]
     if quarantined:

@@ -98,7 +98,7 @@ def submit_feedback(body: SubmitFeedbackRequest, request: Request,
                     partner: AuthenticatedPartner = Depends(authenticate)):
     """Feedback in StopNCII's shape (no signal type: the value is looked up among the types)."""
     state = request.app.state
-    accepted, disputed = 0, set()
+    accepted, reports = 0, []
     with state.database.transaction() as session:
         for item in body.hashFeedbacks:
             action = FEEDBACK_TO_ACTION.get(item.feedbackValue, None)
@@ -113,9 +113,8 @@ def submit_feedback(body: SubmitFeedbackRequest, request: Request,
                     continue
                 accepted += 1
                 if action is not None:
-                    feedback.record(session, partner.id, stored.id, action, item.tags)
-                    if action == feedback.DISPUTE:
-                        disputed.add(stored.id)
+                    reports.append((stored.id, action, item.tags))
+        disputed = feedback.record_batch(session, partner.id, reports)
         quarantined = [h for h in sorted(disputed) if feedback.quarantine_if_disputed(
             session, h, state.settings.dispute_quarantine_threshold)]
     if quarantined:
