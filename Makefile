@@ -4,9 +4,12 @@
 PYTHON ?= python3
 VENV := .venv
 APT_PACKAGES := swig ffmpeg build-essential
+# Only for the tests: the web page tests (tests/web) drive Debian's Chromium (never a downloaded
+# browser) and run the page's JS modules under Node; the font makes Japanese screenshots readable.
+TEST_APT_PACKAGES := chromium fonts-ipafont-gothic
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test system-deps bench checks
+.PHONY: run test system-deps test-deps bench checks
 
 # Debian packages: swig builds tmkpy, ffmpeg decodes video for TMK. Installed only when missing.
 system-deps:
@@ -15,6 +18,22 @@ system-deps:
 	  echo "installing Debian packages: $$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
+
+# Test-only Debian packages, installed when missing. Node and npm count as present when the
+# commands run (NodeSource's nodejs bundles npm and conflicts with Debian's npm package).
+test-deps:
+	@missing=$$(for p in $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for the tests: $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+# npm packages of the tests (axe-core for the accessibility check), exactly as locked.
+node_modules/.installed: package.json package-lock.json | test-deps
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 $(VENV)/.installed: pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +44,7 @@ $(VENV)/.installed: pyproject.toml | system-deps
 run: $(VENV)/.installed
 	$(VENV)/bin/hashguard serve
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed test-deps node_modules/.installed
 	$(VENV)/bin/python -m pytest
 
 bench: $(VENV)/.installed

@@ -1,0 +1,214 @@
+"""Fixtures of the web page tests: the real server and headless Debian Chromium.
+
+- `web_server`: `hashguard serve` in a subprocess on a free loopback port, SQLite in a temporary
+  data dir (the same command a person runs; the page is served from web/ at `/`).
+- `browser`: Debian's /usr/bin/chromium driven by Python Playwright (the pip package brings its
+  own Node driver; no browser is ever downloaded). Missing Chromium fails with the command that
+  installs it (`make test` does).
+- `recorded_page(lang, width)`: a fresh browser context (empty profile) whose every request is
+  recorded, with the page's language and viewport set.
+- Screenshots go to test-artifacts/screenshots/ (git-ignored through its own .gitignore).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("HASHGUARD_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # CI runs as root, where Chromium's sandbox cannot start
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+SCREENSHOTS = ARTIFACTS / "screenshots"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def web_server(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("web-server")
+    port = _free_port()
+    exe = Path(sys.executable).with_name("hashguard")
+    env = {**os.environ, "HASHGUARD_DATA_DIR": str(data_dir)}
+    env.pop("HASHGUARD_DATABASE_URL", None)
+    log = open(data_dir / "server.log", "wb")
+    server = subprocess.Popen(
+        [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--database-url", f"sqlite:///{data_dir / 'hashguard.db'}"],
+        cwd=data_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("hashguard serve did not start:\n"
+                                     + (data_dir / "server.log").read_text(errors="replace"))
+            time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def playwright_instance():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the web tests need the `playwright` Python package (the `test` extra: "
+                    "pip install -e '.[test]')", pytrace=False)
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance):
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: the web tests run Debian's Chromium "
+                    "(apt-get install chromium; `make test` installs it)", pytrace=False)
+    browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+def artifacts_dir() -> Path:
+    """test-artifacts/, which ignores itself in git: a test run leaves no untracked files."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / ".gitignore").write_text("*\n")
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir() -> Path:
+    artifacts_dir()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    url: str
+    headers: dict
+    body: bytes | None
+
+
+@dataclass
+class RecordedPage:
+    page: object
+    context: object
+    base: str
+    requests: list[RecordedRequest] = field(default_factory=list)
+    responses: list[tuple[int, str]] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+
+    def unexpected_errors(self) -> list[str]:
+        """Console errors and failed non-API loads. (The browser logs every 4xx answer as a
+        console error; the API's 404 for a wrong token is one the tests cause on purpose.)"""
+        failed = [f"{status} {url}" for status, url in self.responses
+                  if status >= 400 and "/v1/" not in url]
+        logged = [m for m in self.console_errors if not m.startswith("Failed to load resource")]
+        return failed + logged
+
+    def goto(self, path: str = "/"):
+        self.page.goto(self.base + path)
+        self.page.wait_for_selector("body[data-ready='true']")
+
+
+@pytest.fixture
+def recorded_page(browser, web_server):
+    """Factory: recorded_page(lang='en', viewport=DESKTOP) -> RecordedPage (closed after the test)."""
+    opened = []
+
+    def make(lang: str = "en", viewport: dict | None = None) -> RecordedPage:
+        locale = {"ja": "ja-JP", "en": "en-US"}[lang]
+        context = browser.new_context(locale=locale, viewport=viewport or DESKTOP,
+                                      accept_downloads=True)
+        page = context.new_page()
+        recorded = RecordedPage(page=page, context=context, base=web_server)
+
+        def on_request(request):
+            recorded.requests.append(RecordedRequest(
+                method=request.method, url=request.url, headers=request.headers,
+                body=request.post_data_buffer))
+
+        # Context-level: also sees the worker's requests (module imports).
+        context.on("request", on_request)
+        context.on("response", lambda r: recorded.responses.append((r.status, r.url)))
+        page.on("console", lambda m: m.type == "error" and recorded.console_errors.append(m.text))
+        page.on("pageerror", lambda e: recorded.console_errors.append(str(e)))
+        opened.append(context)
+        return recorded
+
+    yield make
+    for context in opened:
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def image_set(tmp_path_factory) -> list[Path]:
+    """The generated varied images (tests/web/imageset.py), made once per run."""
+    from tests.testdata import require_testdata
+    from tests.web.imageset import make_image_set
+
+    require_testdata()
+    return make_image_set(tmp_path_factory.mktemp("image-set"))
+
+
+def wait_until(page, expression: str, timeout: float = 60.0, interval: float = 0.05):
+    """Poll a JS expression until truthy. (Playwright's wait_for_function evaluates strings with
+    eval, which the page's CSP forbids, as it should.)"""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for: {expression}")
+        time.sleep(interval)
+
+
+def wait_for_hashes(page, count: int, timeout: float = 120.0):
+    """Wait until `count` files are listed and none is still being hashed."""
+    wait_until(page, "document.querySelectorAll('#file-list li.file').length === %d && "
+                     "!document.querySelector('#file-list li.file[data-status=hashing]')" % count,
+               timeout=timeout)
+
+
+def node_available() -> str:
+    node = shutil.which("node")
+    if not node:
+        pytest.fail("the web tests need Node.js (apt-get install nodejs; `make test` installs it)",
+                    pytrace=False)
+    return node
