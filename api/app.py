@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
-from api import cases, operations
+from api import cases, operations, support_config
 from api.logs import RequestLog, configure_logging
 from api.operations import Metrics
 from api.body_guard import BodyGuard, BodyTooLarge
@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
 
     # The self-submission page (web/), last so that API routes take precedence.
     if WEB_DIR.is_dir():
+        support_config.check_file(WEB_DIR / "support.json")  # refuse to start with a broken list
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
 
     # Outermost first: headers on every answer, including the guard's refusals.
