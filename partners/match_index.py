@@ -2,8 +2,13 @@
 log (adds and removes applied incrementally; lookups never wait for a rebuild).
 
 Each API process holds its own copy and catches up from the database before answering, so
-several processes behind a load balancer agree. PDQ lookups are a vectorised brute-force
-Hamming scan (exact: recall is 100% by construction); the scale issue swaps in a multi-index.
+several processes behind a load balancer agree.
+
+PDQ: an exact multi-index hash (partners/match_pdq.py: design, memory, what is rebuilt when, and
+why not faiss), built for 10 M hashes: recall 100% at distance <= 31, lookups lock-free, adds
+matchable as soon as catch_up applied them (a brute-force delta tier), removes as pathway-bit
+tombstones, the delta merged into the main table by a background thread that swaps the new table
+in atomically. MD5/SHA-256: exact dict. TMK: the authors' level-1 then level-2 scores.
 """
 from __future__ import annotations
 
@@ -13,32 +18,18 @@ import numpy as np
 from sqlalchemy import select
 
 from hashing.signals import pdq, video_tmk_pdqf
-from store.models import OP_ADD, ChangeLogEntry, Hash
-
-_popcount = getattr(np, "bitwise_count", None)
-
-
-def _popcount_rows(words: np.ndarray) -> np.ndarray:
-    if _popcount is not None:
-        return _popcount(words).sum(axis=1, dtype=np.int32)
-    as_bytes = words.view(np.uint8)
-    return np.unpackbits(as_bytes, axis=1).sum(axis=1, dtype=np.int32)
-
-
-def pdq_words(value: str) -> np.ndarray:
-    return np.frombuffer(bytes.fromhex(value), dtype=">u8").astype(np.uint64)
+from partners.match_pdq import PdqIndex
+from store.models import OP_ADD, PATHWAYS, ChangeLogEntry, Hash
 
 
 class MatchIndex:
-    def __init__(self) -> None:
+    def __init__(self, background_merge: bool = True) -> None:
         self._lock = threading.Lock()
         self.applied_seq = 0
-        # (signal_type, value) -> pathways it is currently shared under
+        # (signal_type, value) -> pathways it is currently shared under (all types but PDQ,
+        # whose pathways are bits in the PDQ index: a dict entry per hash would not fit 10 M)
         self._pathways: dict[tuple[str, str], set[str]] = {}
-        self._pdq_rows = np.zeros((1024, 4), dtype=np.uint64)
-        self._pdq_alive = np.zeros(1024, dtype=bool)
-        self._pdq_values: list[str] = []
-        self._pdq_position: dict[str, int] = {}
+        self.pdq = PdqIndex(PATHWAYS, background=background_merge)
         self._tmk: dict[str, np.ndarray] = {}  # value -> unit-length level-1 vector
 
     # ------------------------------------------------------------------ updates
@@ -55,11 +46,26 @@ class MatchIndex:
             if not rows:
                 return
             with self._lock:
+                pdq_entries = []
                 for row in rows:
                     if row.seq <= self.applied_seq:
                         continue  # another thread applied it meanwhile
-                    self._apply(row.op, row.signal_type, row.value, row.pathway)
-                    self.applied_seq = row.seq
+                    if row.signal_type == pdq.NAME:
+                        pdq_entries.append((row.op == OP_ADD, row.value, row.pathway))
+                    else:
+                        self._apply(row.op, row.signal_type, row.value, row.pathway)
+                # Per-value order is kept within the batch; PDQ and other types are independent.
+                self.pdq.apply_batch(pdq_entries)
+                self.applied_seq = max(self.applied_seq, rows[-1].seq)
+
+    def bulk_load_pdq(self, values_or_words, pathway: str) -> float:
+        """Load many new distinct PDQ values straight into the main table (benchmarks, initial
+        loads); they are not in the change log's accounting (applied_seq is unchanged)."""
+        words = values_or_words
+        if not isinstance(words, np.ndarray):
+            from partners.match_pdq import words_of_many
+            words = words_of_many(list(values_or_words))
+        return self.pdq.bulk_load(words, pathway)
 
     def _apply(self, op: str, signal_type: str, value: str, pathway: str) -> None:
         key = (signal_type, value)
@@ -73,25 +79,11 @@ class MatchIndex:
             self._delete(signal_type, value)
 
     def _insert(self, signal_type: str, value: str) -> None:
-        if signal_type == pdq.NAME:
-            position = self._pdq_position.get(value)
-            if position is None:
-                position = len(self._pdq_values)
-                if position == len(self._pdq_alive):
-                    self._pdq_rows = np.concatenate([self._pdq_rows, np.zeros_like(self._pdq_rows)])
-                    self._pdq_alive = np.concatenate([self._pdq_alive,
-                                                      np.zeros_like(self._pdq_alive)])
-                self._pdq_values.append(value)
-                self._pdq_position[value] = position
-                self._pdq_rows[position] = pdq_words(value)
-            self._pdq_alive[position] = True
-        elif signal_type == video_tmk_pdqf.NAME:
+        if signal_type == video_tmk_pdqf.NAME:
             self._tmk[value] = video_tmk_pdqf.level1_vector(value, normalized=True)
 
     def _delete(self, signal_type: str, value: str) -> None:
-        if signal_type == pdq.NAME and value in self._pdq_position:
-            self._pdq_alive[self._pdq_position[value]] = False  # slot reused if it comes back
-        elif signal_type == video_tmk_pdqf.NAME:
+        if signal_type == video_tmk_pdqf.NAME:
             self._tmk.pop(value, None)
 
     # ------------------------------------------------------------------ lookups
@@ -100,9 +92,9 @@ class MatchIndex:
 
     def match(self, signal_type: str, value: str, pathways: list[str]) -> list[tuple[str, str, float]]:
         """(signal_type, value, distance) of shared hashes matching the canonical `value`."""
+        if signal_type == pdq.NAME:  # lock-free (see partners/match_pdq.py)
+            return [(pdq.NAME, v, float(d)) for v, d in self.pdq.lookup(value, pathways)]
         with self._lock:
-            if signal_type == pdq.NAME:
-                return self._match_pdq(value, pathways)
             if signal_type == video_tmk_pdqf.NAME:
                 candidates = [(v, vec) for v, vec in self._tmk.items()
                               if self._visible((signal_type, v), pathways)]
@@ -110,14 +102,6 @@ class MatchIndex:
                 key = (signal_type, value)
                 return [(signal_type, value, 0.0)] if self._visible(key, pathways) else []
         return self._match_tmk(value, candidates)
-
-    def _match_pdq(self, value: str, pathways: list[str]) -> list[tuple[str, str, float]]:
-        count = len(self._pdq_values)
-        distances = _popcount_rows(self._pdq_rows[:count] ^ pdq_words(value))
-        hits = np.nonzero((distances <= pdq.MATCH_THRESHOLD) & self._pdq_alive[:count])[0]
-        found = [(pdq.NAME, self._pdq_values[i], float(distances[i])) for i in hits
-                 if self._visible((pdq.NAME, self._pdq_values[i]), pathways)]
-        return sorted(found, key=lambda m: m[2])
 
     @staticmethod
     def _match_tmk(value: str, candidates) -> list[tuple[str, str, float]]:

@@ -1,0 +1,303 @@
+"""The PDQ match index (partners/match_pdq.py) against a brute-force reference: incremental adds
+and removes answer like a rebuild, recall at every distance 0..31 (adversarial bit spreads
+included), nothing at 32+, real PDQ hashes of transformed test images, pathways, concurrency."""
+from __future__ import annotations
+
+import random
+import threading
+from collections import namedtuple
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hashing.signals import pdq
+from hashing.signals.base import UnusableMedia
+from partners.match_index import MatchIndex
+from partners.match_pdq import SLOT_BITS, SLOT_START, PdqIndex, hex_of
+from tests.testdata import PDQ_DIR, require_testdata
+
+ADULT, MINOR = "adult", "under18_at_capture"
+
+
+def random_value(rng: random.Random) -> str:
+    return f"{rng.getrandbits(256):064x}"
+
+
+def flip(value: str, bits) -> str:
+    number = int(value, 16)
+    for bit in bits:  # bit 0 = most significant, as in the index's slots
+        number ^= 1 << (255 - bit)
+    return f"{number:064x}"
+
+
+class Reference:
+    """The shared set as a dict, matched by a straightforward scan."""
+
+    def __init__(self) -> None:
+        self.pathways: dict[str, set[str]] = {}
+
+    def apply(self, is_add: bool, value: str, pathway: str) -> None:
+        shared = self.pathways.setdefault(value, set())
+        (shared.add if is_add else shared.discard)(pathway)
+        if not shared:
+            del self.pathways[value]
+
+    def lookup(self, query: str, pathways) -> list[tuple[str, int]]:
+        q = int(query, 16)
+        found = [(v, (int(v, 16) ^ q).bit_count()) for v, p in self.pathways.items()
+                 if p.intersection(pathways)]
+        return sorted([(v, d) for v, d in found if d <= pdq.MATCH_THRESHOLD],
+                      key=lambda m: (m[1], m[0]))
+
+
+def near(rng: random.Random, value: str, distance: int) -> str:
+    return flip(value, rng.sample(range(256), distance))
+
+
+def rebuilt(reference: Reference) -> PdqIndex:
+    index = PdqIndex(background=False)
+    index.apply_batch([(True, v, p) for v, ps in reference.pathways.items() for p in sorted(ps)])
+    index.compact()
+    return index
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_incremental_adds_and_removes_answer_like_a_rebuild(background):
+    rng = random.Random(7 + background)
+    index = PdqIndex(background=background, merge_delta_rows=64)
+    reference = Reference()
+    bases = [random_value(rng) for _ in range(40)]
+    known: list[str] = []
+    for step in range(60):
+        batch = []
+        for _ in range(rng.randrange(1, 40)):
+            kind = rng.random()
+            if kind < 0.45 or not known:  # new value, often a near-duplicate of a base
+                value = near(rng, rng.choice(bases), rng.randrange(0, 40)) \
+                    if rng.random() < 0.7 else random_value(rng)
+                known.append(value)
+            else:  # re-add or remove a value seen before (also ones removed already)
+                value = rng.choice(known)
+            is_add = kind < 0.45 or rng.random() < 0.4
+            batch.append((is_add, value, rng.choice([ADULT, MINOR])))
+        index.apply_batch(batch)
+        for entry in batch:
+            reference.apply(*entry)
+        if step % 13 == 12:
+            index.compact()  # merges the delta and drops tombstones; rows get reused after
+        for _ in range(8):
+            query = near(rng, rng.choice(bases + known), rng.randrange(0, 36))
+            pathways = rng.choice([[ADULT], [MINOR], [ADULT, MINOR]])
+            assert index.lookup(query, pathways) == reference.lookup(query, pathways)
+    index.wait_for_merge()
+    assert index.merges > 3
+    fresh = rebuilt(reference)
+    for value in bases + known[:200]:
+        for pathways in ([ADULT], [MINOR], [ADULT, MINOR]):
+            query = near(rng, value, rng.randrange(0, 33))
+            expected = reference.lookup(query, pathways)
+            assert index.lookup(query, pathways) == expected
+            assert fresh.lookup(query, pathways) == expected
+    assert len(index) == len(reference.pathways) == len(fresh)
+
+
+def adversarial_flips(rng: random.Random, chunks: list[tuple[int, int]], per_chunk: list[int]):
+    """Bits to flip: per_chunk[i] distinct bits inside chunks[i] = (start, length)."""
+    bits = []
+    for (start, length), count in zip(chunks, per_chunk):
+        bits += rng.sample(range(start, start + length), count)
+    return bits
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    """100,000 random values in the main table (bulk_load) and 2,000 in the delta."""
+    rng = np.random.default_rng(3)
+    index = PdqIndex(background=False, merge_delta_rows=10**9)
+    words = rng.integers(0, 2**64, size=(100_000, 4), dtype=np.uint64)
+    index.bulk_load(words, ADULT)
+    delta = [hex_of(w) for w in rng.integers(0, 2**64, size=(2_000, 4), dtype=np.uint64)]
+    index.apply_batch([(True, v, ADULT) for v in delta])
+    return index, [hex_of(w) for w in words[:500]], delta
+
+
+def test_recall_at_every_distance_and_nothing_beyond(loaded):
+    index, main_values, delta_values = loaded
+    rng = random.Random(11)
+    for tier, values in (("main", main_values), ("delta", delta_values)):
+        for distance in range(0, 48):
+            for base in rng.sample(values, 6):
+                query = near(rng, base, distance)
+                found = dict(index.lookup(query, [ADULT]))
+                if distance <= 31:
+                    assert found.get(base) == distance, (tier, distance)
+                else:
+                    assert base not in found, (tier, distance)
+                # whatever else comes back is genuinely within 31
+                assert all(pdq.distance(v, query) == d <= 31 for v, d in found.items())
+
+
+def test_adversarial_spreads_at_distance_31_and_32(loaded):
+    index, main_values, _ = loaded
+    rng = random.Random(5)
+    sixteen = [(16 * i, 16) for i in range(16)]
+    ours = list(zip(SLOT_START, SLOT_BITS))
+    for base in main_values[:60]:
+        # 16 x 16-bit chunks: 15 chunks with 2 flips, one with 1 (the worst case for 16x16)
+        lone = rng.randrange(16)
+        bits = adversarial_flips(rng, sixteen, [1 if i == lone else 2 for i in range(16)])
+        assert len(bits) == 31
+        assert dict(index.lookup(flip(base, bits), [ADULT])).get(base) == 31
+        # this index's 11 slots: 9 with 3 flips and 2 with 2 (every slot as far as d=31 allows)
+        per_slot = [3] * 9 + [2] * 2
+        rng.shuffle(per_slot)
+        bits = adversarial_flips(rng, ours, per_slot)
+        assert len(bits) == 31
+        assert dict(index.lookup(flip(base, bits), [ADULT])).get(base) == 31
+        # distance 32 spread so that no slot has fewer than 2 flips: must not be reported
+        per_slot = [3] * 10 + [2]
+        bits = adversarial_flips(rng, ours, per_slot)[:32]
+        assert base not in dict(index.lookup(flip(base, bits), [ADULT]))
+
+
+def _hash(path) -> str | None:
+    try:
+        return pdq.hash_file(path)[0].value
+    except UnusableMedia:  # below the quality gate: the service would refuse it too
+        return None
+
+
+def _transformed_hashes(tmp_path) -> dict[str, list[str]]:
+    """Original image -> PDQ of its transformed copies (resize, JPEG q70, crop, and the test
+    data's own modifications)."""
+    require_testdata()
+    originals = [PDQ_DIR / "bridge-mods" / "aaa-orig.jpg", PDQ_DIR / "misc-images" / "c.png"]
+    originals += sorted((PDQ_DIR / "reg-test-input" / "labelme-subset").glob("*"))[:4]
+    out = {}
+    for path in originals:
+        image = Image.open(path).convert("RGB")
+        w, h = image.size
+        variants = {
+            "resize": image.resize((max(64, w // 2), max(64, h // 2))),
+            "jpeg70": image,
+            "crop": image.crop((w // 20, h // 20, w - w // 20, h - h // 20)),
+        }
+        hashes = []
+        for name, variant in variants.items():
+            target = tmp_path / f"{path.stem}-{name}.jpg"
+            variant.save(target, quality=70 if name == "jpeg70" else 90)
+            hashes.append(_hash(target))
+        if path.name == "aaa-orig.jpg":
+            hashes += [_hash(mod) for mod in sorted((PDQ_DIR / "bridge-mods").glob("*.jpg"))]
+        original = _hash(path)
+        if original is not None:
+            out[original] = [h for h in hashes if h is not None]
+    return out
+
+
+def test_real_image_hashes_planted_among_random_ones_are_found(loaded, tmp_path):
+    index, _, _ = loaded
+    planted = _transformed_hashes(tmp_path)
+    index.apply_batch([(True, original, ADULT) for original in planted])
+    index.compact()  # into the main table (the delta is covered by the recall test)
+    checked = 0
+    for original, variants in planted.items():
+        for variant in variants:
+            found = dict(index.lookup(variant, [ADULT]))
+            if pdq.distance(original, variant) <= 31:
+                assert found.get(original) == pdq.distance(original, variant)
+                checked += 1
+            else:
+                assert original not in found
+    assert checked >= 15
+
+
+def test_pathways_filter_and_removal():
+    index = PdqIndex(background=False)
+    rng = random.Random(2)
+    value = random_value(rng)
+    index.apply_batch([(True, value, ADULT)])
+    query = near(rng, value, 10)
+    assert index.lookup(query, [ADULT]) == [(value, 10)]
+    assert index.lookup(query, [MINOR]) == []
+    index.apply_batch([(True, value, MINOR), (False, value, ADULT)])
+    assert index.lookup(query, [ADULT]) == []
+    assert index.lookup(query, [MINOR, ADULT]) == [(value, 10)]
+    index.compact()
+    assert index.lookup(query, [MINOR]) == [(value, 10)]
+    index.apply_batch([(False, value, MINOR)])
+    index.compact()  # tombstone dropped, row freed
+    assert index.lookup(query, [MINOR, ADULT]) == []
+    index.apply_batch([(True, value, ADULT)])  # back again (a fresh row)
+    assert index.lookup(query, [ADULT]) == [(value, 10)]
+
+
+def test_lookups_run_while_adds_removes_and_merges_happen():
+    rng = random.Random(9)
+    index = PdqIndex(background=True, merge_delta_rows=200)
+    stable = [random_value(rng) for _ in range(50)]
+    index.apply_batch([(True, v, ADULT) for v in stable])
+    index.compact()  # a main table exists: from now on every 200 delta rows start a merge
+    stop = threading.Event()
+    failures = []
+
+    def reader(seed):
+        local = random.Random(seed)
+        while not stop.is_set():
+            base = local.choice(stable)
+            distance = local.randrange(0, 32)
+            if dict(index.lookup(near(local, base, distance), [ADULT])).get(base) != distance:
+                failures.append((base, distance))
+
+    readers = [threading.Thread(target=reader, args=(s,)) for s in range(3)]
+    for thread in readers:
+        thread.start()
+    churn = []
+    for _ in range(60):
+        batch = [(True, random_value(rng), ADULT) for _ in range(100)]
+        churn += [v for _, v, _ in batch]
+        batch += [(False, v, ADULT) for v in rng.sample(churn, 50)]
+        index.apply_batch(batch)
+    stop.set()
+    for thread in readers:
+        thread.join()
+    index.wait_for_merge()
+    assert not failures
+    assert index.merges >= 2  # each merge rewrites the ~117 M-entry bucket table (seconds)
+
+
+Row = namedtuple("Row", "seq op pathway signal_type value")
+
+
+class FakeSession:
+    """Just enough of a session for MatchIndex.catch_up: the change log as a list."""
+
+    def __init__(self, log: list[Row]) -> None:
+        self.log = log
+
+    def execute(self, statement):
+        after = statement.whereclause.right.value  # ChangeLogEntry.seq > applied_seq
+        rows = [r for r in self.log if r.seq > after][:statement._limit]
+        return type("Result", (), {"all": lambda self: rows})()
+
+
+def test_match_index_catch_up_keeps_pdq_exact_and_the_interface():
+    rng = random.Random(4)
+    a, b = random_value(rng), random_value(rng)
+    md5 = "0" * 31 + "1"
+    log = [Row(1, "add", ADULT, "pdq", a), Row(2, "add", MINOR, "pdq", b),
+           Row(3, "add", ADULT, "video_md5", md5), Row(4, "add", ADULT, "pdq", b),
+           Row(5, "remove", MINOR, "pdq", b)]
+    index = MatchIndex(background_merge=False)
+    session = FakeSession(log)
+    index.catch_up(session)
+    assert index.applied_seq == 5
+    assert index.match("pdq", near(rng, a, 31), [ADULT]) == [("pdq", a, 31.0)]
+    assert index.match("pdq", b, [MINOR]) == []
+    assert index.match("pdq", b, [ADULT]) == [("pdq", b, 0.0)]
+    assert index.match("video_md5", md5, [ADULT]) == [("video_md5", md5, 0.0)]
+    assert index.match("video_md5", md5, [MINOR]) == []
+    log.append(Row(6, "remove", ADULT, "pdq", a))
+    index.catch_up(session)
+    assert index.match("pdq", a, [ADULT]) == []
