@@ -1,6 +1,7 @@
 """The FastAPI application factory: the one place where routes, errors and storage are wired."""
 from __future__ import annotations
 
+import asyncio
 import os
 from contextlib import asynccontextmanager
 import sys
@@ -19,7 +20,7 @@ from api.ratelimit import RateLimiter
 from api.security_headers import SecurityHeaders
 from api.settings import Settings
 from partners import routes as partner_routes
-from partners import stopncii
+from partners import stopncii, transparency
 from partners.match_index import MatchIndex
 from partners.wakeup import ChangeNotifier, PostgresListener
 from partners.webhooks import WebhookDispatcher, WebhookSigner
@@ -60,7 +61,12 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
         dispatcher = WebhookDispatcher(_app.state.database, _app.state.webhook_signer, notifier,
                                        conninfo=conninfo)
         dispatcher.start()
+        tree_builder = _app.state.transparency
+        if tree_builder.enabled:
+            tree_builder.start()
         yield
+        if tree_builder.enabled:
+            await asyncio.to_thread(tree_builder.stop)
         dispatcher.stop()
         if listener is not None:
             listener.stop()
@@ -100,6 +106,7 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app.include_router(cases.router)
     app.include_router(partner_routes.router)
     app.include_router(stopncii.router)
+    transparency.install(app)
 
     # The self-submission page (web/), last so that API routes take precedence.
     if WEB_DIR.is_dir():

@@ -23,6 +23,9 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.add_typer(partners_app, name="partners")
     app.add_typer(review_app, name="review")
+    from partners import transparency_cli
+
+    transparency_cli.register(app)
 
 
 def _settings(database_url: str | None):

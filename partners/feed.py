@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import update
 
+from partners import transparency
 from partners.errors import ServiceError
 from store import changelog
 from store.models import Partner
@@ -44,21 +45,24 @@ class PageRows:
     rows: list
     next_cursor: int
     has_more: bool
+    tree_size: int  # the transparency log size this page reflects (partners/transparency.py)
 
 
 def read_page(database, partner_id: int, pathways: list[str], cursor: int, limit: int) -> PageRows:
     with database.read() as session:
         rows = changelog.read_after(session, cursor, pathways, limit + 1)
+        next_cursor = rows[limit - 1].seq if len(rows) > limit else (rows[-1].seq if rows else cursor)
+        tree_size = transparency.tree_size_for(session, next_cursor)
     acknowledge(database, partner_id, cursor)
-    return PageRows(rows[:limit], rows[limit - 1].seq if len(rows) > limit else
-                    (rows[-1].seq if rows else cursor), len(rows) > limit)
+    return PageRows(rows[:limit], next_cursor, len(rows) > limit, tree_size)
 
 
 def page(database, partner_id: int, pathways: list[str], cursor: int, limit: int) -> dict:
     """One page as a plain dict (tests, small callers)."""
     result = read_page(database, partner_id, pathways, cursor, limit)
     return {"entries": [entry_record(r) for r in result.rows],
-            "next_cursor": str(result.next_cursor), "has_more": result.has_more}
+            "next_cursor": str(result.next_cursor), "has_more": result.has_more,
+            "tree_size": result.tree_size}
 
 
 # Entries rendered straight from row tuples, without a dict or json.dumps per entry (together
@@ -74,7 +78,7 @@ def render_json(result: PageRows) -> bytes:
     entries = ",".join(_entry_json(r) for r in result.rows)
     has_more = "true" if result.has_more else "false"
     return (f'{{"entries":[{entries}],"next_cursor":"{result.next_cursor}",'
-            f'"has_more":{has_more}}}').encode()
+            f'"has_more":{has_more},"tree_size":{result.tree_size}}}').encode()
 
 
 def render_ndjson(result: PageRows) -> bytes:

@@ -22,6 +22,8 @@ class Page(BaseModel):
     entries: list[Entry]
     next_cursor: str = Field(description="Pass back as `cursor`; opaque")
     has_more: bool
+    tree_size: int = Field(description="Size of the transparency log (GET /v1/transparency/head) "
+                                       "that covers every entry up to next_cursor")
 
 
 class FeedbackItem(BaseModel):

@@ -189,3 +189,4 @@ class WebhookDelivery(Base):
     attempted_at: Mapped[int] = mapped_column(BigInteger)  # unix seconds
 
 
+from store import transparency_models  # noqa: E402,F401

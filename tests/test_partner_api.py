@@ -45,7 +45,8 @@ def test_pull_pages_follow_the_cursor_without_gaps_or_repeats(client, make_partn
     assert [e["seq"] for e in entries] == sorted({e["seq"] for e in entries})
     assert len(entries) == 4 and entries[0]["quality"] == 100
     again = client.get("/v1/partner/hashes", params={"cursor": cursor}, headers=bearer(key)).json()
-    assert again == {"entries": [], "next_cursor": cursor, "has_more": False}
+    assert again["entries"] == [] and again["next_cursor"] == cursor and again["has_more"] is False
+    assert again["tree_size"] == 4  # every entry up to the cursor is in the transparency log
 
 
 def test_withdrawal_reaches_the_partner_as_a_remove(client, make_partner):

@@ -1,0 +1,235 @@
+"""Transparency log benchmarks on PostgreSQL.
+
+    python bench/transparency_bench.py tree [--entries 1000000]
+        Builds the tree over N change-log entries (bulk-loaded), then times extending it at that
+        size in small steps (what the background builder does), and serving inclusion and
+        consistency proofs at that size (store functions, and over HTTP through the app).
+    python bench/transparency_bench.py submit [--seconds 20] [--concurrency 32] [--rounds 2]
+        Submit throughput with and without tree maintenance, side by side: the same app in
+        alternating rounds (fresh database each), the builder on (HASHGUARD_TREE_BUILDER=1,
+        a head every second) or off; uses bench/submit_bench.py's load generator.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+sys.path.insert(0, str(BENCH_DIR))
+sys.path.insert(0, str(ROOT))
+from _server import BENCH_SECRET, Server, _wait_ready, free_port, throwaway_database  # noqa: E402
+
+
+def app_factory():
+    """uvicorn --factory entry point: the app with the transparency log installed."""
+    from api.app import create_app
+    from api.settings import Settings
+    from partners import transparency
+
+    app = create_app(Settings(), run_migrations=False)
+    if not hasattr(app.state, "transparency"):
+        transparency.install(app)
+    return app
+
+
+# --- tree: extend and prove at 1 M entries -----------------------------------------------------
+
+def bulk_load(url: str, first: int, count: int) -> None:
+    """Hashes and change-log entries first..first+count-1, seq = id (the commit-time trigger is
+    disabled for the load: this throwaway database has no concurrent writers)."""
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
+        conn.execute("ALTER TABLE change_log DISABLE TRIGGER change_log_position_at_commit")
+        conn.execute("""
+            INSERT INTO hashes (id, signal_type, value, quality, digest, state)
+            SELECT i, 'pdq', encode(sha256(('v' || i)::bytea), 'hex'), 100,
+                   sha256(('d' || i)::bytea), 'ok'
+            FROM generate_series(%(a)s::bigint, %(b)s::bigint) i""", {"a": first, "b": first + count - 1})
+        conn.execute("""
+            INSERT INTO change_log (id, seq, op, hash_id, signal_type, value, quality, pathway,
+                                    logged_at, also_shared)
+            SELECT i, i, 'add', i, 'pdq', encode(sha256(('v' || i)::bytea), 'hex'), 100,
+                   CASE WHEN i %% 7 = 0 THEN 'under18_at_capture' ELSE 'adult' END, 0, false
+            FROM generate_series(%(a)s::bigint, %(b)s::bigint) i""", {"a": first, "b": first + count - 1})
+        conn.execute("ALTER TABLE change_log ENABLE TRIGGER change_log_position_at_commit")
+        if count > 1000:  # as autovacuum would after a load this size: plans need statistics
+            conn.execute("ANALYZE hashes")
+            conn.execute("ANALYZE change_log")
+
+
+def timed(fn, repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return sorted(out)
+
+
+def ms(values: list[float], p: float) -> str:
+    return f"{1e3 * values[min(len(values) - 1, int(p / 100 * len(values)))]:.2f}"
+
+
+def tree_bench(entries: int) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from fastapi.testclient import TestClient
+
+    from partners.transparency import TreeBuilder
+    from store import merkle
+    from store.db import Database
+
+    with throwaway_database() as url:
+        t0 = time.perf_counter()
+        bulk_load(url, 1, entries)
+        print(f"bulk-loaded {entries:,} change-log entries in {time.perf_counter() - t0:.1f} s")
+        db = Database(url)
+        builder = TreeBuilder(db, Ed25519PrivateKey.generate())
+        t0 = time.perf_counter()
+        size = builder.catch_up()
+        took = time.perf_counter() - t0
+        print(f"initial build: {size:,} leaves in {took:.1f} s = {1e6 * took / size:.1f} µs/entry "
+              f"(batches of {merkle.BATCH_ENTRIES})")
+
+        # Extending at 1 M: 100 steps of 100 new entries, each step one transaction + a signed head.
+        step_entries, steps = 100, 100
+        durations = []
+        for n in range(steps):
+            bulk_load(url, entries + 1 + n * step_entries, step_entries)
+            t0 = time.perf_counter()
+            builder.step(force=True)
+            durations.append(time.perf_counter() - t0)
+        durations.sort()
+        per_entry = 1e6 * statistics.mean(durations) / step_entries
+        print(f"extend at {size:,}: step of {step_entries} entries + signed head: p50 "
+              f"{ms(durations, 50)} ms, p99 {ms(durations, 99)} ms = {per_entry:.1f} µs/entry")
+        one = []
+        for n in range(50):
+            bulk_load(url, entries + steps * step_entries + 1 + n, 1)
+            t0 = time.perf_counter()
+            builder.step(force=True)
+            one.append(time.perf_counter() - t0)
+        one.sort()
+        print(f"extend at {size:,}: step of 1 entry + signed head: p50 {ms(one, 50)} ms, "
+              f"p99 {ms(one, 99)} ms")
+
+        size = builder.catch_up()
+        rng = random.Random(1)
+        with db.read() as session:
+            incl = timed(lambda: merkle.prove_inclusion(session, rng.randrange(size), size), 500)
+            cons = timed(lambda: merkle.prove_consistency(
+                session, rng.randrange(1, size), size), 500)
+        print(f"proofs at {size:,} (store functions, one read each): inclusion p50 {ms(incl, 50)} "
+              f"ms p99 {ms(incl, 99)} ms; consistency p50 {ms(cons, 50)} ms p99 {ms(cons, 99)} ms")
+
+        os.environ.update(HASHGUARD_DATABASE_URL=url, HASHGUARD_SECRET=BENCH_SECRET,
+                          HASHGUARD_DATA_DIR=tempfile.mkdtemp(prefix="hashguard_bench_"))
+        app = app_factory()
+        client = TestClient(app)  # no lifespan: no builder thread, only the routes
+        def get(path, params):
+            response = client.get(path, params=params)
+            assert response.status_code == 200, response.text
+        incl = timed(lambda: get("/v1/transparency/proof/inclusion",
+                                 {"index": rng.randrange(size), "tree_size": size}), 500)
+        cons = timed(lambda: get("/v1/transparency/proof/consistency",
+                                 {"first": rng.randrange(1, size), "second": size}), 500)
+        head = timed(lambda: get("/v1/transparency/head", {}), 500)
+        print(f"proofs at {size:,} over HTTP (in-process client): inclusion p50 {ms(incl, 50)} ms "
+              f"p99 {ms(incl, 99)} ms; consistency p50 {ms(cons, 50)} ms p99 {ms(cons, 99)} ms; "
+              f"head p50 {ms(head, 50)} ms")
+        with db.read() as session:
+            from sqlalchemy import text
+            sizes = session.execute(text(
+                "SELECT pg_total_relation_size('transparency_leaves'), "
+                "pg_total_relation_size('transparency_nodes')")).one()
+        print(f"storage: leaves {sizes[0] / 2**20:.0f} MiB, nodes {sizes[1] / 2**20:.0f} MiB")
+        app.state.database.dispose()
+        db.dispose()
+
+
+# --- submit: throughput with and without tree maintenance --------------------------------------
+
+@contextmanager
+def server_with_builder(url: str, builder_on: bool):
+    port = free_port()
+    data_dir = tempfile.mkdtemp(prefix="hashguard_bench_")
+    env = dict(os.environ, HASHGUARD_DATABASE_URL=url, HASHGUARD_DATA_DIR=data_dir,
+               HASHGUARD_SECRET=BENCH_SECRET, PYTHONPATH=str(ROOT),
+               HASHGUARD_TREE_BUILDER="1" if builder_on else "0",
+               # One load client from one address: per-client limits would refuse it.
+               HASHGUARD_CASE_WRITES_PER_HOUR_PER_CLIENT="0",
+               HASHGUARD_TOKEN_LOOKUPS_PER_MINUTE_PER_CLIENT="0")
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "transparency_bench:app_factory",
+           "--app-dir", str(BENCH_DIR), "--host", "127.0.0.1", "--port", str(port),
+           "--no-access-log", "--log-level", "warning"]
+    process = subprocess.Popen(cmd, env=env, cwd=str(ROOT))
+    server = Server(process, f"http://127.0.0.1:{port}", 1)
+    try:
+        _wait_ready(server, 30)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        subprocess.run(["rm", "-rf", data_dir], check=False)
+
+
+def submit_bench(seconds: float, concurrency: int, rounds: int, warmup: float) -> None:
+    import psycopg
+
+    from submit_bench import describe, run_phase
+
+    rates = {True: [], False: []}
+    for round_ in range(rounds):
+        for builder_on in ((False, True) if round_ % 2 == 0 else (True, False)):
+            with throwaway_database() as url, server_with_builder(url, builder_on) as server:
+                outcome = run_phase(server, "submit", concurrency, warmup, seconds, "raw")
+                label = f"round {round_ + 1}, tree maintenance {'ON ' if builder_on else 'OFF'}"
+                rates[builder_on].append(describe(label, outcome, "cases"))
+                if builder_on:
+                    time.sleep(2)  # let the builder finish, then check it kept up
+                    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as c:
+                        logged, leaves, heads = c.execute(
+                            "SELECT (SELECT count(*) FROM change_log), "
+                            "(SELECT count(*) FROM transparency_leaves), "
+                            "(SELECT count(*) FROM transparency_heads)").fetchone()
+                    print(f"  change log {logged:,} entries, tree {leaves:,} leaves, "
+                          f"{heads} signed heads")
+    off, on = statistics.mean(rates[False]), statistics.mean(rates[True])
+    print(f"mean submit rate: OFF {off:.0f} cases/s, ON {on:.0f} cases/s "
+          f"({100 * (on - off) / off:+.1f} %)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    tree = sub.add_parser("tree")
+    tree.add_argument("--entries", type=int, default=1_000_000)
+    submit = sub.add_parser("submit")
+    submit.add_argument("--seconds", type=float, default=20)
+    submit.add_argument("--concurrency", type=int, default=32)
+    submit.add_argument("--rounds", type=int, default=2)
+    submit.add_argument("--warmup", type=float, default=3)
+    args = parser.parse_args()
+    if args.what == "tree":
+        tree_bench(args.entries)
+    else:
+        submit_bench(args.seconds, args.concurrency, args.rounds, args.warmup)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,281 @@
+"""The server side of the transparency log: appending committed change-log entries to the Merkle
+tree (RFC 9162) in seq order, and answering inclusion and consistency proofs from the stored
+perfect subtrees in O(log n) reads.
+
+Only complete subtrees are stored (TransparencyNode, plus the leaves' hashes): they never change
+once the tree has grown past them, so a row written is never rewritten, and the hash of any range
+[lo, hi) the RFC's proof definitions ask for is the combination of at most log2(n) of them. The
+proof functions below are written against a `node(level, index)` lookup; run once with a recorder
+they name every node they need, which are then read in one query per table.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from hashing.transparency import (
+    EMPTY_ROOT,
+    Frontier,
+    entry_commitment,
+    leaf_bytes,
+    leaf_hash,
+    node_hash,
+    split_point,
+)
+from store.models import ChangeLogEntry
+from store.transparency_models import TransparencyHead, TransparencyLeaf, TransparencyNode
+
+NodeLookup = Callable[[int, int], bytes]
+NONCE_BYTES = 16
+# One builder transaction reads at most this many entries, and stops early past this many
+# bytes of hash values (TMK values are ~350 kB each).
+BATCH_ENTRIES = 5000
+BATCH_VALUE_BYTES = 16 * 1024 * 1024
+
+
+# --- Proofs over a node lookup (pure) ----------------------------------------------------------
+
+def range_hash(lo: int, hi: int, node: NodeLookup) -> bytes:
+    """MTH(D[lo:hi]) for a range the RFC's recursions produce (lo a multiple of the split)."""
+    n = hi - lo
+    if n == 0:
+        return EMPTY_ROOT
+    if n & (n - 1) == 0 and lo % n == 0:
+        level = n.bit_length() - 1
+        return node(level, lo >> level)
+    k = split_point(n)
+    return node_hash(range_hash(lo, lo + k, node), range_hash(lo + k, hi, node))
+
+
+def inclusion_path(index: int, size: int, node: NodeLookup) -> list[bytes]:
+    """RFC 9162 2.1.3.1 PATH(m, D[n]), leaf-to-root order."""
+    path: list[bytes] = []
+    lo, hi = 0, size
+    siblings = []
+    while hi - lo > 1:
+        k = split_point(hi - lo)
+        if index - lo < k:
+            siblings.append((lo + k, hi))
+            hi = lo + k
+        else:
+            siblings.append((lo, lo + k))
+            lo = lo + k
+    for a, b in reversed(siblings):
+        path.append(range_hash(a, b, node))
+    return path
+
+
+def consistency_proof(first: int, second: int, node: NodeLookup) -> list[bytes]:
+    """RFC 9162 2.1.4.1 PROOF(m, D[n]) for 0 < m < n (empty otherwise)."""
+    if not 0 < first < second:
+        return []
+    parts: list[tuple[int, int]] = []
+    m, lo, hi, complete = first, 0, second, True
+    while True:
+        n = hi - lo
+        if m == n:
+            if not complete:
+                parts.append((lo, hi))
+            break
+        k = split_point(n)
+        if m <= k:
+            parts.append((lo + k, hi))
+            hi = lo + k
+        else:
+            parts.append((lo, lo + k))
+            m, lo, complete = m - k, lo + k, False
+    return [range_hash(a, b, node) for a, b in reversed(parts)]
+
+
+def frontier_keys(size: int) -> list[tuple[int, int]]:
+    """(level, index) of the perfect subtrees that make up a tree of `size` leaves, left first."""
+    keys, offset = [], 0
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size >> level & 1:
+            keys.append((level, offset >> level))
+            offset += 1 << level
+    return keys
+
+
+def needed_nodes(compute: Callable[[NodeLookup], object]) -> set[tuple[int, int]]:
+    """The nodes `compute` reads (its control flow never depends on the hash values)."""
+    keys: set[tuple[int, int]] = set()
+
+    def record(level: int, index: int) -> bytes:
+        keys.add((level, index))
+        return EMPTY_ROOT
+
+    compute(record)
+    return keys
+
+
+# --- Reading the stored tree -------------------------------------------------------------------
+
+def tree_size(session: Session) -> int:
+    last = session.scalar(select(func.max(TransparencyLeaf.leaf_index)))
+    return 0 if last is None else last + 1
+
+
+def last_logged_seq(session: Session) -> int:
+    return session.scalar(select(func.max(TransparencyLeaf.seq))) or 0
+
+
+def fetch_nodes(session: Session, keys: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    found: dict[tuple[int, int], bytes] = {}
+    leaves = sorted(i for level, i in keys if level == 0)
+    if leaves:
+        for index, h in session.execute(select(TransparencyLeaf.leaf_index, TransparencyLeaf.leaf_hash)
+                                        .where(TransparencyLeaf.leaf_index.in_(leaves))):
+            found[(0, index)] = h
+    by_level: dict[int, list[int]] = {}
+    for level, index in keys:
+        if level:
+            by_level.setdefault(level, []).append(index)
+    if by_level:
+        condition = or_(*(and_(TransparencyNode.level == level, TransparencyNode.node_index.in_(ix))
+                          for level, ix in by_level.items()))
+        for level, index, h in session.execute(
+                select(TransparencyNode.level, TransparencyNode.node_index, TransparencyNode.hash)
+                .where(condition)):
+            found[(level, index)] = h
+    missing = keys - found.keys()
+    if missing:
+        raise LookupError(f"transparency tree is missing nodes {sorted(missing)[:5]}")
+    return found
+
+
+def with_stored_nodes(session: Session, compute: Callable[[NodeLookup], object]):
+    """Run `compute` against the stored tree, reading every node it needs in one go."""
+    nodes = fetch_nodes(session, needed_nodes(compute))
+    return compute(lambda level, index: nodes[(level, index)])
+
+
+def stored_frontier(session: Session, size: int) -> Frontier:
+    keys = frontier_keys(size)
+    nodes = fetch_nodes(session, set(keys))
+    return Frontier(size, [nodes[k] for k in keys])
+
+
+def root_at(session: Session, size: int) -> bytes:
+    return with_stored_nodes(session, lambda node: range_hash(0, size, node))
+
+
+def prove_inclusion(session: Session, index: int, size: int) -> tuple[bytes, list[bytes]]:
+    """(leaf hash, audit path) of leaf `index` in the tree of `size` leaves."""
+    def compute(node):
+        return node(0, index), inclusion_path(index, size, node)
+    return with_stored_nodes(session, compute)
+
+
+def prove_consistency(session: Session, first: int, second: int) -> list[bytes]:
+    return with_stored_nodes(session, lambda node: consistency_proof(first, second, node))
+
+
+def latest_head(session: Session) -> TransparencyHead | None:
+    return session.scalars(select(TransparencyHead).order_by(TransparencyHead.id.desc())
+                           .limit(1)).first()
+
+
+def leaf_index_of(session: Session, seq: int) -> int | None:
+    return session.scalar(select(TransparencyLeaf.leaf_index).where(TransparencyLeaf.seq == seq))
+
+
+def tree_size_for(session: Session, seq: int) -> int:
+    """The size of the tree whose leaves are exactly the change-log entries with position <= seq
+    (what a pull page that ends at cursor `seq` reflects). When the builder has not reached seq
+    yet, the leaves it will add are counted: they are committed and will be added in seq order."""
+    last = session.execute(select(TransparencyLeaf.leaf_index, TransparencyLeaf.seq)
+                           .order_by(TransparencyLeaf.leaf_index.desc()).limit(1)).first()
+    if last is not None and last.seq >= seq:
+        index = session.scalar(select(TransparencyLeaf.leaf_index).where(TransparencyLeaf.seq <= seq)
+                               .order_by(TransparencyLeaf.seq.desc()).limit(1))
+        return 0 if index is None else index + 1
+    built, after = (0, 0) if last is None else (last.leaf_index + 1, last.seq)
+    pending = session.scalar(select(func.count()).select_from(ChangeLogEntry)
+                             .where(ChangeLogEntry.seq > after, ChangeLogEntry.seq <= seq))
+    return built + pending
+
+
+def entries(session: Session, start: int, end: int):
+    """Leaves [start, end) with the change-log entry each one logs, as the change log holds it
+    now (the same row the pull serves)."""
+    return session.execute(
+        select(TransparencyLeaf.leaf_index, TransparencyLeaf.seq, TransparencyLeaf.nonce,
+               TransparencyLeaf.leaf_hash, ChangeLogEntry.op, ChangeLogEntry.pathway,
+               ChangeLogEntry.signal_type, ChangeLogEntry.value)
+        .outerjoin(ChangeLogEntry, ChangeLogEntry.seq == TransparencyLeaf.seq)
+        .where(TransparencyLeaf.leaf_index >= start, TransparencyLeaf.leaf_index < end)
+        .order_by(TransparencyLeaf.leaf_index)).all()
+
+
+# --- Growing the tree --------------------------------------------------------------------------
+
+def pending_entries(session: Session, after_seq: int, limit: int = BATCH_ENTRIES):
+    """Committed change-log entries after `after_seq`, in seq order, with their hash values
+    (cut short after BATCH_VALUE_BYTES of values, but never empty when one is pending)."""
+    sizes = session.execute(
+        select(ChangeLogEntry.seq, func.length(ChangeLogEntry.value))
+        .where(ChangeLogEntry.seq > after_seq)
+        .order_by(ChangeLogEntry.seq).limit(limit)).all()
+    if not sizes:
+        return []
+    total, last = 0, sizes[-1][0]
+    for seq, size in sizes:
+        total += size
+        if total > BATCH_VALUE_BYTES:
+            last = seq
+            break
+    return session.execute(
+        select(ChangeLogEntry.seq, ChangeLogEntry.op, ChangeLogEntry.signal_type,
+               ChangeLogEntry.value, ChangeLogEntry.pathway)
+        .where(ChangeLogEntry.seq > after_seq, ChangeLogEntry.seq <= last)
+        .order_by(ChangeLogEntry.seq)).all()
+
+
+def append(session: Session, frontier: Frontier, new_entries) -> None:
+    """Append entries (seq, op, signal_type, value, pathway) to the stored tree and `frontier`."""
+    leaves, nodes = [], []
+    for seq, op, signal_type, value, pathway in new_entries:
+        nonce = os.urandom(NONCE_BYTES)
+        h = leaf_hash(leaf_bytes(seq, pathway, entry_commitment(op, signal_type, value, nonce)))
+        leaves.append((frontier.size, seq, nonce, h))
+        nodes += frontier.append(h)
+    if not leaves:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        # COPY: binary rows straight into the tables (bytea arrays as parameters cost more in
+        # escaping than the database spends storing them).
+        cursor = session.connection().connection.driver_connection.cursor()
+        with cursor.copy("COPY transparency_leaves (leaf_index, seq, nonce, leaf_hash) "
+                         "FROM STDIN") as copy:
+            for row in leaves:
+                copy.write_row(row)
+        if nodes:
+            with cursor.copy("COPY transparency_nodes (level, node_index, hash) FROM STDIN") as copy:
+                for row in nodes:
+                    copy.write_row(row)
+        return
+    session.execute(TransparencyLeaf.__table__.insert(), [
+        {"leaf_index": i, "seq": s, "nonce": n, "leaf_hash": h} for i, s, n, h in leaves])
+    if nodes:
+        session.execute(TransparencyNode.__table__.insert(), [
+            {"level": level, "node_index": i, "hash": h} for level, i, h in nodes])
+
+
+def add_head(session: Session, size: int, timestamp_ms: int, root: bytes, signature: bytes,
+             key_id: bytes) -> TransparencyHead:
+    head = TransparencyHead(tree_size=size, timestamp_ms=timestamp_ms, root_hash=root,
+                            signature=signature, key_id=key_id)
+    session.add(head)
+    session.flush()
+    return head
+
+
+def leaf_hashes(session: Session, start: int, end: int) -> Sequence[bytes]:
+    return session.scalars(select(TransparencyLeaf.leaf_hash)
+                           .where(TransparencyLeaf.leaf_index >= start,
+                                  TransparencyLeaf.leaf_index < end)
+                           .order_by(TransparencyLeaf.leaf_index)).all()

@@ -1,0 +1,149 @@
+"""The transparency log as a partner meets it, on PostgreSQL and SQLite: signed heads over what was
+submitted and withdrawn, proofs that verify, entries filtered by pathway, the `hashguard
+transparency verify` verb over HTTP, and a row altered in the database caught by it."""
+from __future__ import annotations
+
+import hashlib
+import stat
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from api.app import create_app
+from hashing import transparency as tlog
+from partners import transparency
+from store import merkle
+from tests.partner_helpers import bearer, new_case, pull_all, withdraw
+
+
+def pdq(n: int) -> str:
+    return hashlib.sha256(str(n).encode()).hexdigest()  # a valid, non-degenerate PDQ value
+
+
+def catch_up(app) -> int:
+    return app.state.transparency.catch_up()
+
+
+def head(client) -> tlog.SignedTreeHead:
+    response = client.get("/v1/transparency/head")
+    assert response.status_code == 200, response.text
+    return tlog.SignedTreeHead.from_json(response.json())
+
+
+def public_key(client) -> bytes:
+    return tlog.b64decode(client.get("/.well-known/hashguard-transparency-key").json()["public_key"])
+
+
+def test_signed_head_and_proofs_cover_every_submitted_and_withdrawn_entry(client, app):
+    cases = [new_case(client, [pdq(3 * i + 1), pdq(3 * i + 2)]) for i in range(5)]
+    new_case(client, [pdq(100)], pathway="under18_at_capture")
+    withdraw(client, cases[1])
+    assert catch_up(app) == 13
+    signed = head(client)
+    tlog.verify_tree_head(signed, public_key(client))
+    assert signed.tree_size == 13
+    for index in range(13):
+        proof = client.get("/v1/transparency/proof/inclusion",
+                           params={"index": index, "tree_size": 13}).json()
+        tlog.verify_inclusion(index, 13, tlog.b64decode(proof["leaf_hash"]),
+                              [tlog.b64decode(h) for h in proof["audit_path"]], signed.root_hash)
+    new_case(client, [pdq(200)])
+    catch_up(app)
+    later = head(client)
+    assert later.tree_size == 14
+    proof = client.get("/v1/transparency/proof/consistency",
+                       params={"first": 13, "second": 14}).json()["proof"]
+    tlog.verify_consistency(13, 14, signed.root_hash, later.root_hash,
+                            [tlog.b64decode(h) for h in proof])
+
+
+def test_proof_requests_beyond_the_log_are_refused(client, app):
+    new_case(client, [pdq(1)])
+    catch_up(app)
+    for path, params in [("inclusion", {"index": 1, "tree_size": 1}),
+                         ("inclusion", {"index": 0, "tree_size": 2}),
+                         ("consistency", {"first": 1, "second": 2}),
+                         ("consistency", {"first": 2, "second": 1})]:
+        response = client.get(f"/v1/transparency/proof/{path}", params=params)
+        assert response.status_code == 400, (path, params)
+        assert response.json()["error"]["code"] in ("index_out_of_range", "tree_size_too_large",
+                                                    "invalid_range")
+
+
+def test_entries_need_a_partner_key_and_show_other_pathways_only_as_commitments(
+        client, app, make_partner):
+    new_case(client, [pdq(1)])
+    new_case(client, [pdq(2)], pathway="under18_at_capture")
+    catch_up(app)
+    assert client.get("/v1/transparency/entries", params={"start": 0, "end": 2}).status_code == 401
+    key = make_partner("adultonly", "adult")
+    body = client.get("/v1/transparency/entries", params={"start": 0, "end": 2},
+                      headers=bearer(key)).json()
+    adult, other = body["entries"]
+    assert adult["value"] == pdq(1) and "commitment" not in adult
+    assert other["pathway"] == "under18_at_capture" and set(other) == {
+        "index", "seq", "leaf_hash", "pathway", "commitment"}
+    assert pdq(2) not in str(body)
+    for entry in (adult, other):
+        assert tlog.entry_leaf_hash(entry) == tlog.b64decode(entry["leaf_hash"])
+
+
+def test_tree_size_for_a_pull_cursor(client, app, make_partner):
+    key = make_partner("p")
+    for i in range(4):
+        new_case(client, [pdq(i + 1)])
+    entries, cursor = pull_all(client, key)
+    with app.state.database.read() as session:
+        assert merkle.tree_size_for(session, int(cursor)) == 4  # the builder has not run yet
+    catch_up(app)
+    with app.state.database.read() as session:
+        assert transparency.tree_size_for(session, int(cursor)) == 4
+        assert transparency.tree_size_for(session, entries[1]["seq"]) == 2
+        assert transparency.tree_size_for(session, 0) == 0
+
+
+def test_the_signing_key_is_made_once_with_mode_0600_and_printed_by_the_cli(client, settings):
+    path = settings.data_dir / transparency.KEY_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    from hashing.cli import app as cli_app
+    from partners.transparency_cli import register
+
+    register(cli_app)
+    result = CliRunner().invoke(cli_app, ["transparency", "public-key",
+                                          "--data-dir", str(settings.data_dir)])
+    assert result.exit_code == 0, result.output
+    assert tlog.b64decode(result.stdout.strip().splitlines()[-1]) == public_key(client)
+
+
+def run_verify(server: str, state_file, key: str | None = None, *extra: str):
+    from hashing.cli import app as cli_app
+
+    args = ["transparency", "verify", "--server", server, "--state", str(state_file), "--json"]
+    if key:
+        args += ["--key", key]
+    return CliRunner().invoke(cli_app, args + list(extra))
+
+
+def test_verify_verb_over_http_passes_then_catches_a_row_altered_in_the_database(
+        app, live_server, make_partner, tmp_path):
+    import httpx
+
+    key = make_partner("p", "adult")
+    state_file = tmp_path / "verifier.json"
+    with httpx.Client(base_url=live_server) as http:
+        for round_ in range(3):
+            for i in range(5):
+                new_case(http, [pdq(10 * round_ + i + 1)])
+            new_case(http, [pdq(1000 + round_)], pathway="under18_at_capture")
+            catch_up(app)
+            result = run_verify(live_server, state_file, key)
+            assert result.exit_code == 0, result.output
+        assert run_verify(live_server, tmp_path / "auditor.json").exit_code == 0  # no key: heads
+    with app.state.database.transaction() as session:
+        session.execute(text("UPDATE change_log SET value = :v WHERE value = :old"),
+                        {"v": pdq(999_999), "old": pdq(3)})
+    assert run_verify(live_server, state_file, key).exit_code == 0  # an old entry: incremental
+    result = run_verify(live_server, state_file, key, "--full")
+    assert result.exit_code == 1
+    assert "FAILED" in result.output and "altered" in result.output

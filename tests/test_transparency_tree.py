@@ -1,0 +1,214 @@
+"""The Merkle tree against RFC 9162's definitions, written out naively here (lists, recursion, no
+stored nodes), for every tree size 1..64: tree hashes, inclusion and consistency proofs, as the
+server computes them (store/merkle.py, from stored subtrees) and as the verifier checks them
+(hashing/transparency.py)."""
+from __future__ import annotations
+
+import hashlib
+import random
+
+import pytest
+
+from hashing import transparency as tlog
+from store import merkle
+
+SIZES = range(1, 65)
+
+
+# --- RFC 9162 section 2.1, literally -----------------------------------------------------------
+
+def ref_hash(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def ref_mth(d: list[bytes]) -> bytes:
+    n = len(d)
+    if n == 0:
+        return ref_hash(b"")
+    if n == 1:
+        return ref_hash(b"\x00" + d[0])
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return ref_hash(b"\x01" + ref_mth(d[:k]) + ref_mth(d[k:]))
+
+
+def ref_path(m: int, d: list[bytes]) -> list[bytes]:
+    n = len(d)
+    if n == 1:
+        return []
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    if m < k:
+        return ref_path(m, d[:k]) + [ref_mth(d[k:])]
+    return ref_path(m - k, d[k:]) + [ref_mth(d[:k])]
+
+
+def ref_subproof(m: int, d: list[bytes], b: bool) -> list[bytes]:
+    n = len(d)
+    if m == n:
+        return [] if b else [ref_mth(d)]
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    if m <= k:
+        return ref_subproof(m, d[:k], b) + [ref_mth(d[k:])]
+    return ref_subproof(m - k, d[k:], False) + [ref_mth(d[:k])]
+
+
+def ref_proof(m: int, d: list[bytes]) -> list[bytes]:
+    return ref_subproof(m, d, True)
+
+
+def leaves(n: int) -> list[bytes]:
+    return [f"leaf {i}".encode() for i in range(n)]
+
+
+class MemoryTree:
+    """The server's stored-subtree representation, filled by Frontier.append like the builder."""
+
+    def __init__(self, data: list[bytes]):
+        self.frontier = tlog.Frontier()
+        self.nodes: dict[tuple[int, int], bytes] = {}
+        for i, item in enumerate(data):
+            h = tlog.leaf_hash(item)
+            self.nodes[(0, i)] = h
+            for level, index, node in self.frontier.append(h):
+                self.nodes[(level, index)] = node
+
+    def node(self, level: int, index: int) -> bytes:
+        return self.nodes[(level, index)]
+
+
+# --- Tree hashes -------------------------------------------------------------------------------
+
+def test_empty_tree_hash_is_hash_of_nothing():
+    assert tlog.Frontier().root() == ref_mth([]) == tlog.EMPTY_ROOT
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_tree_hash_equals_the_rfc_definition(n):
+    d = leaves(n)
+    tree = MemoryTree(d)
+    assert tree.frontier.root() == ref_mth(d)
+    assert tlog.root_of_leaf_hashes([tlog.leaf_hash(x) for x in d]) == ref_mth(d)
+    for size in range(1, n + 1):  # every earlier size, from the stored subtrees
+        assert merkle.range_hash(0, size, tree.node) == ref_mth(d[:size])
+        assert tlog.Frontier(size, [tree.node(*k) for k in merkle.frontier_keys(size)]).root() \
+            == ref_mth(d[:size])
+
+
+# --- Inclusion proofs --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", SIZES)
+def test_inclusion_proofs_equal_the_rfc_definition_and_verify(n):
+    d = leaves(n)
+    tree = MemoryTree(d)
+    for size in range(1, n + 1):
+        root = ref_mth(d[:size])
+        for m in range(size):
+            path = merkle.inclusion_path(m, size, tree.node)
+            assert path == ref_path(m, d[:size]), (m, size)
+            tlog.verify_inclusion(m, size, tlog.leaf_hash(d[m]), path, root)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13, 31, 32, 33, 64])
+def test_wrong_inclusion_proofs_are_rejected(n):
+    d = leaves(n)
+    root = ref_mth(d)
+    rng = random.Random(n)
+    for m in range(n):
+        path = ref_path(m, d)
+        leaf = tlog.leaf_hash(d[m])
+        bad = [
+            (m, n, tlog.leaf_hash(b"other"), path),                  # another leaf
+            (m, n, leaf, path + [root]),                             # too long
+        ]
+        if path:
+            bad.append((m, n, leaf, path[:-1]))                      # too short
+            flipped = list(path)
+            i = rng.randrange(len(flipped))
+            flipped[i] = bytes([flipped[i][0] ^ 1]) + flipped[i][1:]
+            bad.append((m, n, leaf, flipped))                        # a tampered sibling
+        if n > 1:
+            bad.append(((m + 1) % n, n, leaf, path))                 # wrong index
+        for args in bad:
+            with pytest.raises(tlog.VerificationError):
+                tlog.verify_inclusion(*args, root)
+
+
+# --- Consistency proofs ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", SIZES)
+def test_consistency_proofs_equal_the_rfc_definition_and_verify(n):
+    d = leaves(n)
+    tree = MemoryTree(d)
+    for second in range(1, n + 1):
+        second_root = ref_mth(d[:second])
+        for first in range(1, second + 1):
+            proof = merkle.consistency_proof(first, second, tree.node)
+            expected = ref_proof(first, d[:second]) if first < second else []
+            assert proof == expected, (first, second)
+            tlog.verify_consistency(first, second, ref_mth(d[:first]), second_root, proof)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 7, 8, 9, 17, 33, 64])
+def test_inconsistent_trees_are_rejected(n):
+    d = leaves(n)
+    tree = MemoryTree(d)
+    for first in range(1, n):
+        proof = merkle.consistency_proof(first, n, tree.node)
+        first_root, second_root = ref_mth(d[:first]), ref_mth(d)
+        # A log whose first `first` entries were rewritten: same sizes, other history.
+        forged = list(d)
+        forged[first - 1] = b"rewritten"
+        with pytest.raises(tlog.VerificationError):
+            tlog.verify_consistency(first, n, ref_mth(forged[:first]), second_root, proof)
+        with pytest.raises(tlog.VerificationError):
+            tlog.verify_consistency(first, n, first_root, ref_mth(forged), proof)
+        if proof:
+            with pytest.raises(tlog.VerificationError):
+                tlog.verify_consistency(first, n, first_root, second_root, proof[:-1])
+            with pytest.raises(tlog.VerificationError):
+                tlog.verify_consistency(first, n, first_root, second_root, proof + [first_root])
+    with pytest.raises(tlog.VerificationError):  # two roots for one size: a fork
+        tlog.verify_consistency(n, n, ref_mth(d), ref_mth(d[::-1]), [])
+    with pytest.raises(tlog.VerificationError):  # the log shrank
+        tlog.verify_consistency(n, n - 1, ref_mth(d), ref_mth(d[:-1]), [])
+
+
+# --- The stored tree, on both databases --------------------------------------------------------
+
+def test_stored_tree_grown_in_uneven_batches_proves_like_the_rfc(database_url):
+    """Entries appended by the builder's store functions in random batch sizes: the stored leaves
+    and subtrees give the RFC's root, paths and proofs for every size up to 64."""
+    from store.db import Database
+
+    db = Database(database_url)
+    rng = random.Random(9)
+    frontier = tlog.Frontier()
+    entries = [(seq, "add", "pdq", f"{seq:064x}", "adult") for seq in range(1, 65)]
+    position = 0
+    while position < len(entries):
+        batch = entries[position:position + rng.randint(1, 9)]
+        with db.transaction() as session:
+            merkle.append(session, frontier, batch)
+        position += len(batch)
+    with db.read() as session:
+        stored = merkle.leaf_hashes(session, 0, 64)
+        assert merkle.tree_size(session) == 64
+        for size in SIZES:
+            assert merkle.root_at(session, size) == tlog.root_of_leaf_hashes(stored[:size])
+        for size in (1, 2, 3, 7, 8, 9, 31, 33, 64):
+            for m in range(0, size, 3):
+                leaf, path = merkle.prove_inclusion(session, m, size)
+                assert leaf == stored[m]
+                tlog.verify_inclusion(m, size, leaf, path, merkle.root_at(session, size))
+            for first in range(1, size):
+                proof = merkle.prove_consistency(session, first, size)
+                tlog.verify_consistency(first, size, merkle.root_at(session, first),
+                                        merkle.root_at(session, size), proof)
+        frontier_again = merkle.stored_frontier(session, 64)
+        assert frontier_again.root() == frontier.root()
+    db.dispose()

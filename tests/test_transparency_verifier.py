@@ -1,0 +1,233 @@
+"""The partner's verifier (hashing/transparency.py) against a fake log server that misbehaves in
+each of the ways the log exists to expose: a tampered entry, a reordered entry, a forked log (two
+heads of the same size), a bad signature, a withheld entry, a rewritten history."""
+from __future__ import annotations
+
+import base64
+import os
+import time
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from hashing import transparency as tlog
+
+B64 = tlog.b64encode
+
+
+class FakeLog:
+    """A log server in memory: entries, heads signed over them, and the four endpoints."""
+
+    def __init__(self, pathways=("adult",)):
+        self.key = Ed25519PrivateKey.generate()
+        self.raw_key = self.key.public_key().public_bytes(serialization.Encoding.Raw,
+                                                          serialization.PublicFormat.Raw)
+        self.entries: list[dict] = []  # full entries: seq, op, signal_type, value, pathway, nonce
+        self.leaves: list[bytes] = []  # the tree's leaf hashes, as logged
+        self.head: dict | None = None
+        self.partner_pathways = list(pathways)
+        self.tamper_served = lambda served: served  # hook: alter what /entries answers
+
+    def add(self, count: int, pathway: str = "adult") -> None:
+        for _ in range(count):
+            seq = (self.entries[-1]["seq"] if self.entries else 0) + 1
+            entry = {"seq": seq, "op": "add", "signal_type": "pdq", "value": os.urandom(32).hex(),
+                     "pathway": pathway, "nonce": B64(os.urandom(16))}
+            self.entries.append(entry)
+            self.leaves.append(tlog.entry_leaf_hash(entry))
+        self.sign()
+
+    def sign(self, size: int | None = None, root: bytes | None = None, timestamp: int | None = None):
+        size = len(self.leaves) if size is None else size
+        root = tlog.root_of_leaf_hashes(self.leaves[:size]) if root is None else root
+        timestamp = timestamp or int(time.time() * 1000)
+        self.head = {"tree_size": size, "timestamp": timestamp, "root_hash": B64(root),
+                     "signature": B64(self.key.sign(tlog.tree_head_bytes(size, timestamp, root))),
+                     "key_id": tlog.key_id(self.raw_key)}
+
+    def get(self, path: str, params: dict) -> dict:
+        if path == tlog.KEY_PATH:
+            return {"public_key": B64(self.raw_key)}
+        if path == tlog.HEAD_PATH:
+            return dict(self.head)
+        if path == tlog.CONSISTENCY_PATH:
+            from store import merkle
+            tree = _nodes(self.leaves[:params["second"]])
+            return {"proof": [B64(h) for h in merkle.consistency_proof(
+                params["first"], params["second"], lambda lv, i: tree[(lv, i)])]}
+        if path == tlog.ENTRIES_PATH:
+            start, end = params["start"], min(params["end"], params["start"] + 7)  # small pages
+            served = []
+            for index in range(start, end):
+                entry = dict(self.entries[index], index=index, leaf_hash=B64(self.leaves[index]))
+                if entry["pathway"] not in self.partner_pathways:
+                    entry["commitment"] = B64(tlog.entry_commitment(
+                        entry.pop("op"), entry.pop("signal_type"), entry.pop("value"),
+                        tlog.b64decode(entry.pop("nonce"))))
+                served.append(entry)
+            return {"start": start, "end": end, "pathways": self.partner_pathways,
+                    "entries": self.tamper_served(served)}
+        raise AssertionError(path)
+
+
+def _nodes(leaf_hashes):
+    frontier, nodes = tlog.Frontier(), {}
+    for i, h in enumerate(leaf_hashes):
+        nodes[(0, i)] = h
+        for level, index, node in frontier.append(h):
+            nodes[(level, index)] = node
+    return nodes
+
+
+def verify(log: FakeLog, state: tlog.VerifierState, **options) -> tlog.Outcome:
+    return tlog.Verifier(log.get, state, check_entries=True, **options).run()
+
+
+def failure(log: FakeLog, state: tlog.VerifierState, **options) -> str:
+    with pytest.raises(tlog.VerificationError) as raised:
+        verify(log, state, **options)
+    return str(raised.value)
+
+
+@pytest.fixture
+def log_and_state():
+    log = FakeLog()
+    log.add(5)
+    log.add(2, pathway="under18_at_capture")
+    log.add(6)
+    state = tlog.VerifierState()
+    outcome = verify(log, state)
+    assert (outcome.head.tree_size, outcome.entries_checked, outcome.visible_entries) == (13, 13, 11)
+    return log, state
+
+
+def test_an_honest_growing_log_verifies_run_after_run(log_and_state, tmp_path):
+    log, state = log_and_state
+    for grow in (1, 6, 17):
+        log.add(grow)
+        state_file = tmp_path / "state.json"
+        state.save(state_file)
+        state = tlog.VerifierState.load(state_file)
+        outcome = verify(log, state)
+        assert outcome.entries_checked == grow  # only the new entries are fetched
+        assert outcome.previous_size == outcome.head.tree_size - grow
+    assert verify(log, state, full=True).entries_checked == len(log.leaves)
+
+
+def test_a_tampered_entry_is_detected(log_and_state):
+    log, state = log_and_state
+    log.add(4)
+    log.entries[14]["value"] = "0" * 64  # the database row changed after it was logged
+    assert "entry 14" in failure(log, state) and "altered" in failure(log, state)
+    # Already-verified entries are rechecked with --full.
+    log.entries[14]["value"] = log.entries[14]["value"].replace("0", "1")
+    log.entries[2]["value"] = "f" * 64
+    assert "entry 2 " in failure(log, state, full=True)
+
+
+def test_a_tampered_entry_served_with_a_matching_leaf_hash_breaks_the_signed_root(log_and_state):
+    log, state = log_and_state
+    log.add(3)
+
+    def forge(served):
+        served[0]["value"] = "0" * 64
+        served[0]["leaf_hash"] = B64(tlog.entry_leaf_hash(served[0]))
+        return served
+    log.tamper_served = forge
+    assert "do not hash to the signed root" in failure(log, state)
+
+
+def test_a_reordered_entry_is_detected(log_and_state):
+    log, state = log_and_state
+    log.add(4)
+
+    def swap(served):
+        if len(served) > 1:
+            served[0], served[1] = served[1], served[0]
+            served[0]["index"], served[1]["index"] = served[1]["index"], served[0]["index"]
+        return served
+    log.tamper_served = swap
+    assert "out of log order" in failure(log, state)
+
+
+def test_a_history_rewritten_and_re_signed_fails_the_consistency_proof(log_and_state):
+    log, state = log_and_state
+    log.entries[3], log.entries[4] = log.entries[4], log.entries[3]  # reordered, then re-signed
+    log.leaves[3], log.leaves[4] = log.leaves[4], log.leaves[3]
+    log.add(2)
+    assert "does not extend the verified tree" in failure(log, state)
+
+
+def test_a_forked_log_two_heads_of_the_same_size_is_detected(log_and_state):
+    log, state = log_and_state
+    other = list(log.leaves)
+    other[-1] = tlog.leaf_hash(b"another entry")
+    log.sign(root=tlog.root_of_leaf_hashes(other))  # a second head for size 13, validly signed
+    with pytest.raises(tlog.VerificationError, match="forked"):
+        tlog.Verifier(log.get, state).run()
+
+
+def test_a_bad_signature_is_detected(log_and_state):
+    log, state = log_and_state
+    log.add(1)
+    signature = bytearray(base64.b64decode(log.head["signature"]))
+    signature[5] ^= 0x40
+    log.head["signature"] = B64(bytes(signature))
+    assert "bad signature" in failure(log, state)
+
+
+def test_a_head_signed_by_another_key_is_refused(log_and_state):
+    log, state = log_and_state
+    log.key = Ed25519PrivateKey.generate()  # signs with a new key, still advertises the old one
+    log.add(1)
+    assert "bad signature" in failure(log, state)
+    log.raw_key = log.key.public_key().public_bytes(serialization.Encoding.Raw,
+                                                    serialization.PublicFormat.Raw)
+    log.sign()
+    assert "not the one this verifier trusts" in failure(log, state)
+
+
+def test_a_shrunk_log_is_detected(log_and_state):
+    log, state = log_and_state
+    log.sign(size=10)
+    assert "shrank" in failure(log, state)
+
+
+def test_an_entry_of_the_partners_pathway_cannot_be_withheld(log_and_state):
+    log, state = log_and_state
+    log.add(2)
+    log.partner_pathways = []  # the server hides everything, but the partner pins its pathways
+    message = failure(log, state, pathways={"adult"})
+    assert "withheld" in message
+
+
+def test_a_deleted_entry_is_detected(log_and_state):
+    log, state = log_and_state
+    log.add(2)
+
+    def delete(served):
+        for name in ("pathway", "op", "signal_type", "value", "nonce"):
+            served[-1].pop(name, None)
+        return served
+    log.tamper_served = delete
+    assert "deleted" in failure(log, state)
+
+
+def test_state_is_kept_only_after_success(log_and_state):
+    log, state = log_and_state
+    before = state.head
+    log.add(1)
+    log.head["signature"] = B64(b"\0" * 64)
+    failure(log, state)
+    assert state.head == before
+
+
+def test_pulled_entries_are_checked_against_the_verified_entries():
+    leaves = {7: {"seq": 7, "op": "add", "signal_type": "pdq", "value": "ab" * 32,
+                  "pathway": "adult"}}
+    tlog.check_pulled_entries([dict(leaves[7])], leaves)
+    with pytest.raises(tlog.VerificationError, match="value"):
+        tlog.check_pulled_entries([dict(leaves[7], value="cd" * 32)], leaves)
+    with pytest.raises(tlog.VerificationError, match="not in the verified log"):
+        tlog.check_pulled_entries([dict(leaves[7], seq=8)], leaves)
