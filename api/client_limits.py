@@ -27,11 +27,12 @@ def _limit(request: Request, limiter_name: str) -> None:
                        headers={"Retry-After": "60"})
 
 
-def limit_case_writes(request: Request) -> None:
-    """Dependency: cap on case submissions and additions per client and hour."""
+async def limit_case_writes(request: Request) -> None:
+    """Dependency: cap on case submissions and additions per client and hour (async: it never
+    blocks, and a sync dependency would cost a thread-pool hop per request)."""
     _limit(request, "case_writes")
 
 
-def limit_token_lookups(request: Request) -> None:
+async def limit_token_lookups(request: Request) -> None:
     """Dependency: cap on token checks per client (guessing across many case references)."""
     _limit(request, "token_lookups")
