@@ -174,11 +174,7 @@ def review_restore(hash_id: int = typer.Argument(..., help="Id from `hashguard r
     """The disputes were wrong: share the hash again with every pathway an active case holds."""
     from partners import review
 
-    db, _ = _database(database_url)
-    with db.transaction() as session:
-        if not review.restore(session, hash_id):
-            _fail(f"hash {hash_id} is not in quarantine")
-    typer.echo(f"restored hash {hash_id}")
+    _decide_quarantined(database_url, hash_id, review.restore, f"restored hash {hash_id}")
 
 
 @review_app.command("reject")
@@ -187,11 +183,16 @@ def review_reject(hash_id: int = typer.Argument(..., help="Id from `hashguard re
     """The disputes were right: keep the hash out of the shared set for good."""
     from partners import review
 
+    _decide_quarantined(database_url, hash_id, review.reject,
+                        f"rejected hash {hash_id}: it will not be shared again")
+
+
+def _decide_quarantined(database_url: str | None, hash_id: int, decide, done: str) -> None:
     db, _ = _database(database_url)
     with db.transaction() as session:
-        if not review.reject(session, hash_id):
+        if not decide(session, hash_id):
             _fail(f"hash {hash_id} is not in quarantine")
-    typer.echo(f"rejected hash {hash_id}: it will not be shared again")
+    typer.echo(done)
 
 
 @review_app.command("deny")

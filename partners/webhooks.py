@@ -76,6 +76,7 @@ class WebhookDispatcher:
     conninfo: str | None = None  # PostgreSQL: leader election; None: this process delivers
     timeout_seconds: float = 5.0
     idle_recheck_seconds: float = 5.0
+    coalesce_seconds: float = 0.05
     max_backoff_seconds: float = 300.0
     _stop: threading.Event = field(default_factory=threading.Event)
     _backoff: dict = field(default_factory=dict)
@@ -97,6 +98,9 @@ class WebhookDispatcher:
                         if leader is None or _still_leader(leader):
                             self.deliver_due(http)
                         self.notifier.wait_blocking(seen, self._next_wait())
+                        # Coalesce a burst of commits into one pass (and one query), instead
+                        # of a database round trip per submit on the serving process.
+                        self._stop.wait(self.coalesce_seconds)
                         seen = self.notifier.version
                         if leader is not None and not _still_leader(leader):
                             break
