@@ -29,7 +29,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-stderr = Console(stderr=True)
+# soft_wrap: a line naming a file is never broken at the terminal width (paths stay copyable and
+# greppable; a test caught "no such file" split across two lines on a narrow terminal).
+stderr = Console(stderr=True, soft_wrap=True)
 
 
 @app.callback()
