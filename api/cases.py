@@ -50,9 +50,8 @@ def submit_case(
     record = (idempotency.record(secret, idempotency_key, body.pathway, signals, token)
               if idempotency_key else None)
     try:
-        with db.transaction() as session:
-            case = store_cases.create_case(session, body.pathway, signals,
-                                           verifier(secret, TOKEN_PURPOSE, token), record)
+        case = store_cases.submit(db, body.pathway, signals,
+                                  verifier(secret, TOKEN_PURPOSE, token), record)
     except IntegrityError:
         # A concurrent retry with the same Idempotency-Key won the race, or (vanishingly rare)
         # the random reference collided: answer as the winner did, or let the client retry.

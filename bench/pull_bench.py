@@ -44,7 +44,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _server import BENCH_SECRET, ROOT, running_server, throwaway_database  # noqa: E402
+from _server import (  # noqa: E402
+    BENCH_SECRET, ROOT, postgres_cpu_seconds, running_server, throwaway_database)
 
 GOAL_HASHES_PER_S = 200_000
 DELTA_HASHES = 10
@@ -343,25 +344,6 @@ def _client_process(kind: str, base_url: str, key: str, options: dict, go, resul
 
 # --- measurement in the parent ----------------------------------------------------------------
 
-def _cpu_of(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def postgres_cpu_seconds() -> float:
-    """CPU seconds used so far by every process named postgres (all databases: shared machine)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "postgres":
-                    total += _cpu_of(int(entry.name))
-            except (FileNotFoundError, ProcessLookupError, PermissionError):
-                pass
-    return total
 
 
 def _machine_busy() -> tuple[int, int]:

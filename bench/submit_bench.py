@@ -28,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _server import running_server, throwaway_database  # noqa: E402
+from _server import postgres_cpu_seconds, running_server, throwaway_database  # noqa: E402
 
 HASHES_PER_CASE = 10
 GOAL_CASES_PER_S, GOAL_P99_MS = 500, 100
@@ -235,6 +235,7 @@ def run_phase(server, kind: str, concurrency: int, warmup: float, seconds: float
     process.start()
     time.sleep(warmup + 0.5)  # spawn + import take a moment; start measuring inside the window
     server_cpu0, (busy0, total0) = server.cpu_seconds(), _machine_busy()
+    pg_cpu0 = postgres_cpu_seconds()
     client_cpu0 = process_cpu_seconds(process.pid)
     t0 = time.perf_counter()
     spies = []
@@ -249,11 +250,13 @@ def run_phase(server, kind: str, concurrency: int, warmup: float, seconds: float
     if sampler:
         sampler.active_enabled.clear()
     server_cpu1, (busy1, total1) = server.cpu_seconds(), _machine_busy()
+    pg_cpu1 = postgres_cpu_seconds()
     process.join()
     for spy in spies:
         spy.wait()
     outcome["server_cpu_pct"] = 100 * (server_cpu1 - server_cpu0) / elapsed
     outcome["client_cpu_pct"] = 100 * (client_cpu1 - client_cpu0) / max(0.1, seconds - 1.0)
+    outcome["postgres_cpu_pct"] = 100 * (pg_cpu1 - pg_cpu0) / elapsed
     outcome["machine_busy_pct"] = 100 * (busy1 - busy0) / max(1, total1 - total0)
     outcome["seconds"] = seconds
     return outcome
@@ -268,7 +271,7 @@ def _start_py_spy(server, out_dir: Path, kind: str, duration: int) -> list[subpr
             procs.append(subprocess.Popen(
                 [spy, "record", "--pid", str(pid), "--duration", str(duration), "--rate", "200",
                  "--format", fmt, "--output", str(out_dir / f"{kind}-worker{pid}.{ext}"),
-                 "--nonblocking"],
+                 "--nonblocking", "--gil"],  # --gil: only samples holding the GIL, i.e. Python CPU
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     return procs
 
@@ -288,11 +291,79 @@ def describe(label: str, outcome: dict, unit: str) -> float:
           f"latency ms p50 {ms[0]:.1f} p90 {ms[1]:.1f} p99 {ms[2]:.1f} max {ms[3]:.1f}; "
           f"errors {outcome['error_count']}")
     print(f"  cpu: server {outcome['server_cpu_pct']:.0f}% (of one core), "
+          f"PostgreSQL {outcome['postgres_cpu_pct']:.0f}%, "
           f"load client {outcome['client_cpu_pct']:.0f}%, "
           f"machine busy {outcome['machine_busy_pct']:.0f}% of {os.cpu_count()} cores")
+    if rate:
+        # CPU per request is what decides throughput on a saturated 2-core machine.
+        print(f"  cpu per request: server {10 * outcome['server_cpu_pct'] / rate:.2f} ms, "
+              f"PostgreSQL {10 * outcome['postgres_cpu_pct'] / rate:.2f} ms")
     for error in outcome["errors"]:
         print(f"  error: {error}")
     return rate
+
+
+def populate(url: str, cases: int) -> float:
+    """A database that has been in service: `cases` adult cases of HASHES_PER_CASE random PDQ
+    hashes each, shared and logged, then VACUUM ANALYZE. Measuring against an empty database
+    would time plans made for empty tables (the first submits' statistics), not the service."""
+    import psycopg
+
+    t = time.perf_counter()
+    run = secrets.token_hex(6)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET synchronous_commit = off")
+        with conn.transaction():
+            conn.execute("""
+                INSERT INTO cases (ref, pathway, status, token_verifier, created_at, updated_at)
+                SELECT 'HB-' || g, 'adult', 'active', sha256(g::text::bytea),
+                       date_trunc('hour', now()), date_trunc('hour', now())
+                FROM generate_series(1, %s) AS g""", (cases,))
+            conn.execute("""
+                INSERT INTO hashes (signal_type, value, quality, digest, state)
+                SELECT 'pdq', v, 100, sha256(convert_to('pdq:' || v, 'UTF8')), 'ok'
+                FROM (SELECT encode(sha256(convert_to(%s || ':' || g, 'UTF8')), 'hex') AS v
+                      FROM generate_series(1, %s) AS g) AS s""", (run, cases * HASHES_PER_CASE))
+            conn.execute("""
+                INSERT INTO case_hashes (case_id, hash_id)
+                SELECT c.id, h.id FROM (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n
+                                        FROM cases) AS c
+                JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM hashes) AS h
+                  ON h.n / %s = c.n""", (HASHES_PER_CASE,))
+            conn.execute("INSERT INTO shared_hashes (hash_id, pathway) "
+                         "SELECT id, 'adult' FROM hashes ORDER BY id")
+            conn.execute("ALTER TABLE change_log DISABLE TRIGGER change_log_position_at_commit")
+            conn.execute("""
+                INSERT INTO change_log (seq, op, hash_id, signal_type, value, quality, pathway,
+                                        logged_at, also_shared)
+                SELECT nextval('change_log_position'), 'add', h.id, h.signal_type, h.value,
+                       h.quality, 'adult', floor(extract(epoch FROM now()))::bigint, false
+                FROM (SELECT id, signal_type, value, quality FROM hashes ORDER BY id) AS h""")
+            conn.execute("ALTER TABLE change_log ENABLE TRIGGER change_log_position_at_commit")
+        for table in ("cases", "hashes", "case_hashes", "shared_hashes", "change_log"):
+            conn.execute(f"VACUUM ANALYZE {table}")
+    return time.perf_counter() - t
+
+
+def wait_for_tree(base_url: str, size: int, timeout: float = 600) -> float:
+    """Wait until the server's transparency builder has caught up with `size` entries (after
+    populate(), so that its catch-up does not run inside the measured phase)."""
+    import json
+    import urllib.request
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from hashing.transparency import HEAD_PATH
+
+    t = time.perf_counter()
+    while time.perf_counter() - t < timeout:
+        try:
+            with urllib.request.urlopen(base_url + HEAD_PATH, timeout=5) as response:
+                if json.load(response)["tree_size"] >= size:
+                    return time.perf_counter() - t
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"transparency tree did not reach {size} entries in {timeout:.0f} s")
 
 
 def table_counts(database_url: str) -> str:
@@ -315,6 +386,8 @@ def main() -> int:
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
                         help="raw: a minimal keep-alive HTTP/1.1 client on asyncio (cheap on CPU); "
                              "httpx: one httpx.AsyncClient per simulated user")
+    parser.add_argument("--existing-cases", type=int, default=50_000,
+                        help="cases already in the database before the run (0: start empty)")
     parser.add_argument("--py-spy", type=Path, default=None, metavar="DIR",
                         help="also record py-spy raw profiles of each worker during submits")
     args = parser.parse_args()
@@ -329,7 +402,14 @@ def main() -> int:
             sync = conn.execute("SHOW synchronous_commit").fetchone()[0]
         print(f"database: PostgreSQL {version} at {url.rsplit('@', 1)[-1]} "
               f"(synchronous_commit={sync}), throwaway")
+        if args.existing_cases:
+            took = populate(url, args.existing_cases)
+            print(f"populated: {args.existing_cases:,} cases of {HASHES_PER_CASE} hashes "
+                  f"(shared, logged) + VACUUM ANALYZE in {took:.0f} s")
         with running_server(url, workers=args.workers) as server:
+            if args.existing_cases:
+                took = wait_for_tree(server.base_url, args.existing_cases * HASHES_PER_CASE)
+                print(f"transparency tree caught up with the populated log in {took:.0f} s")
             print(f"server: uvicorn, {args.workers} worker(s), access log off; "
                   f"client: {CLIENTS[args.client]}, keep-alive, in a separate process (uvloop); "
                   f"concurrency {args.concurrency}; warm-up {args.warmup:.0f} s per phase")

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from hashing.signals import Signal
 from store import changelog, pg_writes
+from store.db import Database
 from store.models import CASE_ACTIVE, CASE_WITHDRAWN, HASH_OK, Case, CaseHash, Hash
 
 # Crockford-like alphabet without 0/O, 1/I/L, U: easy to read aloud and to type from paper.
@@ -46,10 +47,9 @@ def _upsert_hashes(session: Session, signals: list[Signal]) -> list[int]:
     """Ids of the stored hashes for `signals`, inserting the new ones (deduplicated by digest) in
     one statement. Rows go in digest order, so concurrent submits lock them in the same order
     and cannot deadlock; the best quality any submitter reported is kept."""
-    by_digest = {hash_digest(s.signal_type, s.value): s for s in signals}
     if session.get_bind().dialect.name == "postgresql":
-        return pg_writes.upsert_hashes(session, [
-            (s.signal_type, s.value, s.quality, d) for d, s in sorted(by_digest.items())])
+        return pg_writes.upsert_hashes(session, _digest_rows(signals))
+    by_digest = {hash_digest(s.signal_type, s.value): s for s in signals}
     statement = sqlite.insert(Hash).values([
         {"signal_type": by_digest[d].signal_type, "value": by_digest[d].value,
          "quality": by_digest[d].quality, "digest": d, "state": HASH_OK}
@@ -82,19 +82,47 @@ def _link_and_share(session: Session, case_row: Case, signals: list[Signal], new
     return len(new_ids)
 
 
+def _case_values(pathway: str, token_verifier: bytes,
+                 idempotency: IdempotencyRecord | None) -> dict:
+    now = coarse_now()
+    return {"ref": new_case_ref(), "pathway": pathway, "status": CASE_ACTIVE,
+            "token_verifier": token_verifier, "created_at": now, "updated_at": now,
+            "idempotency_digest": idempotency.digest if idempotency else None,
+            "idempotency_request": idempotency.request if idempotency else None,
+            "idempotency_sealed_token": idempotency.sealed_token if idempotency else None}
+
+
+def _digest_rows(signals: list[Signal]) -> list[tuple[str, str, int | None, bytes]]:
+    """(signal_type, value, quality, digest), one per distinct hash, in digest order."""
+    by_digest = {hash_digest(s.signal_type, s.value): s for s in signals}
+    return [(s.signal_type, s.value, s.quality, d) for d, s in sorted(by_digest.items())]
+
+
 def create_case(session: Session, pathway: str, signals: list[Signal], token_verifier: bytes,
                 idempotency: IdempotencyRecord | None = None) -> Case:
-    now = coarse_now()
-    values = {"ref": new_case_ref(), "pathway": pathway, "status": CASE_ACTIVE,
-              "token_verifier": token_verifier, "created_at": now, "updated_at": now,
-              "idempotency_digest": idempotency.digest if idempotency else None,
-              "idempotency_request": idempotency.request if idempotency else None,
-              "idempotency_sealed_token": idempotency.sealed_token if idempotency else None}
+    """Create a case inside the caller's transaction."""
+    values = _case_values(pathway, token_verifier, idempotency)
+    if session.get_bind().dialect.name == "postgresql":
+        [case_id] = pg_writes.create_cases(session, [(values, _digest_rows(signals))],
+                                           int(time.time()))
+        return Case(id=case_id, **values)
     # A Core insert (compiled once, cached) rather than an ORM flush: this is the hot path.
     case_id = session.execute(insert(Case).values(**values).returning(Case.id)).scalar_one()
     case_row = Case(id=case_id, **values)
     _link_and_share(session, case_row, signals, new_case=True)
     return case_row
+
+
+def submit(db: Database, pathway: str, signals: list[Signal], token_verifier: bytes,
+           idempotency: IdempotencyRecord | None = None) -> Case:
+    """Create a case in a transaction of its own. On PostgreSQL it joins concurrent submits in
+    one statement and one commit (store/submit_batcher.py): the hot path of the service."""
+    if db.is_postgres:
+        values = _case_values(pathway, token_verifier, idempotency)
+        case_id = db.submit_batcher.create(values, _digest_rows(signals))
+        return Case(id=case_id, **values)
+    with db.transaction() as session:
+        return create_case(session, pathway, signals, token_verifier, idempotency)
 
 
 def find_case(session: Session, ref: str) -> Case | None:

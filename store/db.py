@@ -1,12 +1,15 @@
 """Engines and transactions for SQLite (embedded default) and PostgreSQL (production)."""
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from store.submit_batcher import SubmitBatcher
 
 
 def normalize_url(url: str) -> str:
@@ -71,6 +74,19 @@ class Database:
         self.memo: dict = {}
         self._read_sessions = sessionmaker(
             self.engine.execution_options(hashguard_read_only=True), expire_on_commit=False)
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+        # Same pool; a connection checked out here runs each statement as its own transaction.
+        self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._submit_batcher = None
+        self._batcher_lock = threading.Lock()
+
+    @property
+    def submit_batcher(self):
+        """This process's group commit for case submits (PostgreSQL; store/submit_batcher.py)."""
+        with self._batcher_lock:
+            if self._submit_batcher is None:
+                self._submit_batcher = SubmitBatcher(self)
+            return self._submit_batcher
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -83,5 +99,14 @@ class Database:
         with self._read_sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A connection whose every statement commits on its own: for work that is one
+        statement (on PostgreSQL, a stored function), so the COMMIT costs no extra round trip."""
+        with self._autocommit_engine.connect() as connection:
+            yield connection
+
     def dispose(self) -> None:
+        if self._submit_batcher is not None:
+            self._submit_batcher.close()
         self.engine.dispose()

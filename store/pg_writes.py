@@ -8,7 +8,7 @@ portable Core statements in store/cases.py and store/changelog.py.
 """
 from __future__ import annotations
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 # Rows in digest order: concurrent submits lock shared hash rows in the same order (no deadlock).
@@ -84,6 +84,39 @@ _UNSHARE = text("""
                               WHERE o.hash_id = r.hash_id AND o.pathway <> :pathway) AS also
     FROM removed r ORDER BY r.hash_id
 """)
+
+
+_CREATE_CASES = text("""
+    SELECT hashguard_create_cases(
+        CAST(:refs AS text[]), CAST(:pathways AS text[]), CAST(:token_verifiers AS bytea[]), :at,
+        CAST(:idempotency_digests AS bytea[]), CAST(:idempotency_requests AS bytea[]),
+        CAST(:idempotency_sealed_tokens AS bytea[]),
+        CAST(:case_of_hash AS int[]), CAST(:types AS text[]), CAST(:hash_values AS text[]),
+        CAST(:qualities AS smallint[]), CAST(:digests AS bytea[]), :now)
+""")
+
+HashRow = tuple[str, str, "int | None", bytes]  # signal_type, value, quality, digest
+
+
+def create_cases(connection: Connection | Session, cases: list[tuple[dict, list[HashRow]]],
+                 now: int) -> list[int]:
+    """Create cases in one statement (migrations/versions/0003): per case, its columns
+    (`values`, all share one created_at) and its hash rows. Returns the case ids in order.
+    In autocommit this is one round trip, COMMIT included."""
+    case_of_hash, rows = [], []
+    for n, (_, case_rows) in enumerate(cases, start=1):
+        case_of_hash += [n] * len(case_rows)
+        rows += case_rows
+    return connection.execute(_CREATE_CASES, {
+        "refs": [v["ref"] for v, _ in cases], "pathways": [v["pathway"] for v, _ in cases],
+        "token_verifiers": [v["token_verifier"] for v, _ in cases],
+        "at": cases[0][0]["created_at"],
+        "idempotency_digests": [v["idempotency_digest"] for v, _ in cases],
+        "idempotency_requests": [v["idempotency_request"] for v, _ in cases],
+        "idempotency_sealed_tokens": [v["idempotency_sealed_token"] for v, _ in cases],
+        "case_of_hash": case_of_hash, "types": [r[0] for r in rows],
+        "hash_values": [r[1] for r in rows], "qualities": [r[2] for r in rows],
+        "digests": [r[3] for r in rows], "now": now}).scalar_one()
 
 
 def upsert_hashes(session: Session, rows: list[tuple[str, str, int | None, bytes]]) -> list[int]:

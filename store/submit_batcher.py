@@ -1,0 +1,126 @@
+"""Group commit for case submits on PostgreSQL: concurrent submits share one transaction.
+
+Why: the change log's order is drawn at COMMIT under one lock that is held through the commit's
+WAL flush (store/changelog.py), so transactions that append to the log commit one at a time,
+each paying a flush. One submit per transaction capped the service at the flush rate (measured
+with bench/submit_bench.py: ~300 submits/s, most backends queued on the lock). PostgreSQL's own
+group commit cannot help while the lock serialises the flushes, so the grouping happens here:
+each process has one writer thread; request threads hand it their submit and wait; the writer
+takes everything queued (up to MAX_CASES) and creates it with one statement in autocommit
+(store/pg_writes.create_cases). Under light load a batch is a single submit and nothing waits;
+under heavy load batches grow and the flushes per submit shrink.
+
+A batch is all or nothing in the database. If it fails (say, two retries with the same
+Idempotency-Key landed in one batch), each of its submits is retried alone, so each gets its
+own outcome, exactly as without batching.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from store import pg_writes
+
+log = logging.getLogger("hashguard.submits")
+
+MAX_CASES = 64
+MAX_HASHES = 20_000  # keeps one statement's arrays (and its lock set) bounded
+
+
+@dataclass
+class _Pending:
+    values: dict
+    rows: list
+    done: threading.Event = field(default_factory=threading.Event)
+    case_id: int | None = None
+    error: BaseException | None = None
+
+
+class SubmitBatcher:
+    def __init__(self, database):
+        self.database = database
+        self._queue: deque[_Pending] = deque()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def create(self, values: dict, rows: list) -> int:
+        """Create one case (its column values and hash rows); returns its id once committed."""
+        pending = _Pending(values, rows)
+        with self._wake:
+            if self._closed:
+                raise RuntimeError("the database is closed")
+            self._queue.append(pending)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="submit-batcher",
+                                                daemon=True)
+                self._thread.start()
+            self._wake.notify()
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        return pending.case_id
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join(30)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._wake:
+                    while not self._queue and not self._closed:
+                        self._wake.wait()
+                    if not self._queue:
+                        return
+                    batch = self._take()
+                self._commit(batch)
+        finally:
+            with self._wake:  # the next submit starts a new writer
+                self._thread = None
+
+    def _take(self) -> list[_Pending]:
+        batch, hashes = [], 0
+        while self._queue and len(batch) < MAX_CASES:
+            if batch and hashes + len(self._queue[0].rows) > MAX_HASHES:
+                break
+            item = self._queue.popleft()
+            batch.append(item)
+            hashes += len(item.rows)
+        return batch
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            try:
+                for item, case_id in zip(batch, self._execute(batch)):
+                    item.case_id = case_id
+            except Exception as error:
+                if len(batch) == 1:
+                    batch[0].error = error
+                else:
+                    log.info("a batch of %d submits failed (%s); retrying them one by one",
+                             len(batch), type(error).__name__)
+                    for item in batch:
+                        try:
+                            item.case_id = self._execute([item])[0]
+                        except Exception as alone:
+                            item.error = alone
+        except BaseException as unexpected:  # never leave a request waiting forever
+            for item in batch:
+                if item.case_id is None and item.error is None:
+                    item.error = unexpected
+            raise
+        finally:
+            for item in batch:
+                item.done.set()
+
+    def _execute(self, batch: list[_Pending]) -> list[int]:
+        with self.database.autocommit() as connection:
+            return pg_writes.create_cases(connection, [(p.values, p.rows) for p in batch],
+                                          int(time.time()))
