@@ -46,6 +46,7 @@ class SubmitBatcher:
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self.largest_batch = 0  # for tests and curiosity: did concurrent submits share commits?
 
     def create(self, values: dict, rows: list) -> int:
         """Create one case (its column values and hash rows); returns its id once committed."""
@@ -93,6 +94,7 @@ class SubmitBatcher:
             item = self._queue.popleft()
             batch.append(item)
             hashes += len(item.rows)
+        self.largest_batch = max(self.largest_batch, len(batch))
         return batch
 
     def _commit(self, batch: list[_Pending]) -> None:

@@ -1,0 +1,127 @@
+"""Group commit of submits on PostgreSQL (store/submit_batcher.py, hashguard_create_cases): a batch
+stores exactly what the same submits one after another would, and one bad submit in a batch
+fails alone."""
+from __future__ import annotations
+
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from hashing.signals import Signal
+from store import cases as store_cases
+from store import pg_writes
+from store.db import Database
+from store.models import Case, CaseHash, ChangeLogEntry, Hash, SharedHash
+from store.submit_batcher import _Pending
+
+
+# Group commit is the PostgreSQL write path (SQLite has one writer and no batches).
+pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
+@pytest.fixture
+def db(database_url):
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+def pdq(rng: random.Random) -> str:
+    while True:
+        value = rng.getrandbits(256)
+        if 16 <= value.bit_count() <= 240:
+            return f"{value:064x}"
+
+
+def case_input(pathway: str, values: list[str], idempotency_digest: bytes | None = None):
+    record = (store_cases.IdempotencyRecord(idempotency_digest, bytes(32), b"sealed")
+              if idempotency_digest else None)
+    case_values = store_cases._case_values(pathway, bytes(32), record)
+    return case_values, store_cases._digest_rows([Signal("pdq", v, 90) for v in values])
+
+
+def log_rows(db: Database):
+    with db.read() as s:
+        return [(r.op, r.value, r.pathway, r.also_shared, r.seq) for r in s.scalars(
+            select(ChangeLogEntry).order_by(ChangeLogEntry.seq))]
+
+
+def test_a_batch_equals_the_submits_one_by_one(db):
+    rng = random.Random(7)
+    h1, h2, h3, h4 = (pdq(rng) for _ in range(4))
+    batch = [case_input("adult", [h1, h2]), case_input("adult", [h2, h3]),
+             case_input("under18_at_capture", [h2, h4]), case_input("adult", [h1])]
+    with db.autocommit() as connection:
+        ids = pg_writes.create_cases(connection, batch, 1_700_000_000)
+    assert len(set(ids)) == 4
+    with db.read() as s:
+        refs = dict(s.execute(select(Case.id, Case.ref)).all())
+        assert [refs[i] for i in ids] == [v["ref"] for v, _ in batch]  # ids in input order
+        links = {(c, h) for c, h in s.execute(
+            select(CaseHash.case_id, Hash.value).join(Hash, Hash.id == CaseHash.hash_id))}
+        shared = set(s.execute(select(Hash.value, SharedHash.pathway)
+                               .join(SharedHash, SharedHash.hash_id == Hash.id)).all())
+        assert s.scalar(select(func.count()).select_from(Hash)) == 4
+    assert links == {(ids[0], h1), (ids[0], h2), (ids[1], h2), (ids[1], h3),
+                     (ids[2], h2), (ids[2], h4), (ids[3], h1)}
+    assert shared == {(h1, "adult"), (h2, "adult"), (h3, "adult"),
+                      (h2, "under18_at_capture"), (h4, "under18_at_capture")}
+    entries = log_rows(db)
+    # Each (hash, pathway) added once; positioned (at commit) without gaps; the under-18 entry of
+    # h2 knows h2 is also shared as adult, as it would after an adult submit committed first.
+    assert sorted((op, v, p, a) for op, v, p, a, _ in entries) == sorted([
+        ("add", h1, "adult", False), ("add", h2, "adult", False), ("add", h3, "adult", False),
+        ("add", h2, "under18_at_capture", True), ("add", h4, "under18_at_capture", False)])
+    seqs = [seq for *_, seq in entries]
+    assert seqs == list(range(seqs[0], seqs[0] + 5))
+
+
+def test_a_failing_submit_fails_alone(db):
+    rng = random.Random(8)
+    digest = bytes(range(32))
+    good, twin_a, twin_b = (_Pending(*case_input("adult", [pdq(rng)], d))
+                            for d in (None, digest, digest))
+    db.submit_batcher._commit([good, twin_a, twin_b])  # one batch: its statement fails
+    assert all(p.done.is_set() for p in (good, twin_a, twin_b))
+    assert good.case_id is not None and good.error is None
+    outcomes = sorted([twin_a.error is None, twin_b.error is None])
+    assert outcomes == [False, True]  # same Idempotency-Key: exactly one case
+    assert isinstance((twin_a.error or twin_b.error), IntegrityError)
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Case)) == 2
+        assert s.scalar(select(func.count()).select_from(ChangeLogEntry)
+                        .where(ChangeLogEntry.seq.is_(None))) == 0
+
+
+def test_concurrent_submits_are_batched_and_all_stored(db):
+    rng = random.Random(9)
+    inputs = [[pdq(rng) for _ in range(3)] for _ in range(60)]
+    shared_value = pdq(rng)  # in every case: added to the log once
+    start = threading.Barrier(20)
+
+    def submit(values):
+        try:
+            start.wait(timeout=5)
+        except threading.BrokenBarrierError:
+            pass
+        signals = [Signal("pdq", v, 80) for v in values + [shared_value]]
+        return store_cases.submit(db, "adult", signals, bytes(32))
+
+    with ThreadPoolExecutor(20) as pool:
+        created = list(pool.map(submit, inputs))
+    assert len({c.id for c in created}) == 60
+    assert db.submit_batcher.largest_batch > 1  # concurrent submits did share a commit
+    with db.read() as s:
+        for case, values in zip(created, inputs):
+            linked = set(s.scalars(select(Hash.value).join(CaseHash, CaseHash.hash_id == Hash.id)
+                                   .where(CaseHash.case_id == case.id)))
+            assert linked == set(values) | {shared_value}
+    entries = log_rows(db)
+    assert len(entries) == 60 * 3 + 1
+    assert sorted(v for _, v, *_ in entries) == sorted(sum(inputs, []) + [shared_value])
+    seqs = [seq for *_, seq in entries]
+    assert None not in seqs and len(set(seqs)) == len(seqs)
