@@ -5,6 +5,7 @@ import re
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from sqlalchemy.exc import IntegrityError
 
 from api import idempotency
@@ -32,7 +33,7 @@ def _settings(request: Request):
 @router.post("", status_code=201, response_model=CaseCreated,
              responses=error_responses(413, 415, 422, 429),
              dependencies=[Depends(limit_case_writes)])
-def submit_case(
+async def submit_case(
     body: CaseCreate,
     request: Request,
     idempotency_key: str | None = Header(None, max_length=idempotency.MAX_KEY_LENGTH,
@@ -41,21 +42,25 @@ def submit_case(
     secret: bytes = Depends(server_secret),
 ):
     """Create a case from hashes only. The token in the answer is shown once and never again."""
+    # async: on PostgreSQL the submit joins a batch and awaits its commit (store/submit_batcher.py)
+    # with no thread-pool hop; the rest is short CPU work; replays (rare) go to a thread.
     signals = validate_hashes(body.hashes, _settings(request).max_hashes_per_request)
     if idempotency_key:
-        replay = _replay(db, secret, idempotency_key, body.pathway, signals)
+        replay = await run_in_threadpool(_replay, db, secret, idempotency_key, body.pathway,
+                                         signals)
         if replay is not None:
             return replay
     token = new_secret_token()
     record = (idempotency.record(secret, idempotency_key, body.pathway, signals, token)
               if idempotency_key else None)
     try:
-        case = store_cases.submit(db, body.pathway, signals,
-                                  verifier(secret, TOKEN_PURPOSE, token), record)
+        case = await store_cases.submit_async(db, body.pathway, signals,
+                                              verifier(secret, TOKEN_PURPOSE, token), record)
     except IntegrityError:
         # A concurrent retry with the same Idempotency-Key won the race, or (vanishingly rare)
         # the random reference collided: answer as the winner did, or let the client retry.
-        replay = _replay(db, secret, idempotency_key, body.pathway, signals) if idempotency_key else None
+        replay = (await run_in_threadpool(_replay, db, secret, idempotency_key, body.pathway,
+                                          signals) if idempotency_key else None)
         if replay is None:
             raise ApiError(409, "conflict", "please retry the request") from None
         return replay

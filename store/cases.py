@@ -1,6 +1,7 @@
 """Case operations, each one transaction: create, add hashes, withdraw, and the status view."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 import secrets as _random
@@ -111,6 +112,17 @@ def create_case(session: Session, pathway: str, signals: list[Signal], token_ver
     case_row = Case(id=case_id, **values)
     _link_and_share(session, case_row, signals, new_case=True)
     return case_row
+
+
+async def submit_async(db: Database, pathway: str, signals: list[Signal], token_verifier: bytes,
+                       idempotency: IdempotencyRecord | None = None) -> Case:
+    """`submit` for async callers: on PostgreSQL it awaits the batch's commit without holding a
+    thread; on SQLite it runs `submit` on a worker thread."""
+    if db.is_postgres:
+        values = _case_values(pathway, token_verifier, idempotency)
+        case_id = await asyncio.wrap_future(db.submit_batcher.enqueue(values, _digest_rows(signals)))
+        return Case(id=case_id, **values)
+    return await asyncio.to_thread(submit, db, pathway, signals, token_verifier, idempotency)
 
 
 def submit(db: Database, pathway: str, signals: list[Signal], token_verifier: bytes,

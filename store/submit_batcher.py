@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from store import pg_writes
@@ -34,9 +35,15 @@ MAX_HASHES = 20_000  # keeps one statement's arrays (and its lock set) bounded
 class _Pending:
     values: dict
     rows: list
-    done: threading.Event = field(default_factory=threading.Event)
+    result: Future = field(default_factory=Future)  # the case id, or the submit's error
     case_id: int | None = None
     error: BaseException | None = None
+
+    def settle(self) -> None:
+        if self.error is not None:
+            self.result.set_exception(self.error)
+        else:
+            self.result.set_result(self.case_id)
 
 
 class SubmitBatcher:
@@ -50,6 +57,11 @@ class SubmitBatcher:
 
     def create(self, values: dict, rows: list) -> int:
         """Create one case (its column values and hash rows); returns its id once committed."""
+        return self.enqueue(values, rows).result()
+
+    def enqueue(self, values: dict, rows: list) -> Future:
+        """Queue one case; the future resolves to its id once committed (async callers await
+        it with asyncio.wrap_future: no thread is parked per waiting request)."""
         pending = _Pending(values, rows)
         with self._wake:
             if self._closed:
@@ -60,10 +72,7 @@ class SubmitBatcher:
                                                 daemon=True)
                 self._thread.start()
             self._wake.notify()
-        pending.done.wait()
-        if pending.error is not None:
-            raise pending.error
-        return pending.case_id
+        return pending.result
 
     def close(self) -> None:
         with self._wake:
@@ -120,7 +129,7 @@ class SubmitBatcher:
             raise
         finally:
             for item in batch:
-                item.done.set()
+                item.settle()
 
     def _execute(self, batch: list[_Pending]) -> list[int]:
         with self.database.autocommit() as connection:

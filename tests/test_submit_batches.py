@@ -86,7 +86,7 @@ def test_a_failing_submit_fails_alone(db):
     good, twin_a, twin_b = (_Pending(*case_input("adult", [pdq(rng)], d))
                             for d in (None, digest, digest))
     db.submit_batcher._commit([good, twin_a, twin_b])  # one batch: its statement fails
-    assert all(p.done.is_set() for p in (good, twin_a, twin_b))
+    assert all(p.result.done() for p in (good, twin_a, twin_b))
     assert good.case_id is not None and good.error is None
     outcomes = sorted([twin_a.error is None, twin_b.error is None])
     assert outcomes == [False, True]  # same Idempotency-Key: exactly one case
