@@ -1,5 +1,5 @@
 """Exact PDQ radius search (Hamming distance <= 31) over millions of hashes: a multi-index hash
-written with numpy, updated incrementally, lookups lock-free.
+written with numpy, updated incrementally, lookups lock-free, memory bounded at all times.
 
 Why not faiss: python-threatexchange's PDQIndex (faiss IndexBinaryMultiHash, 16 slots of 16 bits)
 does ~98 lookups/s at 10 M random hashes on this 2-core machine, faiss flat ~121/s, and the best
@@ -15,14 +15,15 @@ its key and all keys within 2 bit flips (1 + L + L(L-1)/2 each: 3,119 probes in 
 match. At 10 M hashes a 23-bit bucket holds ~1.2 ids, so a lookup verifies ~3,200 candidates
 (16 x 16-bit slots would be 272 probes but ~41,000 candidates; measured slower).
 
-All slots share ONE CSR table: "global bucket" = slot base + key (bases: cumulative 2^L),
-`offsets` (int32, 2^24*3 + 2^23*8 + 1 = ~117 M entries, 470 MB) and `ids` (int32 row numbers,
-11 per hash, sorted by global bucket). A lookup is a handful of vectorised numpy calls with no
-Python loop per probe: gather 3,119 bucket bounds, expand them into candidate positions with one
-np.repeat, gather ids and the candidates' 4 x uint64 words, XOR + np.bitwise_count on two words
-(a random pair at 2 words is ~64 apart, so this rejects nearly everything), then the full 256-bit
-distance on the few survivors. Memory at 10 M: rows 320 MB + ids 440 MB + offsets 470 MB +
-pathway masks 10 MB ~= 1.25 GB.
+Each slot is a CSR table: its bucket starts (2^L + 1 int32, relative to the slot's id list) and
+its id list (int32 row numbers sorted by bucket). All slots' bucket starts live in ONE int32
+array and all id lists in another (two "arenas", each cut into page-aligned regions), so a
+lookup is a handful of vectorised numpy calls with no Python loop per probe or per slot: gather
+3,119 bucket bounds (one np.take; each probe carries its slot's region start), expand them into
+candidate positions with one np.repeat, gather ids and the candidates' 4 x uint64 words, XOR +
+np.bitwise_count on two words (a random pair at 2 words is ~64 apart, so this rejects nearly
+everything), then the full 256-bit distance on the few survivors. Memory at 10 M: rows 320 MB +
+ids 440 MB + bucket starts 470 MB + pathway masks 10 MB ~= 1.25 GB.
 
 Rows, removes, adds, and what is rebuilt when
 ---------------------------------------------
@@ -33,26 +34,33 @@ Rows, removes, adds, and what is rebuilt when
 * A new value gets a row (a freed one or the next) and goes into the DELTA tier: its row number
   is appended to `delta_rows` and its words to `delta_words`, which lookups scan brute force
   (vectorised popcount). So a new hash is matchable as soon as catch_up has applied its entry.
-* MERGE (background thread; started when the delta reaches MERGE_DELTA_ROWS, or by `compact()`):
-  builds a new (ids, offsets) from the current main table plus the delta rows present at its
-  start, per slot (np.insert of the delta ids at their buckets' ends + shifted offsets: O(main)
-  copying, ~1-2 s at 10 M on this machine, no sorting of the main). When at least
-  DROP_DEAD_FRACTION of the main's rows are tombstones, the same pass also drops them from the
-  table (and their rows go to the free list). The new table replaces the old by one attribute
-  assignment; lookups never wait for it (they hold a reference to whichever view they started
-  with). Rows that a merge left out because they were tombstones, but that were re-added while it
-  ran, are put back into the delta at the swap. Nothing ever rebuilds the whole index from
-  scratch except `bulk_load` (an explicit initial load) and a merge into an empty main.
-* Transient memory during a merge: the new table is built next to the old (+ ~0.9 GB at 10 M)
-  until the swap frees the old one.
+* MERGE (background thread; started when the delta reaches MERGE_DELTA_ROWS, or by `compact()`,
+  or `bulk_load`): merges the delta rows present at its start into the main table ONE SLOT AT A
+  TIME. Each arena holds, besides the 11 slots' regions, a spare region (bucket starts: one per
+  slot width). A slot is rebuilt into the spare (its old ids copied with the new ones inserted at
+  their buckets' ends, bucket starts shifted: O(slot) copying, no sort of the main), published
+  by replacing the view, and its old region becomes the spare for the next slot once no lookup
+  can still be reading it (see `_Readers`). When at least DROP_DEAD_FRACTION of the main's rows
+  are tombstones, the same pass drops them (their rows go to the free list at the end). So a
+  merge needs one slot's worth of extra memory (~100 MB at 10 M) rather than a second table, and
+  the spare regions' pages are handed back to the OS (madvise) when it ends. While a merge runs,
+  a merged row is in the delta and in some slots: lookups report each row once. Nothing ever
+  rebuilds the whole index except `bulk_load` (an explicit initial load, the same slot-by-slot
+  pass with a sort per slot) and a merge into an empty main.
+* The id arena holds every slot's list at one capacity; when a merge needs more, the lists are
+  copied once into a new arena of twice the size (+44 B per row until the old one is freed).
 
-Thread safety: writers (catch_up's batches, the merge's swap) are serialised by `write_lock`.
+Thread safety: writers (apply_batch, the merge's publications) are serialised by `write_lock`.
 Lookups take no lock: they read `self._view`, an immutable tuple replaced atomically by writers,
 plus in-place mask bytes (a lookup racing a remove sees it before or after; both are valid).
+Memory a merge retires (a slot's old regions, dropped rows) is reused only after every lookup
+that might still read it has finished: lookups register themselves (a dict entry, no lock).
 """
 from __future__ import annotations
 
 import itertools
+import mmap
+import sys
 import threading
 import time
 from typing import NamedTuple
@@ -63,16 +71,18 @@ THRESHOLD = 31
 SLOT_BITS = (24, 24, 24) + (23,) * 8
 assert sum(SLOT_BITS) == 256 and THRESHOLD // len(SLOT_BITS) == 2
 SLOT_START = tuple(int(x) for x in np.cumsum((0,) + SLOT_BITS[:-1]))
-TABLE_BASE = tuple(int(x) for x in np.cumsum((0,) + tuple(1 << b for b in SLOT_BITS[:-1])))
-TABLE_SIZE = sum(1 << b for b in SLOT_BITS)
 NSLOTS = len(SLOT_BITS)
+assert sys.byteorder == "little"  # packed (key << 32 | row) is split by viewing it as 2 x uint32
 
 MERGE_DELTA_ROWS = 4096
 # Below this many rows everything stays in the brute-force delta (a scan of 32 k rows costs about
-# what a table lookup does) and the 470 MB bucket table is never allocated: small deployments and
-# each test's app do not pay for it.
+# what a table lookup does) and the 470 MB of bucket starts are never allocated: small
+# deployments and each test's app do not pay for them.
 MIN_MAIN_ROWS = 32768
 DROP_DEAD_FRACTION = 0.10
+MIN_ID_CAPACITY = 1 << 16  # ids per slot region at first; doubled when a merge needs more
+CHUNK = 1 << 18  # rows per step where a whole-array temporary would cost memory
+PAGE_INT32 = mmap.PAGESIZE // 4
 
 
 def _probe_tables():
@@ -87,7 +97,6 @@ def _probe_tables():
 
 
 _PROBE_SLOT, _PROBE_FLIP = _probe_tables()
-_PROBE_BASE = np.array(TABLE_BASE, dtype=np.int64)[_PROBE_SLOT]
 _SLOT_SHIFT = tuple(256 - SLOT_START[s] - SLOT_BITS[s] for s in range(NSLOTS))
 _SLOT_MASK = tuple((1 << b) - 1 for b in SLOT_BITS)
 
@@ -121,29 +130,211 @@ def slot_keys(rows: np.ndarray, s: int) -> np.ndarray:
     return keys.astype(np.int64)
 
 
-def _argsort_keys(keys: np.ndarray) -> np.ndarray:
-    """Stable argsort of keys < 2^24 by two 16-bit radix passes (numpy's radix sort), ~3x
-    faster than a 32-bit sort at 10 M."""
-    low = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
-    return low[np.argsort((keys >> 16).astype(np.uint16)[low], kind="stable")]
+def _sorted_packed(rows: np.ndarray, add: np.ndarray, s: int) -> np.ndarray:
+    """Rows `add` (intp) sorted by their slot-s key, as uint64 (key << 32 | row): one in-place
+    sort of 8 B per row, ~5x faster than a two-pass radix argsort and without its index arrays."""
+    packed = np.empty(len(add), dtype=np.uint64)
+    for c in range(0, len(add), CHUNK):
+        part = add[c:c + CHUNK]
+        packed[c:c + len(part)] = slot_keys(rows[part], s)
+    packed <<= np.uint64(32)
+    packed |= add.view(np.uint64)
+    packed.sort()
+    return packed
+
+
+def _unpack(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, rows) of a packed array, as uint32 views (no copy)."""
+    halves = packed.view(np.uint32).reshape(-1, 2)
+    return halves[:, 1], halves[:, 0]
+
+
+def _count_below(keys: np.ndarray, out: np.ndarray) -> None:
+    """out[g] = number of keys < g, for sorted keys: the bucket starts of a CSR table. Each run
+    of equal keys puts its size just past its key, then a running sum (np.cumsum lets other
+    threads run meanwhile; np.maximum.accumulate would hold the GIL for ~70 ms per slot).
+    Chunked over the keys, so temporaries stay small."""
+    out[:] = 0
+    counted = 0
+    for c in range(0, len(keys), CHUNK):
+        k = keys[c:c + CHUNK + 1]  # one past the chunk: a run ends where the next key differs
+        ends = np.flatnonzero(k[1:] != k[:-1]) + (c + 1)  # keys up to the end of each run
+        if c + CHUNK >= len(keys):
+            ends = np.append(ends, len(keys))  # the last run
+        if len(ends):  # (a run may span chunks)
+            out[keys[ends - 1].astype(np.intp) + 1] = np.diff(ends, prepend=counted)
+            counted = int(ends[-1])
+    np.cumsum(out, dtype=out.dtype, out=out)
+
+
+def _take_into(table: np.ndarray, index: np.ndarray, out: np.ndarray) -> None:
+    """out[:] = table[index], chunked: np.take would convert all of an int32 index to intp."""
+    for c in range(0, len(index), CHUNK):
+        np.take(table, index[c:c + CHUNK], out=out[c:c + CHUNK])
+
+
+def build_slot(old_ids: np.ndarray, old_starts: np.ndarray, keep: np.ndarray | None,
+               packed: np.ndarray, out_ids: np.ndarray, out_starts: np.ndarray) -> int:
+    """One slot of a new table, written into out_ids / out_starts: the old ids (where `keep`, if
+    given) plus the packed rows (sorted by this slot's key). Returns the new id count."""
+    if keep is not None and len(old_ids):
+        kept_before = np.zeros(len(old_ids) + 1, dtype=np.int32)
+        np.cumsum(keep, dtype=np.int32, out=kept_before[1:])
+        kept_starts = np.empty_like(old_starts)
+        _take_into(kept_before, old_starts, kept_starts)
+        del kept_before
+        old_ids, old_starts = old_ids[keep], kept_starts
+    keys, rows = _unpack(packed)
+    total = len(old_ids) + len(rows)
+    if not len(rows):
+        out_ids[:total] = old_ids
+        out_starts[:] = old_starts
+    elif not len(old_ids):
+        out_ids[:total] = rows
+        _count_below(keys, out_starts)
+    else:
+        # The i-th new id (in key order) goes at its bucket's old end, moved up by the i new ids
+        # before it; every old id moves up by the number of new ids in earlier buckets.
+        at = old_starts.take(keys.astype(np.intp) + 1)
+        at += np.arange(len(rows))
+        is_old = np.ones(total, dtype=bool)
+        is_old[at] = False
+        out_ids[:total][is_old] = old_ids
+        out_ids[at] = rows
+        del is_old, at
+        _count_below(keys, out_starts)
+        out_starts += old_starts
+    return total
+
+
+class _Int32Arena:
+    """An int32 array in its own anonymous mapping, so that ranges of it can be given back to
+    the OS; pages never written cost no memory."""
+
+    def __init__(self, length: int) -> None:
+        self._map = mmap.mmap(-1, max(1, length) * 4, flags=mmap.MAP_PRIVATE)
+        # Transparent huge pages, as numpy asks for its own large arrays: lookups gather at
+        # random over hundreds of MB, and 4 KB pages make that ~10% slower (TLB misses).
+        if hasattr(mmap, "MADV_HUGEPAGE"):
+            self._map.madvise(mmap.MADV_HUGEPAGE)
+        self.array = np.frombuffer(self._map, dtype=np.int32)
+
+    def release(self, start: int, length: int) -> None:
+        """Drop the pages wholly inside [start, start + length): they read as zeros after."""
+        first = -(-start // PAGE_INT32) * PAGE_INT32
+        end = (start + length) // PAGE_INT32 * PAGE_INT32
+        if end > first:
+            self._map.madvise(mmap.MADV_DONTNEED, first * 4, (end - first) * 4)
+
+
+def _page_round(n: int) -> int:
+    return -(-n // PAGE_INT32) * PAGE_INT32
+
+
+class SlotRef(NamedTuple):
+    starts: int  # where the slot's 2^L + 1 bucket starts begin in the starts arena
+    ids: int     # where its id list begins in the id arena
+    count: int   # ids in it (equal for all slots except while a merge runs)
 
 
 class MainTable(NamedTuple):
-    ids: np.ndarray      # int32 row numbers, 11 per indexed row, sorted by global bucket
-    offsets: np.ndarray  # int32, TABLE_SIZE + 1: bucket g holds ids[offsets[g]:offsets[g+1]]
-    count: int           # rows indexed
+    starts: np.ndarray | None  # the starts arena's array (int32)
+    ids: np.ndarray | None     # the id arena's array (int32)
+    slots: tuple[SlotRef, ...]
+    probe_starts: np.ndarray   # per probe: its slot's starts region (intp)
+    probe_ids: np.ndarray      # per probe: its slot's id region (int32)
+    count: int                 # the largest slot's id count (0: nothing to probe)
 
 
-def _main_table(ids: np.ndarray, offsets: np.ndarray, count: int) -> MainTable:
-    return MainTable(ids, offsets, count)
+def _main_table(starts: np.ndarray | None, ids: np.ndarray | None,
+                slots: tuple[SlotRef, ...]) -> MainTable:
+    probe_starts = np.array([r.starts for r in slots], dtype=np.intp)[_PROBE_SLOT]
+    probe_ids = np.array([r.ids for r in slots], dtype=np.int32)[_PROBE_SLOT]
+    return MainTable(starts, ids, slots, probe_starts, probe_ids,
+                     max((r.count for r in slots), default=0))
 
 
-EMPTY_MAIN = _main_table(np.zeros(0, dtype=np.int32), np.zeros(TABLE_SIZE + 1, dtype=np.int32), 0)
-_ARANGE = np.arange(1 << 16, dtype=np.int32)
+EMPTY_MAIN = MainTable(None, None, (), np.zeros(0, np.intp), np.zeros(0, np.int32), 0)
+_ARANGE = np.arange(1 << 16, dtype=np.intp)
 
 
 def _arange(n: int) -> np.ndarray:
-    return _ARANGE[:n] if n <= len(_ARANGE) else np.arange(n, dtype=np.int32)
+    return _ARANGE[:n] if n <= len(_ARANGE) else np.arange(n, dtype=np.intp)
+
+
+class _Arenas:
+    """The memory behind the main table (merge thread only): the two arenas and which of their
+    regions are spare. Starts: one region per slot plus a spare per slot width; ids: one region
+    per slot plus one spare, all of `id_capacity` entries."""
+
+    def __init__(self, id_capacity: int) -> None:
+        widths = list(SLOT_BITS) + [24, 23]  # the 11 slots, then the two spares
+        sizes = [_page_round((1 << b) + 1) for b in widths]
+        bases = np.cumsum([0] + sizes[:-1]).tolist()
+        self.starts = _Int32Arena(sum(sizes))
+        self.spare_starts = {24: bases[NSLOTS], 23: bases[NSLOTS + 1]}
+        self.slot_starts = bases[:NSLOTS]
+        self._new_ids(id_capacity)
+
+    def _new_ids(self, id_capacity: int) -> None:
+        self.id_capacity = _page_round(id_capacity)
+        assert (NSLOTS + 1) * self.id_capacity < 2**31  # positions are int32
+        self.ids = _Int32Arena((NSLOTS + 1) * self.id_capacity)
+        self.spare_ids = NSLOTS * self.id_capacity
+
+    def empty_main(self) -> MainTable:
+        slots = tuple(SlotRef(self.slot_starts[s], s * self.id_capacity, 0)
+                      for s in range(NSLOTS))
+        return _main_table(self.starts.array, self.ids.array, slots)
+
+    def grow_ids(self, main: MainTable, id_capacity: int) -> MainTable:
+        """Copy every slot's id list into a new, larger id arena; the old one is freed when the
+        last view using it goes."""
+        old = main.ids
+        self._new_ids(id_capacity)
+        slots = []
+        for s, ref in enumerate(main.slots):
+            base = s * self.id_capacity
+            self.ids.array[base:base + ref.count] = old[ref.ids:ref.ids + ref.count]
+            slots.append(ref._replace(ids=base))
+        return _main_table(self.starts.array, self.ids.array, tuple(slots))
+
+    def release_spares(self) -> None:
+        for bits, start in self.spare_starts.items():
+            self.starts.release(start, (1 << bits) + 1)
+        self.ids.release(self.spare_ids, self.id_capacity)
+
+
+class _Readers:
+    """Running lookups, registered without a lock, so that a merge reuses memory it retired (a
+    slot's old regions, dropped rows) only once no lookup can still read it: a grace period.
+
+    A lookup registers the publication count BEFORE it reads the view. So if a writer replaces
+    the view, then bumps the count to N, then sees no registration below N, every lookup still
+    running registered after the replacement and reads the new view."""
+
+    def __init__(self) -> None:
+        self._tickets = itertools.count()
+        self._running: dict[int, int] = {}  # ticket -> publication count when it started
+        self.published = 0
+
+    def enter(self) -> int:
+        ticket = next(self._tickets)
+        self._running[ticket] = self.published
+        return ticket
+
+    def leave(self, ticket: int) -> None:
+        del self._running[ticket]
+
+    def publish(self) -> int:
+        """Call right after replacing the view (under the write lock)."""
+        self.published += 1
+        return self.published
+
+    def wait_for(self, published: int) -> None:
+        """Return once no lookup that started before publication `published` is running."""
+        while any(p < published for p in list(self._running.values())):
+            time.sleep(0.0002)
 
 
 class View(NamedTuple):
@@ -155,70 +346,33 @@ class View(NamedTuple):
     delta_len: int
 
 
-def build_table(rows: np.ndarray, main: MainTable, drop: np.ndarray | None,
-                add: np.ndarray) -> MainTable:
-    """A new table = `main` minus the rows where drop[row] (if given) plus rows `add`.
-
-    Per slot, so the transient memory beyond the result is one slot's worth.
-    """
-    old_ids, old_off = main.ids, main.offsets
-    if drop is not None and main.count:
-        kept_count = main.count - int(np.count_nonzero(drop[old_ids[:main.count]]))
-    else:
-        kept_count = main.count
-    total = kept_count + len(add)
-    new_ids = np.empty(total * NSLOTS, dtype=np.int32)
-    new_off = np.empty(TABLE_SIZE + 1, dtype=np.int32)
-    add_words = rows[add] if len(add) else np.zeros((0, 4), dtype=np.uint64)
-    for s, bits in enumerate(SLOT_BITS):
-        base = TABLE_BASE[s]
-        start, end = s * main.count, (s + 1) * main.count
-        old = old_ids[start:end]
-        rel = old_off[base:base + (1 << bits) + 1] - start  # slot-relative bucket bounds
-        if drop is not None and len(old):
-            keep = ~drop[old]
-            old = old[keep]
-            cum = np.zeros(len(keep) + 1, dtype=np.int32)
-            np.cumsum(keep, dtype=np.int32, out=cum[1:])
-            rel = cum[rel]
-        if len(add):
-            keys = slot_keys(add_words, s)
-            order = _argsort_keys(keys)
-            keys, vals = keys[order], add[order]
-            if len(old):
-                merged = np.insert(old, rel[keys + 1], vals)
-            else:
-                merged = vals.astype(np.int32)
-            counts = np.bincount(keys, minlength=1 << bits)
-            shift = np.zeros((1 << bits) + 1, dtype=np.int32)
-            np.cumsum(counts, dtype=np.int32, out=shift[1:])
-            rel = rel + shift
-        else:
-            merged = old
-        new_start = s * total
-        new_ids[new_start:new_start + total] = merged
-        new_off[base:base + (1 << bits)] = rel[:-1] + new_start
-    new_off[TABLE_SIZE] = total * NSLOTS
-    return _main_table(new_ids, new_off, total)
+class _MergePlan(NamedTuple):
+    add: np.ndarray                # intp rows to insert
+    alive: np.ndarray | None       # bool per row: keep in main (None: drop nothing)
+    taken: int                     # delta entries merged (the first `taken`)
+    freed: np.ndarray              # rows no structure holds at the end (dropped tombstones)
+    need: int                      # ids per slot after the merge
 
 
-def _find_in_main(view: View, words: np.ndarray) -> np.ndarray:
-    """Row number of each (exact) value in the main table, or -1. Vectorised over values."""
+def _find_in_main(view: View, in_main: np.ndarray, words: np.ndarray) -> np.ndarray:
+    """Row number of each (exact) value in the main table, or -1. Vectorised over values.
+    Rows a running merge is dropping (in_main False) do not count."""
     found = np.full(len(words), -1, dtype=np.int64)
     main = view.main
-    if not main.count or not len(words):
+    if not main.count or not len(words) or not main.slots[0].count:
         return found
-    g = slot_keys(words, 0) + TABLE_BASE[0]
-    start, end = main.offsets[g], main.offsets[g + 1]
+    ref = main.slots[0]
+    g = slot_keys(words, 0) + ref.starts
+    start, end = main.starts[g], main.starts[g + 1]
     lengths = (end - start).astype(np.int64)
     n = int(lengths.sum())
     if not n:
         return found
     owner = np.repeat(np.arange(len(words)), lengths)
     ends = np.cumsum(lengths)
-    positions = np.repeat(start - (ends - lengths), lengths) + np.arange(n)
+    positions = np.repeat(start - (ends - lengths), lengths) + np.arange(n) + ref.ids
     cand = main.ids[positions]
-    equal = (view.rows[cand] == words[owner]).all(axis=1)
+    equal = (view.rows[cand] == words[owner]).all(axis=1) & in_main[cand]
     found[owner[equal]] = cand[equal]
     return found
 
@@ -236,15 +390,17 @@ class PdqIndex:
         self._free: list[int] = []       # rows in no structure, reusable
         self._delta_pos: dict[str, int] = {}  # value -> row, for delta rows
         self._delta_values: list[str] = []    # value of each delta row, same order
-        self._in_main = np.zeros(0, dtype=bool)
         self._main_dead = 0              # rows in main whose mask is 0
         self._merge_thread: threading.Thread | None = None
         self._merge_lock = threading.Lock()  # one merge at a time (background or explicit)
+        self._arenas: _Arenas | None = None  # allocated by the first merge into the main table
+        self._readers = _Readers()
         self.merges = 0
+        self.merge_seconds = 0.0  # total time merges took (observability, benchmarks)
         self._view = View(EMPTY_MAIN, np.zeros((1024, 4), dtype=np.uint64),
                           np.zeros(1024, dtype=np.uint8), np.zeros(1024, dtype=np.int32),
                           np.zeros((1024, 4), dtype=np.uint64), 0)
-        self._in_main = np.zeros(1024, dtype=bool)
+        self._in_main = np.zeros(1024, dtype=bool)  # row is in main and not being dropped
 
     # ------------------------------------------------------------------ helpers
     def pathway_bits(self, pathways) -> int:
@@ -269,9 +425,9 @@ class PdqIndex:
         capacity = len(view.rows)
         if needed <= capacity:
             return view
-        # A one-off copy of the rows under the write lock (~0.3 s at 10 M): lookups go on
-        # with the old arrays meanwhile; adds wait for it.
-        new_capacity = max(needed, capacity + capacity // 2)
+        # A copy of the rows under the write lock (~0.2 s at 10 M; lookups go on with the old
+        # arrays meanwhile; adds wait for it). Doubling: np.zeros pages cost nothing until used.
+        new_capacity = max(needed, 2 * capacity)
         rows = np.zeros((new_capacity, 4), dtype=np.uint64)
         rows[:capacity] = view.rows
         masks = np.zeros(new_capacity, dtype=np.uint8)
@@ -311,7 +467,7 @@ class PdqIndex:
                 else:
                     row_of[value] = row
             if missing:
-                found = _find_in_main(view, words_of_many(missing))
+                found = _find_in_main(view, self._in_main, words_of_many(missing))
                 for value, row in zip(missing, found.tolist()):
                     if row >= 0:
                         row_of[value] = row
@@ -358,7 +514,9 @@ class PdqIndex:
 
     def bulk_load(self, words: np.ndarray, pathway: str) -> float:
         """Load many new distinct values (n x 4 uint64, e.g. an initial load or a benchmark)
-        straight into the main table with one sort per slot. Returns the build seconds."""
+        straight into the main table with one sort per slot. Returns the build seconds.
+        Meant for an index that is not serving yet: until it returns, a value is findable
+        only through the slots already built."""
         started = time.perf_counter()
         self.wait_for_merge()
         with self.write_lock:
@@ -366,16 +524,16 @@ class PdqIndex:
             view = self._view
             first = self._count
             self._count += len(words)
-            # slack, so the adds that follow do not reallocate (copy) the rows under the lock
-            view = self._grow_rows(view, self._count + max(1024, self._count // 8))
+            # slack for the adds that follow (untouched pages cost nothing until used)
+            view = self._grow_rows(view, 2 * self._count)
             view.rows[first:self._count] = words
             view.masks[first:self._count] = bit
             self._view = view
-        self._merge(extra=np.arange(first, first + len(words), dtype=np.int32))
+        self._merge(extra=np.arange(first, first + len(words), dtype=np.intp))
         return time.perf_counter() - started
 
     def compact(self) -> None:
-        """Merge the delta (and drop tombstones if enough) now, in the caller's thread."""
+        """Merge the delta (and drop tombstones if any) now, in the caller's thread."""
         self.wait_for_merge()
         self._merge(force_drop=True)
 
@@ -408,51 +566,113 @@ class PdqIndex:
                     return
 
     def _merge(self, extra: np.ndarray | None = None, force_drop: bool = False) -> None:
-        """Build main + delta (+ `extra` rows) - tombstones into a new table; swap it in."""
+        """Merge the delta (+ `extra` rows) into the main table, minus tombstones if due."""
         with self._merge_lock:
-            self._merge_locked(extra, force_drop)
+            started = time.perf_counter()
+            plan = self._plan_merge(extra, force_drop)
+            if plan is None:
+                return
+            self._reserve_ids(plan.need)
+            for s in range(NSLOTS):
+                self._merge_slot(s, plan)
+            self._finish_merge(plan)
+            self.merge_seconds += time.perf_counter() - started
 
-    def _merge_locked(self, extra: np.ndarray | None, force_drop: bool) -> None:
+    def _plan_merge(self, extra: np.ndarray | None, force_drop: bool) -> _MergePlan | None:
+        """What this merge does, decided under the write lock. Rows it drops stop counting as
+        in main at once, and dead delta rows lose their value's entry: a re-add of such a value
+        while the merge runs gets a fresh row, so no dropped row ever comes back."""
         with self.write_lock:
             view = self._view
             taken = view.delta_len
-            delta = view.delta_rows[:taken].copy()
-            dead_at_start = view.masks == 0  # a snapshot: rows dying later stay (tombstones)
-            drop_main = bool(view.main.count) and (
-                self._main_dead >= DROP_DEAD_FRACTION * view.main.count
+            main_count = view.main.count
+            drop_main = bool(main_count) and (
+                self._main_dead >= DROP_DEAD_FRACTION * main_count
                 or (force_drop and self._main_dead > 0))
             if not taken and extra is None and not drop_main:
-                return
-        add = delta[~dead_at_start[delta]]
+                return None
+            alive = view.masks[:self._count] != 0
+            delta = view.delta_rows[:taken].astype(np.intp)
+            delta_alive = alive[delta]
+            for i in np.flatnonzero(~delta_alive).tolist():
+                self._delta_pos.pop(self._delta_values[i], None)
+            freed = [delta[~delta_alive]]
+            dropped = 0
+            if drop_main:
+                ref = view.main.slots[0]
+                main_rows = view.main.ids[ref.ids:ref.ids + ref.count]
+                dead = main_rows[~alive[main_rows]]
+                self._in_main[dead] = False
+                self._main_dead -= len(dead)
+                dropped = len(dead)
+                freed.append(dead.astype(np.intp))
+        add = delta[delta_alive]
         if extra is not None:
-            add = np.concatenate([add, extra])
-        left_out = delta[dead_at_start[delta]]
-        if drop_main:
-            main_rows = view.main.ids[:view.main.count]
-            left_out = np.concatenate([left_out, main_rows[dead_at_start[main_rows]]])
-        table = build_table(view.rows, view.main, dead_at_start if drop_main else None, add)
+            add = np.concatenate([add, extra]) if len(add) else extra
+        return _MergePlan(add, alive if drop_main else None, taken,
+                          np.concatenate(freed), main_count - dropped + len(add))
+
+    def _reserve_ids(self, need: int) -> None:
+        """Make sure every id region holds `need` ids (allocating or growing the arenas)."""
+        if self._arenas is None:
+            self._arenas = _Arenas(max(2 * need, MIN_ID_CAPACITY))
+            with self.write_lock:
+                self._view = self._view._replace(main=self._arenas.empty_main())
+        elif need > self._arenas.id_capacity:
+            main = self._arenas.grow_ids(self._view.main, 2 * need)
+            with self.write_lock:
+                self._view = self._view._replace(main=main)
+
+    def _merge_slot(self, s: int, plan: _MergePlan) -> None:
+        """Rebuild slot s into the spare regions, publish it, and take its old regions as the
+        spares once no lookup can still read them."""
+        arenas = self._arenas
+        main = self._view.main  # only merges replace main, and this is the only merge
+        ref, bits = main.slots[s], SLOT_BITS[s]
+        n_starts = (1 << bits) + 1
+        old_ids = main.ids[ref.ids:ref.ids + ref.count]
+        keep = None
+        if plan.alive is not None:
+            keep = np.empty(len(old_ids), dtype=bool)
+            _take_into(plan.alive, old_ids, keep)
+        # the current rows array: the words of `add` never change, and an old array (replaced
+        # by a growth) is not kept alive for the length of the merge
+        packed = _sorted_packed(self._view.rows, plan.add, s)
+        new = SlotRef(arenas.spare_starts[bits], arenas.spare_ids, 0)
+        count = build_slot(old_ids, main.starts[ref.starts:ref.starts + n_starts], keep, packed,
+                           main.ids[new.ids:new.ids + arenas.id_capacity],
+                           main.starts[new.starts:new.starts + n_starts])
+        del packed, keep
+        slots = main.slots[:s] + (new._replace(count=count),) + main.slots[s + 1:]
+        with self.write_lock:
+            self._view = self._view._replace(main=_main_table(main.starts, main.ids, slots))
+            published = self._readers.publish()
+        self._readers.wait_for(published)
+        arenas.spare_starts[bits], arenas.spare_ids = ref.starts, ref.ids
+
+    def _finish_merge(self, plan: _MergePlan) -> None:
+        """Every slot holds the merged rows: take them out of the delta (keeping the entries
+        added meanwhile), then free the dropped rows and spare pages after a grace period."""
         with self.write_lock:
             now = self._view
-            in_main = self._in_main
-            in_main[add] = True
-            in_main[left_out] = False
-            revived = left_out[now.masks[left_out] != 0]  # re-added while we were building
-            later = now.delta_rows[taken:now.delta_len]
-            new_delta = np.concatenate([later, revived]).astype(np.int32)
-            values = self._delta_values[taken:]
-            values += [hex_of(now.rows[r]) for r in revived]
-            capacity = max(1024, 2 * len(new_delta))
+            later = now.delta_rows[plan.taken:now.delta_len]
+            capacity = max(1024, 2 * len(later))
             delta_rows = np.zeros(capacity, dtype=np.int32)
-            delta_rows[:len(new_delta)] = new_delta
+            delta_rows[:len(later)] = later
             delta_words = np.zeros((capacity, 4), dtype=np.uint64)
-            delta_words[:len(new_delta)] = now.rows[new_delta]
-            self._delta_values = values
-            self._delta_pos = dict(zip(values, new_delta.tolist()))
-            still_dead = left_out[now.masks[left_out] == 0]
-            self._free.extend(still_dead.tolist())
-            self._main_dead = int(np.count_nonzero(now.masks[table.ids[:table.count]] == 0))
-            self._view = View(table, now.rows, now.masks, delta_rows, delta_words, len(new_delta))
+            delta_words[:len(later)] = now.delta_words[plan.taken:now.delta_len]
+            self._delta_values = self._delta_values[plan.taken:]
+            self._delta_pos = dict(zip(self._delta_values, later.tolist()))
+            self._in_main[plan.add] = True
+            self._main_dead += int(np.count_nonzero(now.masks[plan.add] == 0))
+            self._view = now._replace(delta_rows=delta_rows, delta_words=delta_words,
+                                      delta_len=len(later))
+            published = self._readers.publish()
             self.merges += 1
+        self._readers.wait_for(published)
+        self._arenas.release_spares()
+        with self.write_lock:
+            self._free.extend(plan.freed.tolist())
 
     # ------------------------------------------------------------------ lookups
     def lookup(self, value: str, pathways, threshold: int = THRESHOLD) -> list[tuple[str, int]]:
@@ -460,66 +680,61 @@ class PdqIndex:
         shared under one of `pathways`, nearest first."""
         assert threshold <= THRESHOLD
         want = self.pathway_bits(pathways)
-        view = self._view
+        ticket = self._readers.enter()  # before reading the view: see _Readers
+        try:
+            return self._lookup(self._view, value, want, threshold)
+        finally:
+            self._readers.leave(ticket)
+
+    @staticmethod
+    def _lookup(view: View, value: str, want: int, threshold: int) -> list[tuple[str, int]]:
         q = int(value, 16)
         qw = words_of(value)
-        hits_rows, hits_dist = [], []
+        hits: set[int] = set()  # rows passing the 2-word filter, each once
         main = view.main
         if main.count:
             qkeys = np.array([(q >> _SLOT_SHIFT[s]) & _SLOT_MASK[s] for s in range(NSLOTS)],
                              dtype=np.int64)
-            g = qkeys[_PROBE_SLOT]
+            g = qkeys.take(_PROBE_SLOT)
             g ^= _PROBE_FLIP
-            g += _PROBE_BASE
-            start = main.offsets.take(g)
+            g += main.probe_starts
+            start = main.starts.take(g)
             g += 1
-            lengths = main.offsets.take(g)
-            lengths -= start
-            ends = lengths.cumsum(dtype=np.int32)
+            end = main.starts.take(g)
+            lengths = np.subtract(end, start, dtype=np.intp)
+            ends = lengths.cumsum()
             n = int(ends[-1])
             if n:
-                # positions of all candidates: bucket i contributes start[i] .. end[i]-1
-                shift = start - ends
-                shift += lengths
-                positions = shift.repeat(lengths.astype(np.intp))
+                # positions of all candidates: bucket i contributes start[i] .. end[i]-1, and its
+                # first candidate is number ends[i] - lengths[i]
+                shift = np.subtract(end, ends)
+                shift += main.probe_ids
+                positions = shift.repeat(lengths)
                 positions += _arange(n)
-                cand = main.ids.take(positions)
-                self._verify(view.rows, cand, qw, threshold, hits_rows, hits_dist)
+                _close_rows(view.rows, main.ids.take(positions), qw, threshold, hits)
         if view.delta_len:
-            delta_words = view.delta_words[:view.delta_len]
-            d = np.bitwise_count(delta_words[:, 0] ^ qw[0])
-            d += np.bitwise_count(delta_words[:, 1] ^ qw[1])
-            close = np.flatnonzero(d <= threshold)
-            if len(close):
-                d = d[close]
-                d += np.bitwise_count(delta_words[close, 2] ^ qw[2])
-                d += np.bitwise_count(delta_words[close, 3] ^ qw[3])
-                ok = d <= threshold
-                hits_rows.append(view.delta_rows[close[ok]])
-                hits_dist.append(d[ok])
-        if not hits_rows:
-            return []
-        rows = np.concatenate(hits_rows) if len(hits_rows) > 1 else hits_rows[0]
-        dist = np.concatenate(hits_dist) if len(hits_dist) > 1 else hits_dist[0]
-        visible = (view.masks[rows] & want) != 0
-        # a match shows up once per slot it is found in: dict keeps one per row
-        unique = dict(zip(rows[visible].tolist(), dist[visible].tolist()))
-        found = [(hex_of(view.rows[r]), d) for r, d in unique.items()]
-        # The row may have been reused for another value after our view was taken: recheck.
-        found = [(v, d) for v, d in found if d == (int(v, 16) ^ q).bit_count()]
+            _close_rows(view.delta_words[:view.delta_len], view.delta_rows[:view.delta_len], qw,
+                        threshold, hits, gather=False)
+        found = []
+        for row in hits:  # a handful: the exact distance with Python ints
+            if view.masks[row] & want:
+                candidate = hex_of(view.rows[row])
+                distance = (int(candidate, 16) ^ q).bit_count()
+                if distance <= threshold:
+                    found.append((candidate, distance))
         found.sort(key=lambda m: (m[1], m[0]))
         return found
 
-    @staticmethod
-    def _verify(rows, cand, qw, threshold, hits_rows, hits_dist) -> None:
-        words = np.take(rows, cand, axis=0)
-        d = np.bitwise_count(words[:, 0] ^ qw[0])
-        d += np.bitwise_count(words[:, 1] ^ qw[1])
-        close = np.flatnonzero(d <= threshold)
-        if len(close):
-            d = d[close]
-            d += np.bitwise_count(words[close, 2] ^ qw[2])
-            d += np.bitwise_count(words[close, 3] ^ qw[3])
-            ok = d <= threshold
-            hits_rows.append(cand[close[ok]])
-            hits_dist.append(d[ok])
+
+def _close_rows(words: np.ndarray, rows: np.ndarray, qw: np.ndarray, threshold: int,
+                hits: set[int], gather: bool = True) -> None:
+    """Add to `hits` the rows whose first 2 words are within `threshold` of the query's: a
+    random pair is ~64 apart on 128 bits, so this keeps true matches and next to nothing else.
+    `words` is indexed by row number (gather) or aligned with `rows`."""
+    if gather:
+        words = words.take(rows, axis=0)
+    d = np.bitwise_count(words[:, 0] ^ qw[0])
+    d += np.bitwise_count(words[:, 1] ^ qw[1])
+    close = np.flatnonzero(d <= threshold)
+    if len(close):
+        hits.update(rows.take(close).tolist())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections import namedtuple
 
 import numpy as np
@@ -14,7 +15,8 @@ from PIL import Image
 from hashing.signals import pdq
 from hashing.signals.base import UnusableMedia
 from partners.match_index import MatchIndex
-from partners.match_pdq import SLOT_BITS, SLOT_START, PdqIndex, hex_of
+from partners import match_pdq
+from partners.match_pdq import SLOT_BITS, SLOT_START, PdqIndex, build_slot, hex_of
 from tests.testdata import PDQ_DIR, require_testdata
 
 ADULT, MINOR = "adult", "under18_at_capture"
@@ -250,7 +252,27 @@ def test_lookups_run_while_adds_removes_and_merges_happen():
             if dict(index.lookup(near(local, base, distance), [ADULT])).get(base) != distance:
                 failures.append((base, distance))
 
-    readers = [threading.Thread(target=reader, args=(s,)) for s in range(3)]
+    def checked_reader(seed):
+        local = random.Random(seed)
+        while not stop.is_set():
+            base = local.choice(stable)
+            distance = local.randrange(0, 32)
+            query = near(local, base, distance)
+            found = index.lookup(query, [ADULT])
+            # each value once, at its true distance, never a value removed before we started
+            if (dict(found).get(base) != distance or len(set(found)) != len(found)
+                    or any(pdq.distance(v, query) != d for v, d in found)
+                    or any(v in gone for v, _ in found)):
+                failures.append((base, distance, found))
+
+    gone = set()
+    for _ in range(5):  # values removed for good (tombstones that merges drop)
+        batch = [random_value(rng) for _ in range(40)]
+        index.apply_batch([(True, v, ADULT) for v in batch])
+        index.apply_batch([(False, v, ADULT) for v in batch])
+        gone.update(batch)
+    readers = [threading.Thread(target=reader, args=(s,)) for s in range(2)]
+    readers.append(threading.Thread(target=checked_reader, args=(99,)))
     for thread in readers:
         thread.start()
     churn = []
@@ -265,6 +287,192 @@ def test_lookups_run_while_adds_removes_and_merges_happen():
     index.wait_for_merge()
     assert not failures
     assert index.merges >= 2  # each merge rewrites the ~117 M-entry bucket table (seconds)
+
+
+def _csr(keys: np.ndarray, ids: np.ndarray, buckets: int) -> list[list[int]]:
+    """Bucket -> sorted ids, the straightforward way."""
+    table = [[] for _ in range(buckets)]
+    for key, row in zip(keys.tolist(), ids.tolist()):
+        table[key].append(row)
+    return [sorted(bucket) for bucket in table]
+
+
+def _buckets(ids: np.ndarray, starts: np.ndarray) -> list[list[int]]:
+    return [sorted(ids[starts[g]:starts[g + 1]].tolist()) for g in range(len(starts) - 1)]
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 18])
+@pytest.mark.parametrize("old_n,add_n,drop", [(0, 300, False), (500, 0, True), (500, 200, False),
+                                              (500, 200, True), (500, 0, False)])
+def test_build_slot_equals_a_table_built_from_scratch(monkeypatch, old_n, add_n, drop, chunk):
+    monkeypatch.setattr(match_pdq, "CHUNK", chunk)
+    rng = np.random.default_rng(old_n + add_n + drop)
+    buckets = 64
+    key_of = rng.integers(0, buckets, size=old_n + add_n)  # row -> its key in this slot
+    old_rows = np.arange(old_n)
+    order = np.argsort(key_of[old_rows], kind="stable")
+    old_ids = old_rows[order].astype(np.int32)
+    old_starts = np.searchsorted(key_of[old_ids], np.arange(buckets + 1)).astype(np.int32)
+    add = np.arange(old_n, old_n + add_n)
+    packed = np.sort((key_of[add].astype(np.uint64) << np.uint64(32)) | add.astype(np.uint64))
+    alive = rng.random(old_n + add_n) > 0.3 if drop else None
+    keep = alive[old_ids] if drop else None
+    out_ids = np.full(old_n + add_n + 5, -1, dtype=np.int32)
+    out_starts = np.full(buckets + 1, -1, dtype=np.int32)
+    count = build_slot(old_ids, old_starts, keep, packed, out_ids, out_starts)
+    expected_rows = np.array([r for r in old_rows if not drop or alive[r]] + add.tolist(), dtype=int)
+    assert count == len(expected_rows)
+    assert out_starts[0] == 0 and out_starts[-1] == count
+    assert _buckets(out_ids, out_starts) == _csr(key_of[expected_rows], expected_rows, buckets)
+
+
+@pytest.mark.parametrize("chunk", [3, 1 << 18])
+def test_bucket_starts_with_long_runs_and_small_chunks(monkeypatch, chunk):
+    monkeypatch.setattr(match_pdq, "CHUNK", chunk)
+    rng = np.random.default_rng(chunk)
+    keys = np.sort(np.concatenate([np.full(40, 7), np.full(9, 63), rng.integers(0, 64, 30)]))
+    out = np.full(65, -1, dtype=np.int32)
+    match_pdq._count_below(keys.astype(np.uint32), out)
+    assert out.tolist() == np.searchsorted(keys, np.arange(65)).tolist()
+    match_pdq._count_below(np.zeros(0, dtype=np.uint32), out)
+    assert not out.any()
+
+
+def _populated(rng: random.Random, reference: Reference, index: PdqIndex):
+    """Values near a few bases in the main table, some removed (tombstones), more in the delta.
+    Returns the bases and the values removed from the main table."""
+    bases = [random_value(rng) for _ in range(30)]
+    values = bases + [near(rng, rng.choice(bases), rng.randrange(1, 40)) for _ in range(400)]
+    entries = [(True, v, rng.choice([ADULT, MINOR])) for v in values]
+    index.apply_batch(entries)
+    index.compact()
+    removed = [(False, v, p) for _, v, p in rng.sample(entries, 120)]
+    delta = [(True, near(rng, rng.choice(bases), rng.randrange(0, 40)), ADULT) for _ in range(150)]
+    index.apply_batch(removed)
+    index.apply_batch(delta)
+    for entry in entries + removed + delta:
+        reference.apply(*entry)
+    return bases, sorted({v for _, v, _ in removed} - set(reference.pathways))
+
+
+def _assert_same_answers(index, reference, rng, bases, count=60):
+    for _ in range(count):
+        query = near(rng, rng.choice(bases + list(reference.pathways)), rng.randrange(0, 36))
+        pathways = rng.choice([[ADULT], [MINOR], [ADULT, MINOR]])
+        assert index.lookup(query, pathways) == reference.lookup(query, pathways)
+
+
+def _assert_all_findable(index, reference):
+    for value, pathways in reference.pathways.items():
+        for pathway in pathways:
+            assert (value, 0) in index.lookup(value, [pathway])
+    assert len(index) == len(reference.pathways)
+
+
+def test_every_state_between_slots_of_a_merge_answers_exactly(monkeypatch):
+    """A merge publishes slot by slot: after each slot, rows being merged are in the delta and in
+    some slots, tombstones being dropped are gone from some slots only. Lookups, and writes made
+    in between, must see one consistent shared set throughout."""
+    rng = random.Random(21)
+    index = PdqIndex(background=False)
+    reference = Reference()
+    bases, main_dead = _populated(rng, reference, index)
+    assert len(main_dead) > 50
+    removed = sorted(v for v in {near(rng, b, 2) for b in bases} if v not in reference.pathways)
+    index.apply_batch([(True, v, ADULT) for v in removed])  # tombstones in the delta
+    index.apply_batch([(False, v, ADULT) for v in removed])
+    dropping = [v for pair in zip(removed, main_dead) for v in pair]  # tombstones in both tiers
+    states = []
+    original = PdqIndex._merge_slot
+
+    def write_some(index):
+        gone = rng.sample(sorted(reference.pathways), 10)
+        batch = [(False, v, p) for v in gone for p in sorted(reference.pathways[v])]
+        batch += [(True, near(rng, rng.choice(bases), 5), MINOR) for _ in range(10)]
+        # values whose tombstones are being dropped, back: they must get fresh rows
+        batch += [(True, v, MINOR) for v in dropping[:4]]
+        del dropping[:4]
+        index.apply_batch(batch)
+        for entry in batch:
+            reference.apply(*entry)
+
+    def merge_slot_then_check(self, s, plan):
+        if s == 0:  # planned, nothing published yet
+            write_some(self)
+        original(self, s, plan)
+        states.append(s)
+        _assert_same_answers(self, reference, rng, bases, count=15)
+        if s in (0, 4):  # writes while the merge is under way
+            write_some(self)
+            _assert_same_answers(self, reference, rng, bases, count=15)
+
+    monkeypatch.setattr(PdqIndex, "_merge_slot", merge_slot_then_check)
+    index.compact()  # merges the delta and drops the tombstones
+    assert states == list(range(len(SLOT_BITS)))
+    monkeypatch.setattr(PdqIndex, "_merge_slot", original)
+    _assert_all_findable(index, reference)
+    _assert_same_answers(index, reference, rng, bases)
+    index.compact()
+    _assert_all_findable(index, reference)
+    _assert_same_answers(index, reference, rng, bases)
+
+
+def test_a_slow_lookup_holds_back_the_reuse_of_what_a_merge_retired(monkeypatch):
+    """Memory a merge retires (a slot's old regions) is written again only after every lookup
+    that might still read it has finished."""
+    rng = random.Random(8)
+    index = PdqIndex(background=False)
+    reference = Reference()
+    bases, _ = _populated(rng, reference, index)
+    query = near(rng, bases[0], 6)
+    has_view, go_on = threading.Event(), threading.Event()
+    original = PdqIndex._lookup
+
+    def slow_lookup(view, value, want, threshold):
+        if value == query:
+            has_view.set()
+            go_on.wait(10)
+        return original(view, value, want, threshold)
+
+    monkeypatch.setattr(PdqIndex, "_lookup", staticmethod(slow_lookup))
+    result = {}
+    reader = threading.Thread(target=lambda: result.update(found=index.lookup(query, [ADULT])))
+    reader.start()
+    assert has_view.wait(10)
+    published = index._readers.published
+    merge = threading.Thread(target=index.compact)
+    merge.start()
+    deadline = time.monotonic() + 10
+    while index._readers.published == published and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    # slot 0 is published; rebuilding slot 1 would reuse slot 0's old region: it waits
+    assert index._readers.published == published + 1 and merge.is_alive()
+    go_on.set()
+    reader.join(10)
+    merge.join(30)
+    assert not merge.is_alive()
+    assert result["found"] == reference.lookup(query, [ADULT])
+    _assert_same_answers(index, reference, rng, bases)
+
+
+def test_growing_the_id_arena_keeps_answers(monkeypatch):
+    monkeypatch.setattr(match_pdq, "MIN_ID_CAPACITY", 1024)
+    rng = random.Random(12)
+    index = PdqIndex(background=False)
+    reference = Reference()
+    bases = [random_value(rng) for _ in range(20)]
+    capacities = set()
+    for _ in range(6):
+        batch = [(True, near(rng, rng.choice(bases), rng.randrange(0, 40)), ADULT)
+                 for _ in range(700)]
+        index.apply_batch(batch)
+        for entry in batch:
+            reference.apply(*entry)
+        index.compact()
+        capacities.add(index._arenas.id_capacity)
+        _assert_same_answers(index, reference, rng, bases, count=20)
+    assert len(capacities) > 1
 
 
 Row = namedtuple("Row", "seq op pathway signal_type value")
