@@ -139,13 +139,12 @@ class TreeBuilder:
                 if frontier is None or frontier.size != size:
                     frontier = merkle.stored_frontier(session, size)
                 frontier = tlog.Frontier(frontier.size, frontier.hashes)  # cache kept on rollback
-                after = merkle.last_logged_seq(session)
-                pending = merkle.pending_entries(session, after)
-                merkle.append(session, frontier, pending)
+                appended, last_seq = merkle.extend_from_log(
+                    session, frontier, merkle.last_logged_seq(session))
                 self._sign_if_due(session, frontier)
             self._frontier = frontier
-            self._last_seq = pending[-1][0] if pending else after
-            return len(pending) >= merkle.BATCH_ENTRIES
+            self._last_seq = last_seq
+            return appended >= merkle.BATCH_ENTRIES
 
     def _work_pending(self) -> bool:
         """Cheap check before taking a write lock: a new entry, or a head too old."""

@@ -212,3 +212,52 @@ def test_stored_tree_grown_in_uneven_batches_proves_like_the_rfc(database_url):
         frontier_again = merkle.stored_frontier(session, 64)
         assert frontier_again.root() == frontier.root()
     db.dispose()
+
+
+def test_leaves_grown_from_the_log_equal_the_python_definition(database_url):
+    """The builder's path from the change log (computed inside PostgreSQL; in Python on SQLite)
+    stores, for every entry, exactly the leaf hashing/transparency.py defines, in seq order, and
+    a batch stops early after BATCH_VALUE_BYTES of values."""
+    from sqlalchemy import select
+
+    from hashing.signals import Signal
+    from store import cases as store_cases
+    from store.db import Database
+    from store.models import ChangeLogEntry
+    from store.transparency_models import TransparencyLeaf
+
+    db = Database(database_url)
+    rng = random.Random(5)
+    long_value = "A" * (merkle.BATCH_VALUE_BYTES // 2 + 1)  # two of these overflow one batch
+    for pathway in ("adult", "under18_at_capture", "adult"):
+        with db.transaction() as session:
+            store_cases.create_case(session, pathway, [
+                Signal("pdq", f"{rng.getrandbits(256):064x}", 90) for _ in range(3)], bytes(32))
+    with db.transaction() as session:  # big values go straight into the log (no validation)
+        for n in range(3):
+            session.add(ChangeLogEntry(op="add", hash_id=1, signal_type="video_tmk_pdqf",
+                                       value=long_value + str(n), quality=None, pathway="adult",
+                                       logged_at=0, also_shared=False,
+                                       seq=None if database_url.startswith("postgresql") else 10**6 + n))
+    frontier, after, batches = tlog.Frontier(), 0, []
+    while True:
+        with db.transaction() as session:
+            count, after = merkle.extend_from_log(session, frontier, after)
+        if not count:
+            break
+        batches.append(count)
+    assert batches == [11, 1]  # 9 PDQ + two long values (the second crosses the cap); the third
+    with db.read() as session:
+        log = {e.seq: e for e in session.scalars(select(ChangeLogEntry))}
+        leaves = session.scalars(select(TransparencyLeaf).order_by(TransparencyLeaf.leaf_index)).all()
+        assert [leaf.seq for leaf in leaves] == sorted(log)
+        for leaf in leaves:
+            e = log[leaf.seq]
+            assert len(leaf.nonce) == merkle.NONCE_BYTES
+            expected = tlog.leaf_hash(tlog.leaf_bytes(
+                e.seq, e.pathway, tlog.entry_commitment(e.op, e.signal_type, e.value, leaf.nonce)))
+            assert leaf.leaf_hash == expected
+        assert merkle.root_at(session, len(leaves)) == tlog.root_of_leaf_hashes(
+            [leaf.leaf_hash for leaf in leaves]) == frontier.root()
+    assert len({leaf.nonce for leaf in leaves}) == len(leaves)
+    db.dispose()
