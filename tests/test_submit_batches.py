@@ -125,3 +125,18 @@ def test_concurrent_submits_are_batched_and_all_stored(db):
     assert sorted(v for _, v, *_ in entries) == sorted(sum(inputs, []) + [shared_value])
     seqs = [seq for *_, seq in entries]
     assert None not in seqs and len(set(seqs)) == len(seqs)
+
+
+def test_array_literals_round_trip(db):
+    from sqlalchemy import text
+
+    texts = ["plain", None, 'quote " and \\ backslash', "", "NULL", "{braces},comma"]
+    blobs = [bytes(range(256)), None, b"", b"\\\""]
+    ints = [0, None, -5, 2**40]
+    with db.read() as s:
+        got = s.execute(text("SELECT CAST(:t AS text[]), CAST(:b AS bytea[]), CAST(:i AS bigint[])"),
+                        {"t": pg_writes.text_array(texts), "b": pg_writes.bytea_array(blobs),
+                         "i": pg_writes.int_array(ints)}).one()
+    assert list(got[0]) == texts
+    assert [None if x is None else bytes(x) for x in got[1]] == blobs
+    assert list(got[2]) == ints
