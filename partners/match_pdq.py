@@ -97,8 +97,9 @@ def _probe_tables():
 
 
 _PROBE_SLOT, _PROBE_FLIP = _probe_tables()
-_SLOT_SHIFT = tuple(256 - SLOT_START[s] - SLOT_BITS[s] for s in range(NSLOTS))
-_SLOT_MASK = tuple((1 << b) - 1 for b in SLOT_BITS)
+_SLOT_SHIFT_MASK = tuple((256 - SLOT_START[s] - SLOT_BITS[s], (1 << SLOT_BITS[s]) - 1)
+                         for s in range(NSLOTS))  # a slot's key from the hash as an int
+_WORD = (1 << 64) - 1
 
 
 def words_of(value: str) -> np.ndarray:
@@ -255,11 +256,11 @@ def _main_table(starts: np.ndarray | None, ids: np.ndarray | None,
 
 
 EMPTY_MAIN = MainTable(None, None, (), np.zeros(0, np.intp), np.zeros(0, np.int32), 0)
-_ARANGE = np.arange(1 << 16, dtype=np.intp)
+_ARANGE = np.arange(1 << 16, dtype=np.int32)
 
 
 def _arange(n: int) -> np.ndarray:
-    return _ARANGE[:n] if n <= len(_ARANGE) else np.arange(n, dtype=np.intp)
+    return _ARANGE[:n] if n <= len(_ARANGE) else np.arange(n, dtype=np.int32)
 
 
 class _Arenas:
@@ -689,25 +690,24 @@ class PdqIndex:
     @staticmethod
     def _lookup(view: View, value: str, want: int, threshold: int) -> list[tuple[str, int]]:
         q = int(value, 16)
-        qw = words_of(value)
+        qw = np.array([q >> 192, (q >> 128) & _WORD, (q >> 64) & _WORD, q & _WORD], np.uint64)
         hits: set[int] = set()  # rows passing the 2-word filter, each once
         main = view.main
         if main.count:
-            qkeys = np.array([(q >> _SLOT_SHIFT[s]) & _SLOT_MASK[s] for s in range(NSLOTS)],
-                             dtype=np.int64)
+            qkeys = np.array([(q >> shift) & mask for shift, mask in _SLOT_SHIFT_MASK], np.int64)
             g = qkeys.take(_PROBE_SLOT)
             g ^= _PROBE_FLIP
             g += main.probe_starts
             start = main.starts.take(g)
             g += 1
             end = main.starts.take(g)
-            lengths = np.subtract(end, start, dtype=np.intp)
-            ends = lengths.cumsum()
+            lengths = end - start
+            ends = lengths.cumsum(dtype=np.int32)
             n = int(ends[-1])
             if n:
                 # positions of all candidates: bucket i contributes start[i] .. end[i]-1, and its
-                # first candidate is number ends[i] - lengths[i]
-                shift = np.subtract(end, ends)
+                # first candidate is number ends[i] - lengths[i]  (int32 throughout: fastest)
+                shift = end - ends
                 shift += main.probe_ids
                 positions = shift.repeat(lengths)
                 positions += _arange(n)
