@@ -7,8 +7,9 @@ several processes behind a load balancer agree.
 PDQ: an exact multi-index hash (partners/match_pdq.py: design, memory, what is rebuilt when, and
 why not faiss), built for 10 M hashes: recall 100% at distance <= 31, lookups lock-free, adds
 matchable as soon as catch_up applied them (a brute-force delta tier), removes as pathway-bit
-tombstones, the delta merged into the main table by a background thread that swaps the new table
-in atomically. MD5/SHA-256: exact dict. TMK: the authors' level-1 then level-2 scores.
+tombstones, the delta merged into the main table by a background thread, one slot at a time
+(memory stays under 2 GB at 10 M throughout). MD5/SHA-256: exact dict. TMK: the authors' level-1
+then level-2 scores.
 """
 from __future__ import annotations
 

@@ -23,7 +23,9 @@ lookup is a handful of vectorised numpy calls with no Python loop per probe or p
 candidate positions with one np.repeat, gather ids and the candidates' 4 x uint64 words, XOR +
 np.bitwise_count on two words (a random pair at 2 words is ~64 apart, so this rejects nearly
 everything), then the full 256-bit distance on the few survivors. Memory at 10 M: rows 320 MB +
-ids 440 MB + bucket starts 470 MB + pathway masks 10 MB ~= 1.25 GB.
+ids 440 MB + bucket starts 470 MB + pathway masks 10 MB ~= 1.25 GB. The arenas are anonymous
+mappings with transparent huge pages (as numpy's own large arrays): with 4 KB pages the random
+gathers are ~10% slower.
 
 Rows, removes, adds, and what is rebuilt when
 ---------------------------------------------
@@ -42,13 +44,17 @@ Rows, removes, adds, and what is rebuilt when
   by replacing the view, and its old region becomes the spare for the next slot once no lookup
   can still be reading it (see `_Readers`). When at least DROP_DEAD_FRACTION of the main's rows
   are tombstones, the same pass drops them (their rows go to the free list at the end). So a
-  merge needs one slot's worth of extra memory (~100 MB at 10 M) rather than a second table, and
-  the spare regions' pages are handed back to the OS (madvise) when it ends. While a merge runs,
-  a merged row is in the delta and in some slots: lookups report each row once. Nothing ever
-  rebuilds the whole index except `bulk_load` (an explicit initial load, the same slot-by-slot
-  pass with a sort per slot) and a merge into an empty main.
+  merge needs one slot's worth of extra memory (spares and temporaries: ~150 MB at 10 M, ~240
+  MB when it drops tombstones; 0.3-0.8 s) rather than a second table (+0.9 GB), and the spare
+  regions' pages are handed back to the OS (madvise) when it ends. While a merge runs, a merged
+  row is in the delta and in some slots: lookups report each row once. Nothing ever rebuilds
+  the whole index except `bulk_load` (an explicit initial load: the same slot-by-slot pass, one
+  in-place sort of (key << 32 | row) per slot; peak ~+150 MB over the finished index) and a
+  merge into an empty main.
 * The id arena holds every slot's list at one capacity; when a merge needs more, the lists are
   copied once into a new arena of twice the size (+44 B per row until the old one is freed).
+  `rows` grows the same way (doubling, a copy under the write lock); untouched capacity costs
+  no memory, and `bulk_load` reserves twice its rows.
 
 Thread safety: writers (apply_batch, the merge's publications) are serialised by `write_lock`.
 Lookups take no lock: they read `self._view`, an immutable tuple replaced atomically by writers,
