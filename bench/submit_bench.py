@@ -28,7 +28,8 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _server import postgres_cpu_seconds, running_server, throwaway_database  # noqa: E402
+from _server import (  # noqa: E402
+    postgres_cpu_seconds, running_server, throwaway_database, wait_for_tree)
 
 HASHES_PER_CASE = 10
 GOAL_CASES_PER_S, GOAL_P99_MS = 500, 100
@@ -343,27 +344,6 @@ def populate(url: str, cases: int) -> float:
         for table in ("cases", "hashes", "case_hashes", "shared_hashes", "change_log"):
             conn.execute(f"VACUUM ANALYZE {table}")
     return time.perf_counter() - t
-
-
-def wait_for_tree(base_url: str, size: int, timeout: float = 600) -> float:
-    """Wait until the server's transparency builder has caught up with `size` entries (after
-    populate(), so that its catch-up does not run inside the measured phase)."""
-    import json
-    import urllib.request
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from hashing.transparency import HEAD_PATH
-
-    t = time.perf_counter()
-    while time.perf_counter() - t < timeout:
-        try:
-            with urllib.request.urlopen(base_url + HEAD_PATH, timeout=5) as response:
-                if json.load(response)["tree_size"] >= size:
-                    return time.perf_counter() - t
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"transparency tree did not reach {size} entries in {timeout:.0f} s")
 
 
 def table_counts(database_url: str) -> str:
