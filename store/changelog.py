@@ -7,8 +7,11 @@ applied). The fix here is "assign order at commit": on PostgreSQL, entries are i
 position, and a deferred constraint trigger (migrations/) draws their `seq` during COMMIT while
 holding one transaction-scoped advisory lock until the commit completes. So any entry with a
 higher seq belongs to a transaction that drew it after every lower-seq entry was committed and
-visible, and `seq > cursor` can never skip nor repeat. The lock covers a few row updates and the
-commit record, never a round trip to Python (bench/submit_bench.py measured what that costs).
+visible, and `seq > cursor` can never skip nor repeat. The lock covers one UPDATE (the first
+firing of the trigger positions all of the transaction's rows) and the commit record, never a
+round trip to Python. Holding it through the commit's WAL flush makes appending transactions
+commit one at a time, which is why submits on PostgreSQL are grouped into batches, one commit
+each (store/submit_batcher.py; bench/submit_bench.py measures both).
 On SQLite the single writer lock (BEGIN IMMEDIATE) gives the same order.
 
 Two writers touching the same hash (a submit sharing it, a withdrawal unsharing it) are
