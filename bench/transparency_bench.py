@@ -159,7 +159,7 @@ def tree_bench(entries: int) -> None:
 # --- submit: throughput with and without tree maintenance --------------------------------------
 
 @contextmanager
-def server_with_builder(url: str, builder_on: bool):
+def server_with_builder(url: str, builder_on: bool, workers: int):
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="hashguard_bench_")
     env = dict(os.environ, HASHGUARD_DATABASE_URL=url, HASHGUARD_DATA_DIR=data_dir,
@@ -170,9 +170,9 @@ def server_with_builder(url: str, builder_on: bool):
                HASHGUARD_TOKEN_LOOKUPS_PER_MINUTE_PER_CLIENT="0")
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "transparency_bench:app_factory",
            "--app-dir", str(BENCH_DIR), "--host", "127.0.0.1", "--port", str(port),
-           "--no-access-log", "--log-level", "warning"]
+           "--no-access-log", "--log-level", "warning", "--workers", str(workers)]
     process = subprocess.Popen(cmd, env=env, cwd=str(ROOT))
-    server = Server(process, f"http://127.0.0.1:{port}", 1)
+    server = Server(process, f"http://127.0.0.1:{port}", workers)
     try:
         _wait_ready(server, 30)
         yield server
@@ -186,27 +186,35 @@ def server_with_builder(url: str, builder_on: bool):
         subprocess.run(["rm", "-rf", data_dir], check=False)
 
 
-def submit_bench(seconds: float, concurrency: int, rounds: int, warmup: float) -> None:
+def submit_bench(seconds: float, concurrency: int, rounds: int, warmup: float, workers: int,
+                 existing_cases: int) -> None:
     import psycopg
 
-    from submit_bench import describe, run_phase
+    from _server import wait_for_tree
+    from submit_bench import HASHES_PER_CASE, describe, populate, run_phase
 
+    print(f"each round: a fresh database with {existing_cases:,} cases already in it (VACUUM "
+          f"ANALYZE), uvicorn with {workers} worker(s), concurrency {concurrency}")
     rates = {True: [], False: []}
     for round_ in range(rounds):
         for builder_on in ((False, True) if round_ % 2 == 0 else (True, False)):
-            with throwaway_database() as url, server_with_builder(url, builder_on) as server:
-                outcome = run_phase(server, "submit", concurrency, warmup, seconds, "raw")
-                label = f"round {round_ + 1}, tree maintenance {'ON ' if builder_on else 'OFF'}"
-                rates[builder_on].append(describe(label, outcome, "cases"))
-                if builder_on:
-                    time.sleep(2)  # let the builder finish, then check it kept up
-                    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as c:
-                        logged, leaves, heads = c.execute(
-                            "SELECT (SELECT count(*) FROM change_log), "
-                            "(SELECT count(*) FROM transparency_leaves), "
-                            "(SELECT count(*) FROM transparency_heads)").fetchone()
-                    print(f"  change log {logged:,} entries, tree {leaves:,} leaves, "
-                          f"{heads} signed heads")
+            with throwaway_database() as url:
+                populate(url, existing_cases)
+                with server_with_builder(url, builder_on, workers) as server:
+                    if builder_on:  # the tree over the populated log, built before measuring
+                        wait_for_tree(server.base_url, existing_cases * HASHES_PER_CASE)
+                    outcome = run_phase(server, "submit", concurrency, warmup, seconds, "raw")
+                    label = f"round {round_ + 1}, tree maintenance {'ON ' if builder_on else 'OFF'}"
+                    rates[builder_on].append(describe(label, outcome, "cases"))
+                    if builder_on:
+                        time.sleep(2)  # let the builder finish, then check it kept up
+                        with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as c:
+                            logged, leaves, heads = c.execute(
+                                "SELECT (SELECT count(*) FROM change_log), "
+                                "(SELECT count(*) FROM transparency_leaves), "
+                                "(SELECT count(*) FROM transparency_heads)").fetchone()
+                        print(f"  change log {logged:,} entries, tree {leaves:,} leaves, "
+                              f"{heads} signed heads")
     off, on = statistics.mean(rates[False]), statistics.mean(rates[True])
     print(f"mean submit rate: OFF {off:.0f} cases/s, ON {on:.0f} cases/s "
           f"({100 * (on - off) / off:+.1f} %)")
@@ -223,11 +231,14 @@ def main() -> int:
     submit.add_argument("--concurrency", type=int, default=32)
     submit.add_argument("--rounds", type=int, default=2)
     submit.add_argument("--warmup", type=float, default=3)
+    submit.add_argument("--workers", type=int, default=2)
+    submit.add_argument("--existing-cases", type=int, default=20_000)
     args = parser.parse_args()
     if args.what == "tree":
         tree_bench(args.entries)
     else:
-        submit_bench(args.seconds, args.concurrency, args.rounds, args.warmup)
+        submit_bench(args.seconds, args.concurrency, args.rounds, args.warmup, args.workers,
+                     args.existing_cases)
     return 0
 
 
