@@ -55,7 +55,7 @@ ADD_BATCH = 8  # values per apply_batch in the add -> matchable loop (a small ca
 
 
 # ---------------------------------------------------------------------------- measuring
-def status_mb(field: str) -> float:
+def status_mib(field: str) -> float:
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith(field + ":"):
@@ -191,23 +191,23 @@ def run_index(n: int, args, pairs, out: Path) -> None:
     originals = sorted({o for o, _, _ in pairs})
     rng = random.Random(n)
     gc.collect()
-    before = status_mb("VmRSS")  # interpreter, numpy, the image hashes
+    before = status_mib("VmRSS")  # interpreter, numpy, the image hashes
     words = dataset(n, originals)
     queries = make_queries(words, args.queries, rng)
-    with_source = status_mb("VmRSS")
-    print(f"RSS before the index: {before:,.0f} MB, + the benchmark's source array "
-          f"{words.nbytes / 2**20:,.0f} MB and queries = {with_source:,.0f} MB")
+    with_source = status_mib("VmRSS")
+    print(f"RSS before the index: {before:,.0f} MiB, + the benchmark's source array "
+          f"{words.nbytes / 2**20:,.0f} MiB and queries = {with_source:,.0f} MiB")
 
     reset_peak()
     index = PdqIndex()
     build = index.bulk_load(words, PATHWAY)
-    build_peak = status_mb("VmHWM")
+    build_peak = status_mib("VmHWM")
     print(f"build (bulk_load: slot by slot, one sort per slot): {build:.1f} s; peak RSS during "
-          f"it: index {build_peak - with_source:,.0f} MB (process VmHWM {build_peak:,.0f} MB)")
+          f"it: index {build_peak - with_source:,.0f} MiB (process VmHWM {build_peak:,.0f} MiB)")
     del words
     gc.collect()
-    steady = status_mb("VmRSS") - before
-    print(f"steady RSS: index {steady:,.0f} MB (process VmRSS {status_mb('VmRSS'):,.0f} MB)")
+    steady = status_mib("VmRSS") - before
+    print(f"steady RSS: index {steady:,.0f} MiB (process VmRSS {status_mib('VmRSS'):,.0f} MiB)")
 
     query_values = [q[0] for q in queries]
     lookup = lambda v: index.lookup(v, [PATHWAY])  # noqa: E731
@@ -295,7 +295,7 @@ def adds_with_merges(index, query_values, rng, before) -> None:
     elapsed = time.perf_counter() - started
     stop.set()
     other.join()
-    peak = status_mb("VmHWM")
+    peak = status_mib("VmHWM")
     ms = np.array(delays) * 1e3
     ran = index.merges - merges
     print(f"add -> matchable, {batches * ADD_BATCH:,} adds in batches of {ADD_BATCH} with "
@@ -304,8 +304,8 @@ def adds_with_merges(index, query_values, rng, before) -> None:
           f"{np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms, max "
           f"{ms.max():.1f} ms; another thread served {served[0] / elapsed:,.0f} lookups/s "
           f"meanwhile")
-    print(f"peak RSS during those merges: index {peak - before:,.0f} MB (process VmHWM "
-          f"{peak:,.0f} MB)")
+    print(f"peak RSS during those merges: index {peak - before:,.0f} MiB (process VmHWM "
+          f"{peak:,.0f} MiB)")
     t = time.perf_counter()
     index.apply_batch([(False, values[-1], PATHWAY)])
     gone = values[-1] not in dict(index.lookup(probe, [PATHWAY]))
@@ -323,10 +323,10 @@ def drop_tombstones(index, n, before) -> None:
     t = time.perf_counter()
     index.compact()
     took = time.perf_counter() - t
-    peak = status_mb("VmHWM")
+    peak = status_mib("VmHWM")
     print(f"compaction dropping {n // 100:,} tombstones: {took:.1f} s; peak RSS during it: "
-          f"index {peak - before:,.0f} MB (process VmHWM {peak:,.0f} MB); after: index "
-          f"{status_mb('VmRSS') - before:,.0f} MB")
+          f"index {peak - before:,.0f} MiB (process VmHWM {peak:,.0f} MiB); after: index "
+          f"{status_mib('VmRSS') - before:,.0f} MiB")
 
 
 # ---------------------------------------------------------------------------- the baseline
@@ -336,7 +336,7 @@ def run_pytx(n: int, data: Path, out: Path) -> None:
     faiss.omp_set_num_threads(1)  # one core, like ours
     saved = json.loads(data.read_text())
     queries = saved["queries"]
-    before = status_mb("VmRSS")
+    before = status_mib("VmRSS")
     words = dataset(n, saved["originals"])
     t = time.perf_counter()
     baseline = PDQIndex()
@@ -346,7 +346,7 @@ def run_pytx(n: int, data: Path, out: Path) -> None:
     del hexes
     gc.collect()
     build = time.perf_counter() - t
-    rss = status_mb("VmRSS") - before
+    rss = status_mib("VmRSS") - before
     timed = timed_lookups(lambda v: [m.metadata for m in baseline.query(v)],
                           [q[0] for q in queries])
     ok = total = 0
@@ -355,7 +355,7 @@ def run_pytx(n: int, data: Path, out: Path) -> None:
             total += 1
             ok += row in found
     print(f"python-threatexchange PDQIndex (faiss IndexBinaryMultiHash 16x16, 1 thread): build "
-          f"{build:.1f} s, RSS {rss:,.0f} MB; {timed['per_s']:,.1f} lookups/s wall, "
+          f"{build:.1f} s, RSS {rss:,.0f} MiB; {timed['per_s']:,.1f} lookups/s wall, "
           f"{timed['per_cpu_s']:,.1f}/s per CPU-second; p50 {timed['p50_ms']:.2f} ms, p99 "
           f"{timed['p99_ms']:.2f} ms over {len(queries)} queries; planted recall {ok}/{total}")
     out.write_text(json.dumps(timed))

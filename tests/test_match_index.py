@@ -320,7 +320,8 @@ def test_build_slot_equals_a_table_built_from_scratch(monkeypatch, old_n, add_n,
     out_ids = np.full(old_n + add_n + 5, -1, dtype=np.int32)
     out_starts = np.full(buckets + 1, -1, dtype=np.int32)
     count = build_slot(old_ids, old_starts, keep, packed, out_ids, out_starts)
-    expected_rows = np.array([r for r in old_rows if not drop or alive[r]] + add.tolist(), dtype=int)
+    kept = [r for r in old_rows.tolist() if not drop or alive[r]]
+    expected_rows = np.array(kept + add.tolist(), dtype=int)
     assert count == len(expected_rows)
     assert out_starts[0] == 0 and out_starts[-1] == count
     assert _buckets(out_ids, out_starts) == _csr(key_of[expected_rows], expected_rows, buckets)
