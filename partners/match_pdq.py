@@ -51,10 +51,11 @@ Rows, removes, adds, and what is rebuilt when
   the whole index except `bulk_load` (an explicit initial load: the same slot-by-slot pass, one
   in-place sort of (key << 32 | row) per slot; peak ~+150 MB over the finished index) and a
   merge into an empty main.
-* The id arena holds every slot's list at one capacity; when a merge needs more, the lists are
-  copied once into a new arena of twice the size (+44 B per row until the old one is freed).
-  `rows` grows the same way (doubling, a copy under the write lock); untouched capacity costs
-  no memory, and `bulk_load` reserves twice its rows.
+* Capacity is reserved, not used: 16 M rows for `rows` and for each slot's id region at first
+  (untouched pages cost no memory). Past it, the id lists are copied once into a new arena of
+  twice the size during a merge, and `rows` is doubled under the write lock: +44 B and +34 B
+  per row while the old copies are in use. So an index grown to 10 M one add at a time never
+  pays for a copy; `bulk_load` reserves twice what it loads.
 
 Thread safety: writers (apply_batch, the merge's publications) are serialised by `write_lock`.
 Lookups take no lock: they read `self._view`, an immutable tuple replaced atomically by writers,
@@ -86,7 +87,11 @@ MERGE_DELTA_ROWS = 4096
 # deployments and each test's app do not pay for them.
 MIN_MAIN_ROWS = 32768
 DROP_DEAD_FRACTION = 0.10
-MIN_ID_CAPACITY = 1 << 16  # ids per slot region at first; doubled when a merge needs more
+# Capacities reserved up front, in rows: pages never written cost no memory, and growing past a
+# capacity copies (rows: 34 B a row, ids: 44 B a row) while the old copy is still in use, so
+# growing to 10 M row by row never does it.
+INITIAL_ROWS = 1 << 24
+MIN_ID_CAPACITY = 1 << 24  # ids per slot region; doubled when a merge needs more
 CHUNK = 1 << 18  # rows per step where a whole-array temporary would cost memory
 PAGE_INT32 = mmap.PAGESIZE // 4
 
@@ -108,12 +113,8 @@ _SLOT_SHIFT_MASK = tuple((256 - SLOT_START[s] - SLOT_BITS[s], (1 << SLOT_BITS[s]
 _WORD = (1 << 64) - 1
 
 
-def words_of(value: str) -> np.ndarray:
-    """64-hex PDQ value -> 4 uint64 words, most significant first."""
-    return np.frombuffer(bytes.fromhex(value), dtype=">u8").astype(np.uint64)
-
-
 def words_of_many(values: list[str]) -> np.ndarray:
+    """64-hex PDQ values -> (n, 4) uint64 words, most significant first."""
     raw = bytes.fromhex("".join(values))
     return np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(-1, 4)
 
@@ -404,10 +405,10 @@ class PdqIndex:
         self._readers = _Readers()
         self.merges = 0
         self.merge_seconds = 0.0  # total time merges took (observability, benchmarks)
-        self._view = View(EMPTY_MAIN, np.zeros((1024, 4), dtype=np.uint64),
-                          np.zeros(1024, dtype=np.uint8), np.zeros(1024, dtype=np.int32),
+        self._view = View(EMPTY_MAIN, np.zeros((INITIAL_ROWS, 4), dtype=np.uint64),
+                          np.zeros(INITIAL_ROWS, dtype=np.uint8), np.zeros(1024, dtype=np.int32),
                           np.zeros((1024, 4), dtype=np.uint64), 0)
-        self._in_main = np.zeros(1024, dtype=bool)  # row is in main and not being dropped
+        self._in_main = np.zeros(INITIAL_ROWS, dtype=bool)  # in main and not being dropped
 
     # ------------------------------------------------------------------ helpers
     def pathway_bits(self, pathways) -> int:

@@ -457,8 +457,9 @@ def test_a_slow_lookup_holds_back_the_reuse_of_what_a_merge_retired(monkeypatch)
     _assert_same_answers(index, reference, rng, bases)
 
 
-def test_growing_the_id_arena_keeps_answers(monkeypatch):
+def test_growing_the_id_arena_and_the_rows_keeps_answers(monkeypatch):
     monkeypatch.setattr(match_pdq, "MIN_ID_CAPACITY", 1024)
+    monkeypatch.setattr(match_pdq, "INITIAL_ROWS", 1024)
     rng = random.Random(12)
     index = PdqIndex(background=False)
     reference = Reference()
@@ -471,9 +472,9 @@ def test_growing_the_id_arena_keeps_answers(monkeypatch):
         for entry in batch:
             reference.apply(*entry)
         index.compact()
-        capacities.add(index._arenas.id_capacity)
+        capacities.add((index._arenas.id_capacity, len(index._view.rows)))
         _assert_same_answers(index, reference, rng, bases, count=20)
-    assert len(capacities) > 1
+    assert len({ids for ids, _ in capacities}) > 1 and len({rows for _, rows in capacities}) > 1
 
 
 Row = namedtuple("Row", "seq op pathway signal_type value")
