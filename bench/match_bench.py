@@ -19,11 +19,13 @@ recall vs brute force (exact result sets on a sample; brute force = numpy scan o
 planted recall at every distance 0..31 and no planted hit at 32..40; real images; add ->
 matchable latency (apply_batch, as catch_up calls it, then lookups until found) p50/p99/max
 while background merges run, and the peak RSS meanwhile; a tombstone-dropping compaction and
-its peak RSS; PDQIndex's build, lookups/s, p99, planted recall, and the ratio.
+its peak RSS; the index built a second way, through apply_batch in catch_up's batches (as a
+restarted API process does), and its peak RSS; PDQIndex's build, lookups/s, p99, planted
+recall, and the ratio.
 
     flock /tmp/hashguard-bench.lock nice -n 10 python bench/match_bench.py
         [--sizes 1000000,10000000] [--queries 5000] [--pytx-queries 500] [--brute-queries 100]
-        [--no-pytx]
+        [--no-pytx] [--no-catch-up]
 """
 from __future__ import annotations
 
@@ -329,6 +331,30 @@ def drop_tombstones(index, n, before) -> None:
           f"{status_mib('VmRSS') - before:,.0f} MiB")
 
 
+def run_catch_up(n: int) -> None:
+    """The index built the way a restarted API process builds it: catch_up's batches of 50,000
+    adds through apply_batch (the delta, background merges, and their back-pressure)."""
+    batch = 50_000
+    gc.collect()
+    before = status_mib("VmRSS")
+    reset_peak()
+    index = PdqIndex()
+    nprng = np.random.default_rng(n + 1)
+    started = time.perf_counter()
+    for _ in range(0, n, batch):
+        raw = nprng.integers(0, 2**64, size=(batch, 4), dtype=np.uint64).astype(">u8").tobytes()
+        text = raw.hex()
+        index.apply_batch([(True, text[i:i + 64], PATHWAY) for i in range(0, len(text), 64)])
+    index.wait_for_merge()
+    took = time.perf_counter() - started
+    peak = status_mib("VmHWM")
+    del raw, text
+    gc.collect()
+    print(f"build through apply_batch ({n:,} adds in batches of {batch:,}, {index.merges} "
+          f"merges): {took:.0f} s; peak RSS during it: index {peak - before:,.0f} MiB (process "
+          f"VmHWM {peak:,.0f} MiB); after: index {status_mib('VmRSS') - before:,.0f} MiB")
+
+
 # ---------------------------------------------------------------------------- the baseline
 def run_pytx(n: int, data: Path, out: Path) -> None:
     import faiss
@@ -380,6 +406,9 @@ def main() -> None:
     parser.add_argument("--no-pytx", action="store_true")
     parser.add_argument("--index", type=int, help=argparse.SUPPRESS)  # child: our index at N
     parser.add_argument("--pytx", type=int, help=argparse.SUPPRESS)   # child: PDQIndex at N
+    parser.add_argument("--catch-up", type=int, help=argparse.SUPPRESS)  # child: adds at N
+    parser.add_argument("--no-catch-up", action="store_true",
+                        help="skip building the index a second time through apply_batch")
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -388,6 +417,8 @@ def main() -> None:
         return run_index(args.index, args, [tuple(p) for p in pairs], args.out)
     if args.pytx:
         return run_pytx(args.pytx, args.data, args.out)
+    if args.catch_up:
+        return run_catch_up(args.catch_up)
     print(machine())
     with tempfile.TemporaryDirectory() as tmp:
         pairs_file, ours_file, pytx_file = (Path(tmp) / name for name in ("p", "o", "x"))
@@ -399,6 +430,9 @@ def main() -> None:
                   f"{len(pairs)} transformed real-image queries ===", flush=True)
             print("-- our index (partners/match_pdq.py), in its own process:", flush=True)
             child("index", n, args, pairs_file, ours_file)
+            if not args.no_catch_up:
+                print("-- our index built through apply_batch, in its own process:", flush=True)
+                child("catch-up", n, args, pairs_file, ours_file)
             if args.no_pytx:
                 continue
             print("-- baseline, in its own process:", flush=True)

@@ -36,6 +36,7 @@ Rows, removes, adds, and what is rebuilt when
 * A new value gets a row (a freed one or the next) and goes into the DELTA tier: its row number
   is appended to `delta_rows` and its words to `delta_words`, which lookups scan brute force
   (vectorised popcount). So a new hash is matchable as soon as catch_up has applied its entry.
+  The delta is bounded: past MAX_DELTA_ROWS (a catch-up burst), apply_batch waits for a merge.
 * MERGE (background thread; started when the delta reaches MERGE_DELTA_ROWS, or by `compact()`,
   or `bulk_load`): merges the delta rows present at its start into the main table ONE SLOT AT A
   TIME. Each arena holds, besides the 11 slots' regions, a spare region (bucket starts: one per
@@ -86,6 +87,10 @@ MERGE_DELTA_ROWS = 4096
 # what a table lookup does) and the 470 MB of bucket starts are never allocated: small
 # deployments and each test's app do not pay for them.
 MIN_MAIN_ROWS = 32768
+# A burst of adds (catch_up after a restart applies 50 k entries a batch) outruns the merges:
+# past this many delta rows, apply_batch waits for the running merge, so the delta (its words,
+# and a Python dict entry per value) stays bounded. Normal traffic never gets near it.
+MAX_DELTA_ROWS = 1 << 18
 DROP_DEAD_FRACTION = 0.10
 # Capacities reserved up front, in rows: pages never written cost no memory, and growing past a
 # capacity copies (rows: 34 B a row, ids: 44 B a row) while the old copy is still in use, so
@@ -463,6 +468,8 @@ class PdqIndex:
         applying them one by one; the work is vectorised per batch."""
         if not entries:
             return
+        if self._background and self._view.delta_len >= MAX_DELTA_ROWS:
+            self.wait_for_merge()
         with self.write_lock:
             view = self._view
             distinct = list(dict.fromkeys(v for _, v, _ in entries))

@@ -477,6 +477,30 @@ def test_growing_the_id_arena_and_the_rows_keeps_answers(monkeypatch):
     assert len({ids for ids, _ in capacities}) > 1 and len({rows for _, rows in capacities}) > 1
 
 
+def test_a_burst_of_adds_waits_for_merges_instead_of_growing_the_delta(monkeypatch):
+    monkeypatch.setattr(match_pdq, "MAX_DELTA_ROWS", 300)
+    rng = random.Random(13)
+    index = PdqIndex(background=True, merge_delta_rows=100)
+    reference = Reference()
+    bases = [random_value(rng) for _ in range(20)]
+    index.apply_batch([(True, v, ADULT) for v in bases])
+    index.compact()  # a main table: every 100 delta rows start a merge from now on
+    for entry in ((True, v, ADULT) for v in bases):
+        reference.apply(*entry)
+    largest = 0
+    for _ in range(15):
+        batch = [(True, near(rng, rng.choice(bases), rng.randrange(0, 40)), ADULT)
+                 for _ in range(200)]
+        index.apply_batch(batch)
+        for entry in batch:
+            reference.apply(*entry)
+        largest = max(largest, index._view.delta_len)
+    assert largest <= 300 + 200
+    index.wait_for_merge()
+    _assert_all_findable(index, reference)
+    _assert_same_answers(index, reference, rng, bases)
+
+
 Row = namedtuple("Row", "seq op pathway signal_type value")
 
 
