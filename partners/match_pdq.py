@@ -434,19 +434,20 @@ class PdqIndex:
         view = self._view
         return int(np.count_nonzero(view.masks[:self._count]))
 
-    def _grow_rows(self, view: View, needed: int) -> View:
+    def _grow_rows(self, view: View, used: int, needed: int) -> View:
         capacity = len(view.rows)
         if needed <= capacity:
             return view
-        # A copy of the rows under the write lock (~0.2 s at 10 M; lookups go on with the old
-        # arrays meanwhile; adds wait for it). Doubling: np.zeros pages cost nothing until used.
+        # A copy of the `used` rows under the write lock (~0.2 s at 10 M; lookups go on with
+        # the old arrays meanwhile; adds wait for it). Doubling: np.zeros pages cost nothing
+        # until written, so the capacity beyond `used` is not copied (that would touch it).
         new_capacity = max(needed, 2 * capacity)
         rows = np.zeros((new_capacity, 4), dtype=np.uint64)
-        rows[:capacity] = view.rows
+        rows[:used] = view.rows[:used]
         masks = np.zeros(new_capacity, dtype=np.uint8)
-        masks[:capacity] = view.masks
+        masks[:used] = view.masks[:used]
         in_main = np.zeros(new_capacity, dtype=bool)
-        in_main[:capacity] = self._in_main
+        in_main[:used] = self._in_main[:used]
         self._in_main = in_main
         return view._replace(rows=rows, masks=masks)
 
@@ -500,7 +501,7 @@ class PdqIndex:
                 fresh = len(new_values) - reuse
                 new_rows += range(self._count, self._count + fresh)
                 self._count += fresh
-                view = self._grow_rows(view, self._count)
+                view = self._grow_rows(view, self._count - fresh, self._count)
                 rows_arr = np.array(new_rows, dtype=np.int32)
                 words = words_of_many(new_values)
                 view.rows[rows_arr] = words
@@ -540,7 +541,7 @@ class PdqIndex:
             first = self._count
             self._count += len(words)
             # slack for the adds that follow (untouched pages cost nothing until used)
-            view = self._grow_rows(view, 2 * self._count)
+            view = self._grow_rows(view, first, 2 * self._count)
             view.rows[first:self._count] = words
             view.masks[first:self._count] = bit
             self._view = view
