@@ -218,7 +218,7 @@ def run_index(n: int, args, pairs, out: Path) -> None:
     results = ours.pop("results")
     print(f"lookups: {ours['per_s']:,.0f}/s wall, {ours['per_cpu_s']:,.0f}/s per CPU-second "
           f"(1 thread); p50 {ours['p50_ms']:.3f} ms, p99 {ours['p99_ms']:.3f} ms over "
-          f"{len(queries):,} queries")
+          f"{len(queries):,} queries (1-minute load average after: {os.getloadavg()[0]:.1f})")
 
     check_recall(index, n, queries, results, args, rng)
     check_real_images(lookup, pairs)
