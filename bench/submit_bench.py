@@ -1,13 +1,16 @@
 """Submit throughput and latency of the case API on PostgreSQL, with a /healthz baseline.
 
-Creates a throwaway PostgreSQL database, starts the service under uvicorn in its own process
-(`--workers N`), and drives it from a second process over loopback with a fixed number of
-simulated users, each on its own keep-alive connection (`--client raw`: a minimal asyncio HTTP/1.1
-client, the default because it leaves the CPU to the server; `--client httpx`: httpx.AsyncClient): first `GET /healthz` (what HTTP + framework alone allow with
-this client), then `POST /v1/cases` with 10 random PDQ hashes each. Each phase has a short
-warm-up that is not measured. While submits run, the database is sampled for what its
-backends wait on (e.g. the change-log advisory lock).
-    python bench/submit_bench.py [--seconds 20] [--concurrency 32] [--workers N]
+Creates a throwaway PostgreSQL database (populated with --existing-cases first), starts the
+service under uvicorn in its own process (`--workers N`), and drives it from a second process
+over loopback, each simulated user on its own keep-alive connection (`--client raw`: a minimal
+asyncio HTTP/1.1 client, the default because it leaves the CPU to the server; `--client httpx`).
+Phases, each with an unmeasured warm-up:
+  1. GET /healthz, closed loop: what HTTP + framework alone allow with this client;
+  2. POST /v1/cases (10 random PDQ hashes), closed loop with --concurrency users: the saturation
+     throughput; the database is sampled for what its backends wait on;
+  3. POST /v1/cases, open loop: Poisson arrivals at --rate per second, latency counted from each
+     arrival's scheduled time: the latency a person sees while the service carries that load.
+    python bench/submit_bench.py [--seconds 20] [--concurrency 32] [--rate 500] [--workers N]
         [--warmup 3] [--baseline-seconds S] [--client raw|httpx] [--py-spy DIR]
 """
 from __future__ import annotations
@@ -17,6 +20,7 @@ import asyncio
 import multiprocessing
 import os
 import platform
+import random
 import secrets
 import shutil
 import statistics
@@ -93,7 +97,10 @@ class RawHttpClient:
 
 
 async def _drive(base_url: str, kind: str, concurrency: int, warmup: float, seconds: float,
-                 client_kind: str) -> dict:
+                 client_kind: str, rate: float = 0.0) -> dict:
+    """rate 0: closed loop, `concurrency` users each sending as soon as its answer arrives (the
+    saturation throughput). rate > 0: open loop, arrivals at `rate`/s over `concurrency`
+    connections (latency at a given load)."""
     import json
     from urllib.parse import urlsplit
 
@@ -133,26 +140,61 @@ async def _drive(base_url: str, kind: str, concurrency: int, warmup: float, seco
     measure_from = start + warmup
     measure_to = measure_from + seconds
 
-    async def one_user(client) -> None:
+    def record(t0: float, t1: float, status: int | None, detail: str) -> None:
         nonlocal error_count, measured_ok
+        if t0 < measure_from or (t1 > measure_to and not rate):
+            return  # warm-up, or (closed loop) finished after the window closed
+        if status == expected:
+            measured_ok += 1
+            latencies.append(t1 - t0)
+        else:
+            error_count += 1
+            if len(errors) < 5:
+                errors.append(f"{status}: {detail}")
+
+    async def one_user(client) -> None:
         while True:
             t0 = time.perf_counter()
             if t0 >= measure_to:
                 return
             status, detail = await call(client)
-            t1 = time.perf_counter()
-            if t0 < measure_from or t1 > measure_to:
-                continue  # warm-up, or finished after the window closed
-            if status == expected:
-                measured_ok += 1
-                latencies.append(t1 - t0)
-            else:
-                error_count += 1
-                if len(errors) < 5:
-                    errors.append(f"{status}: {detail}")
+            record(t0, time.perf_counter(), status, detail)
+
+    async def open_loop() -> None:
+        """Requests arrive on a schedule (Poisson at `rate`/s), whatever the answers' speed; each
+        takes a free connection (waiting for one if all are busy). Latency counts from the
+        scheduled arrival, so a server that falls behind shows it (no coordinated omission)."""
+        free: asyncio.Queue = asyncio.Queue()
+        for client in clients:
+            free.put_nowait(client)
+        rng = random.Random(20261125)  # the same arrivals in every run
+        pending = set()
+
+        async def one_arrival(scheduled: float) -> None:
+            client = await free.get()
+            try:
+                status, detail = await call(client)
+            finally:
+                free.put_nowait(client)
+            record(scheduled, time.perf_counter(), status, detail)
+
+        scheduled = start
+        while scheduled < measure_to:
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(one_arrival(scheduled))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            scheduled += rng.expovariate(rate)
+        if pending:
+            await asyncio.wait(pending)
 
     try:
-        await asyncio.gather(*(one_user(c) for c in clients))
+        if rate:
+            await open_loop()
+        else:
+            await asyncio.gather(*(one_user(c) for c in clients))
     finally:
         for client in clients:
             await client.aclose()
@@ -160,7 +202,7 @@ async def _drive(base_url: str, kind: str, concurrency: int, warmup: float, seco
 
 
 def _load_process(base_url: str, kind: str, concurrency: int, warmup: float, seconds: float,
-                  client_kind: str, results) -> None:
+                  client_kind: str, rate: float, results) -> None:
     try:
         import uvloop
         uvloop.install()
@@ -168,7 +210,7 @@ def _load_process(base_url: str, kind: str, concurrency: int, warmup: float, sec
         pass
     import httpx  # noqa: F401  (imported before the clock starts)
 
-    outcome = asyncio.run(_drive(base_url, kind, concurrency, warmup, seconds, client_kind))
+    outcome = asyncio.run(_drive(base_url, kind, concurrency, warmup, seconds, client_kind, rate))
     results.put(outcome)
 
 
@@ -227,12 +269,12 @@ class DbSampler(threading.Thread):
 
 def run_phase(server, kind: str, concurrency: int, warmup: float, seconds: float,
               client_kind: str, sampler: DbSampler | None = None,
-              py_spy_dir: Path | None = None) -> dict:
+              py_spy_dir: Path | None = None, rate: float = 0.0) -> dict:
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
     process = ctx.Process(target=_load_process,
                           args=(server.base_url, kind, concurrency, warmup, seconds, client_kind,
-                                results))
+                                rate, results))
     process.start()
     time.sleep(warmup + 0.5)  # spawn + import take a moment; start measuring inside the window
     server_cpu0, (busy0, total0) = server.cpu_seconds(), _machine_busy()
@@ -358,7 +400,12 @@ def table_counts(database_url: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=20, help="measured seconds of submits")
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=32,
+                        help="simulated users of the closed-loop phases (saturation)")
+    parser.add_argument("--rate", type=float, default=GOAL_CASES_PER_S,
+                        help="arrivals per second of the open-loop submit phase (0: skip it)")
+    parser.add_argument("--connections", type=int, default=64,
+                        help="keep-alive connections the open-loop phase spreads arrivals over")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--warmup", type=float, default=3, help="unmeasured seconds before each phase")
     parser.add_argument("--baseline-seconds", type=float, default=None,
@@ -404,15 +451,32 @@ def main() -> int:
             finally:
                 sampler.stop_event.set()
                 sampler.join()
-            rate = describe(f"POST /v1/cases ({HASHES_PER_CASE} pdq hashes)", submits, "cases")
+            rate = describe(f"POST /v1/cases ({HASHES_PER_CASE} pdq hashes), closed loop, "
+                            f"{args.concurrency} users", submits, "cases")
             print(f"  db waits: {sampler.report()}")
+            at_rate = submits
+            if args.rate:
+                at_rate = run_phase(server, "submit", args.connections, args.warmup, args.seconds,
+                                    args.client, rate=args.rate)
+                describe(f"POST /v1/cases, open loop: Poisson arrivals at {args.rate:.0f}/s over "
+                         f"{args.connections} connections (latency from the scheduled arrival)",
+                         at_rate, "cases")
         print(f"rows after run: {table_counts(url)}")
-    p99 = 1e3 * percentile(sorted(submits["latencies"]), 99)
-    ok = rate >= GOAL_CASES_PER_S and p99 < GOAL_P99_MS and submits["error_count"] == 0
+    # The goal, read as a service owner would: the service sustains >= 500 cases/s (closed
+    # loop: its saturation throughput), and while 500 cases/s arrive, 99 % of them are answered
+    # within 100 ms (open loop at that rate; a closed loop's latency is only its concurrency
+    # divided by its throughput, Little's law).
+    p99 = 1e3 * percentile(sorted(at_rate["latencies"]), 99)
+    errors = submits["error_count"] + (at_rate["error_count"] if at_rate is not submits else 0)
+    served = at_rate["ok"] / at_rate["seconds"]
+    ok = (rate >= GOAL_CASES_PER_S and p99 < GOAL_P99_MS and errors == 0
+          and (not args.rate or (args.rate >= GOAL_CASES_PER_S
+                                 and served >= 0.98 * args.rate)))
     print(f"submits/healthz throughput: {rate / healthz_rate:.2f}")
-    print(f"goal: >= {GOAL_CASES_PER_S} cases/s, p99 < {GOAL_P99_MS} ms: "
-          f"{'PASS' if ok else 'MISS'} ({rate:.0f} cases/s, p99 {p99:.1f} ms, "
-          f"{submits['error_count']} errors)")
+    print(f"goal: >= {GOAL_CASES_PER_S} cases/s, and p99 < {GOAL_P99_MS} ms at "
+          f"{args.rate or 'that'} cases/s: {'PASS' if ok else 'MISS'} (saturation {rate:.0f} "
+          f"cases/s; at {args.rate:.0f}/s offered: {served:.0f}/s served, p99 {p99:.1f} ms; "
+          f"{errors} errors)")
     return 0
 
 

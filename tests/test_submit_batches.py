@@ -78,6 +78,11 @@ def test_a_batch_equals_the_submits_one_by_one(db):
         ("add", h2, "under18_at_capture", True), ("add", h4, "under18_at_capture", False)])
     seqs = [seq for *_, seq in entries]
     assert seqs == list(range(seqs[0], seqs[0] + 5))
+    # Positioned pathway by pathway, each in hash-id order (as the single submits' rows were).
+    with db.read() as s:
+        order = s.execute(select(ChangeLogEntry.pathway, ChangeLogEntry.hash_id)
+                          .order_by(ChangeLogEntry.seq)).all()
+    assert [tuple(row) for row in order] == sorted(tuple(row) for row in order)
 
 
 def test_a_failing_submit_fails_alone(db):
