@@ -99,21 +99,23 @@ class Server:
 
 @contextmanager
 def running_server(database_url: str, workers: int = 1, port: int | None = None,
-                   startup_timeout: float = 30.0):
+                   startup_timeout: float = 30.0, env: dict[str, str] | None = None):
+    """`env`: extra environment of the server (e.g. HASHGUARD_TREE_BUILDER=0)."""
     port = port or free_port()
     data_dir = tempfile.mkdtemp(prefix="hashguard_bench_")
     # All load comes from one loopback address, which the per-client limits (meant for one
     # person's device) would throttle after 100 submits; benches measure the service, not them.
-    env = dict({"HASHGUARD_CASE_WRITES_PER_HOUR_PER_CLIENT": "0",
-                "HASHGUARD_TOKEN_LOOKUPS_PER_MINUTE_PER_CLIENT": "0"}, **os.environ)
-    env.update(HASHGUARD_DATABASE_URL=database_url, HASHGUARD_DATA_DIR=data_dir,
-               HASHGUARD_SECRET=BENCH_SECRET, PYTHONPATH=str(ROOT))
+    server_env = dict({"HASHGUARD_CASE_WRITES_PER_HOUR_PER_CLIENT": "0",
+                       "HASHGUARD_TOKEN_LOOKUPS_PER_MINUTE_PER_CLIENT": "0"}, **os.environ)
+    server_env.update(env or {})
+    server_env.update(HASHGUARD_DATABASE_URL=database_url, HASHGUARD_DATA_DIR=data_dir,
+                      HASHGUARD_SECRET=BENCH_SECRET, PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "_server:app_factory",
            "--app-dir", str(BENCH_DIR), "--host", "127.0.0.1", "--port", str(port),
            "--no-access-log", "--log-level", "warning"]
     if workers > 1:
         cmd += ["--workers", str(workers)]
-    process = subprocess.Popen(cmd, env=env, cwd=str(ROOT))
+    process = subprocess.Popen(cmd, env=server_env, cwd=str(ROOT))
     server = Server(process, f"http://127.0.0.1:{port}", workers)
     try:
         _wait_ready(server, startup_timeout)

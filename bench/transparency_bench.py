@@ -15,30 +15,16 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(ROOT))
-from _server import BENCH_SECRET, Server, _wait_ready, free_port, throwaway_database  # noqa: E402
-
-
-def app_factory():
-    """uvicorn --factory entry point: the app with the transparency log installed."""
-    from api.app import create_app
-    from api.settings import Settings
-    from partners import transparency
-
-    app = create_app(Settings(), run_migrations=False)
-    if not hasattr(app.state, "transparency"):
-        transparency.install(app)
-    return app
+from _server import BENCH_SECRET, app_factory, running_server, throwaway_database  # noqa: E402
 
 
 # --- tree: extend and prove at 1 M entries -----------------------------------------------------
@@ -158,34 +144,6 @@ def tree_bench(entries: int) -> None:
 
 # --- submit: throughput with and without tree maintenance --------------------------------------
 
-@contextmanager
-def server_with_builder(url: str, builder_on: bool, workers: int):
-    port = free_port()
-    data_dir = tempfile.mkdtemp(prefix="hashguard_bench_")
-    env = dict(os.environ, HASHGUARD_DATABASE_URL=url, HASHGUARD_DATA_DIR=data_dir,
-               HASHGUARD_SECRET=BENCH_SECRET, PYTHONPATH=str(ROOT),
-               HASHGUARD_TREE_BUILDER="1" if builder_on else "0",
-               # One load client from one address: per-client limits would refuse it.
-               HASHGUARD_CASE_WRITES_PER_HOUR_PER_CLIENT="0",
-               HASHGUARD_TOKEN_LOOKUPS_PER_MINUTE_PER_CLIENT="0")
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "transparency_bench:app_factory",
-           "--app-dir", str(BENCH_DIR), "--host", "127.0.0.1", "--port", str(port),
-           "--no-access-log", "--log-level", "warning", "--workers", str(workers)]
-    process = subprocess.Popen(cmd, env=env, cwd=str(ROOT))
-    server = Server(process, f"http://127.0.0.1:{port}", workers)
-    try:
-        _wait_ready(server, 30)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        subprocess.run(["rm", "-rf", data_dir], check=False)
-
-
 def submit_bench(seconds: float, concurrency: int, rounds: int, warmup: float, workers: int,
                  existing_cases: int) -> None:
     import psycopg
@@ -196,16 +154,21 @@ def submit_bench(seconds: float, concurrency: int, rounds: int, warmup: float, w
     print(f"each round: a fresh database with {existing_cases:,} cases already in it (VACUUM "
           f"ANALYZE), uvicorn with {workers} worker(s), concurrency {concurrency}")
     rates = {True: [], False: []}
+    cpu_ms = {True: [], False: []}  # server + PostgreSQL CPU per submit
     for round_ in range(rounds):
         for builder_on in ((False, True) if round_ % 2 == 0 else (True, False)):
             with throwaway_database() as url:
                 populate(url, existing_cases)
-                with server_with_builder(url, builder_on, workers) as server:
+                with running_server(url, workers=workers, env={
+                        "HASHGUARD_TREE_BUILDER": "1" if builder_on else "0"}) as server:
                     if builder_on:  # the tree over the populated log, built before measuring
                         wait_for_tree(server.base_url, existing_cases * HASHES_PER_CASE)
                     outcome = run_phase(server, "submit", concurrency, warmup, seconds, "raw")
                     label = f"round {round_ + 1}, tree maintenance {'ON ' if builder_on else 'OFF'}"
-                    rates[builder_on].append(describe(label, outcome, "cases"))
+                    rate = describe(label, outcome, "cases")
+                    rates[builder_on].append(rate)
+                    cpu_ms[builder_on].append(
+                        10 * (outcome["server_cpu_pct"] + outcome["postgres_cpu_pct"]) / rate)
                     if builder_on:
                         time.sleep(2)  # let the builder finish, then check it kept up
                         with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as c:
@@ -217,6 +180,14 @@ def submit_bench(seconds: float, concurrency: int, rounds: int, warmup: float, w
                               f"{heads} signed heads")
     off, on = statistics.mean(rates[False]), statistics.mean(rates[True])
     print(f"mean submit rate: OFF {off:.0f} cases/s, ON {on:.0f} cases/s "
+          f"({100 * (on - off) / off:+.1f} %)")
+    off, on = statistics.median(rates[False]), statistics.median(rates[True])
+    print(f"median submit rate: OFF {off:.0f} cases/s, ON {on:.0f} cases/s "
+          f"({100 * (on - off) / off:+.1f} %)")
+    # On a CPU-bound machine the throughput lost is the CPU added per submit; this figure moves
+    # far less between rounds than the rates do.
+    off, on = statistics.mean(cpu_ms[False]), statistics.mean(cpu_ms[True])
+    print(f"mean CPU per submit (server + PostgreSQL): OFF {off:.2f} ms, ON {on:.2f} ms "
           f"({100 * (on - off) / off:+.1f} %)")
 
 

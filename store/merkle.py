@@ -2,7 +2,8 @@
 tree (RFC 9162) in seq order, and answering inclusion and consistency proofs from the stored
 perfect subtrees in O(log n) reads.
 
-Only complete subtrees are stored (TransparencyNode, plus the leaves' hashes): they never change
+Only complete subtrees of 16+ leaves are stored (TransparencyNode, plus the leaves' hashes; smaller
+ones are hashed from their leaves when a proof needs them): they never change
 once the tree has grown past them, so a row written is never rewritten, and the hash of any range
 [lo, hi) the RFC's proof definitions ask for is the combination of at most log2(n) of them. The
 proof functions below are written against a `node(level, index)` lookup; run once with a recorder
@@ -31,6 +32,11 @@ from store.transparency_models import TransparencyHead, TransparencyLeaf, Transp
 
 NodeLookup = Callable[[int, int], bytes]
 NONCE_BYTES = 16
+# Subtrees below this level are not stored: a proof needing one reads its (at most 8) leaves
+# and hashes them, a few microseconds, while storing levels 1-3 wrote 7/8 of all node rows, one
+# row per entry, on the builder's path (bench/transparency_bench.py: the builder's cost is
+# charged against submit throughput). Levels >= 4 are 1/8 of a row per entry.
+MIN_STORED_LEVEL = 4
 # One builder transaction reads at most this many entries, and stops early past this many
 # bytes of hash values (TMK values are ~350 kB each).
 BATCH_ENTRIES = 5000
@@ -126,14 +132,24 @@ def last_logged_seq(session: Session) -> int:
 
 def fetch_nodes(session: Session, keys: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
     found: dict[tuple[int, int], bytes] = {}
-    leaves = sorted(i for level, i in keys if level == 0)
+    derived = {(level, i) for level, i in keys if 0 < level < MIN_STORED_LEVEL}
+    leaves = sorted({i for level, i in keys if level == 0}
+                    | {leaf for level, i in derived for leaf in range(i << level, (i + 1) << level)})
+    leaf_hash_of: dict[int, bytes] = {}
     if leaves:
-        for index, h in session.execute(select(TransparencyLeaf.leaf_index, TransparencyLeaf.leaf_hash)
-                                        .where(TransparencyLeaf.leaf_index.in_(leaves))):
-            found[(0, index)] = h
+        leaf_hash_of = dict(session.execute(
+            select(TransparencyLeaf.leaf_index, TransparencyLeaf.leaf_hash)
+            .where(TransparencyLeaf.leaf_index.in_(leaves))).all())
+        for level, index in keys:
+            if level == 0 and index in leaf_hash_of:
+                found[(0, index)] = leaf_hash_of[index]
+    for level, index in derived:
+        hashes = [leaf_hash_of.get(leaf) for leaf in range(index << level, (index + 1) << level)]
+        if None not in hashes:
+            found[(level, index)] = _perfect_subtree_hash(hashes)
     by_level: dict[int, list[int]] = {}
     for level, index in keys:
-        if level:
+        if level >= MIN_STORED_LEVEL:
             by_level.setdefault(level, []).append(index)
     if by_level:
         condition = or_(*(and_(TransparencyNode.level == level, TransparencyNode.node_index.in_(ix))
@@ -146,6 +162,19 @@ def fetch_nodes(session: Session, keys: set[tuple[int, int]]) -> dict[tuple[int,
     if missing:
         raise LookupError(f"transparency tree is missing nodes {sorted(missing)[:5]}")
     return found
+
+
+def _perfect_subtree_hash(leaf_hashes: list[bytes]) -> bytes:
+    """MTH of a power-of-two run of leaf hashes (a subtree below MIN_STORED_LEVEL)."""
+    while len(leaf_hashes) > 1:
+        leaf_hashes = [node_hash(leaf_hashes[i], leaf_hashes[i + 1])
+                       for i in range(0, len(leaf_hashes), 2)]
+    return leaf_hashes[0]
+
+
+def stored(nodes: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
+    """The completed subtrees (Frontier.append's) that are kept: those at MIN_STORED_LEVEL+."""
+    return [node for node in nodes if node[0] >= MIN_STORED_LEVEL]
 
 
 def with_stored_nodes(session: Session, compute: Callable[[NodeLookup], object]):
@@ -283,7 +312,7 @@ def extend_from_log(session: Session, frontier: Frontier, after_seq: int) -> tup
     nodes = []
     for _, h in rows:
         nodes += frontier.append(h)
-    _copy_nodes(cursor, nodes)
+    _copy_nodes(cursor, stored(nodes))
     return len(rows), (rows[-1][0] if rows else after_seq)
 
 
@@ -301,7 +330,7 @@ def append(session: Session, frontier: Frontier, new_entries) -> None:
         nonce = os.urandom(NONCE_BYTES)
         h = leaf_hash(leaf_bytes(seq, pathway, entry_commitment(op, signal_type, value, nonce)))
         leaves.append((frontier.size, seq, nonce, h))
-        nodes += frontier.append(h)
+        nodes += stored(frontier.append(h))
     if not leaves:
         return
     if session.get_bind().dialect.name == "postgresql":

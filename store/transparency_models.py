@@ -27,7 +27,9 @@ class TransparencyLeaf(Base):
 
 class TransparencyNode(Base):
     """The hash of a complete (perfect) subtree: leaves [index * 2**level, (index + 1) * 2**level),
-    level >= 1. Any range's hash, hence any proof, is O(log n) of these."""
+    level >= store.merkle.MIN_STORED_LEVEL (lower ones are hashed from their leaves on demand;
+    a database built before that also holds levels 1-3, unused). Any range's hash, hence any
+    proof, is O(log n) of these plus a few leaves."""
 
     __tablename__ = "transparency_nodes"
 
