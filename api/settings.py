@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     long_poll_recheck_seconds: float = 1.0
     # Distinct partners reporting `not_violating` that take a hash out of the shared set.
     dispute_quarantine_threshold: int = Field(2, ge=1)
+    # Freeze the start-up heap and raise the collector's thresholds once started (api/app.py):
+    # for a process that serves; tests starting hundreds of apps in one process turn it off.
+    tune_garbage_collector: bool = True
 
     def resolved_database_url(self) -> str:
         if self.database_url:

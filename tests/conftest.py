@@ -18,6 +18,9 @@ from api.settings import Settings
 from store import migrate
 
 ADMIN_URL = os.environ.get("HASHGUARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+# The suite starts hundreds of apps in one process: freezing each one's heap would keep it
+# alive for good (tests/test_gc_tuning.py covers the setting itself).
+os.environ.setdefault("HASHGUARD_TUNE_GARBAGE_COLLECTOR", "0")
 RUN_ID = uuid.uuid4().hex[:8]
 
 
