@@ -92,17 +92,19 @@ _CREATE_CASES = text("""
         CAST(:idempotency_digests AS bytea[]), CAST(:idempotency_requests AS bytea[]),
         CAST(:idempotency_sealed_tokens AS bytea[]),
         CAST(:case_of_hash AS int[]), CAST(:types AS text[]), CAST(:hash_values AS text[]),
-        CAST(:qualities AS smallint[]), CAST(:digests AS bytea[]), :now)
+        CAST(:qualities AS smallint[]), CAST(:digests AS bytea[]), :now, :position_now)
 """)
 
 HashRow = tuple[str, str, "int | None", bytes]  # signal_type, value, quality, digest
 
 
 def create_cases(connection: Connection | Session, cases: list[tuple[dict, list[HashRow]]],
-                 now: int) -> list[int]:
-    """Create cases in one statement (migrations/versions/0003): per case, its columns
+                 now: int, autocommit: bool = False) -> list[int]:
+    """Create cases in one statement (migrations/versions/0003, 0004): per case, its columns
     (`values`, all share one created_at) and its hash rows. Returns the case ids in order.
-    In autocommit this is one round trip, COMMIT included."""
+    `autocommit`: the statement is its own transaction (one round trip, COMMIT included), so it
+    positions its change-log entries itself, under the append lock it then holds only until
+    its commit; otherwise the commit-time trigger positions them."""
     case_of_hash, rows = [], []
     for n, (_, case_rows) in enumerate(cases, start=1):
         case_of_hash += [n] * len(case_rows)
@@ -117,7 +119,8 @@ def create_cases(connection: Connection | Session, cases: list[tuple[dict, list[
         "idempotency_sealed_tokens": bytea_array(v["idempotency_sealed_token"] for v, _ in cases),
         "case_of_hash": int_array(case_of_hash), "types": text_array(r[0] for r in rows),
         "hash_values": text_array(r[1] for r in rows), "qualities": int_array(r[2] for r in rows),
-        "digests": bytea_array(r[3] for r in rows), "now": now}).scalar_one()
+        "digests": bytea_array(r[3] for r in rows), "now": now,
+        "position_now": autocommit}).scalar_one()
 
 
 # Array parameters as PostgreSQL array literals (parsed by the server, in C). Why by hand:

@@ -134,4 +134,4 @@ class SubmitBatcher:
     def _execute(self, batch: list[_Pending]) -> list[int]:
         with self.database.autocommit() as connection:
             return pg_writes.create_cases(connection, [(p.values, p.rows) for p in batch],
-                                          int(time.time()))
+                                          int(time.time()), autocommit=True)

@@ -56,7 +56,7 @@ def test_a_batch_equals_the_submits_one_by_one(db):
     batch = [case_input("adult", [h1, h2]), case_input("adult", [h2, h3]),
              case_input("under18_at_capture", [h2, h4]), case_input("adult", [h1])]
     with db.autocommit() as connection:
-        ids = pg_writes.create_cases(connection, batch, 1_700_000_000)
+        ids = pg_writes.create_cases(connection, batch, 1_700_000_000, autocommit=True)
     assert len(set(ids)) == 4
     with db.read() as s:
         refs = dict(s.execute(select(Case.id, Case.ref)).all())

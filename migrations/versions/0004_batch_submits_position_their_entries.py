@@ -8,12 +8,15 @@ without a position, queued a deferred trigger event, and at COMMIT the trigger f
 (a PL/pgSQL call and a lookup each) and the first firing rewrote every row with an UPDATE: a
 second version of each entry, with its five index entries written again (and later vacuumed).
 
-Now `hashguard_create_cases` shares every pathway's hashes first, and only then takes the
-change-log lock (the same transaction-scoped advisory lock the trigger takes) and inserts the
-batch's entries with their positions already drawn. Nothing that can wait comes after the lock:
-the insert touches no row another transaction can hold, so the lock is held, as before, for one
-statement and the commit record. Order and gap-freeness are those of store/changelog.py: every
-position is drawn under the lock, which is released only after the commit is visible.
+Now `hashguard_create_cases(..., p_position_now => true)` shares every pathway's hashes first,
+and only then takes the change-log lock (the same transaction-scoped advisory lock the trigger
+takes) and inserts the batch's entries with their positions already drawn. The submit batcher
+calls it so, in autocommit: the statement is the whole transaction, and nothing that can wait
+comes after the lock (the insert touches no row another transaction can hold), so the lock is
+held, as before, for one statement and the commit record. Order and gap-freeness are those of
+store/changelog.py: every position is drawn under the lock, released only after the commit is
+visible. Called inside a longer transaction (store/cases.create_case), `p_position_now => false`
+leaves the positions to the trigger at COMMIT, so the lock is never held across a round trip.
 
 The trigger stays for every other writer (withdrawals, additions, SQLAlchemy paths) and now fires
 only for rows inserted without a position (`WHEN (NEW.seq IS NULL)`), so a positioned insert
@@ -43,17 +46,17 @@ CREATE CONSTRAINT TRIGGER change_log_position_at_commit AFTER INSERT ON change_l
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION change_log_assign_position();
 """
 
-# Same arguments and result as 0003's version (store/pg_writes.create_cases calls it); the
-# difference is at the end: the entries are collected per pathway, then logged in one insert
-# under the lock, positions in (pathway, hash id) order -- the order 0003's rows were positioned
-# in (their ids followed the pathway loop and hash-id order).
+# 0003's arguments plus p_position_now, same result (store/pg_writes.create_cases calls it). The
+# entries are collected per pathway, then logged in one insert, positions in (pathway, hash id)
+# order -- the order 0003's rows were positioned in (their ids followed the pathway loop and
+# hash-id order).
 _CREATE_CASES = """
-CREATE OR REPLACE FUNCTION hashguard_create_cases(
+CREATE FUNCTION hashguard_create_cases(
     p_refs text[], p_pathways text[], p_token_verifiers bytea[], p_at timestamptz,
     p_idempotency_digests bytea[], p_idempotency_requests bytea[],
     p_idempotency_sealed_tokens bytea[],
     p_case_of_hash int[], p_types text[], p_values text[], p_qualities smallint[],
-    p_digests bytea[], p_now bigint)
+    p_digests bytea[], p_now bigint, p_position_now boolean)
 RETURNS bigint[] LANGUAGE plpgsql AS $$
 DECLARE
     v_case_ids bigint[];
@@ -118,25 +121,35 @@ BEGIN
         v_entry_pathways := v_entry_pathways || array_fill(v_pathway, ARRAY[cardinality(v_added)]);
     END LOOP;
 
-    IF cardinality(v_hash_ids) > 0 THEN
+    IF cardinality(v_hash_ids) > 0 AND p_position_now THEN
         PERFORM pg_advisory_xact_lock(1212629836);  -- 0x4847434C, "HGCL": held until COMMIT
+    END IF;
+    IF cardinality(v_hash_ids) > 0 THEN
         INSERT INTO change_log (seq, op, hash_id, signal_type, value, quality, pathway,
                                 logged_at, also_shared)
-        SELECT nextval('change_log_position'), 'add', e.hash_id, e.signal_type, e.value,
-               e.quality, e.pathway, floor(extract(epoch FROM clock_timestamp()))::bigint,
+        SELECT CASE WHEN p_position_now THEN nextval('change_log_position') END, 'add',
+               e.hash_id, e.signal_type, e.value, e.quality, e.pathway,
+               CASE WHEN p_position_now THEN floor(extract(epoch FROM clock_timestamp()))::bigint
+                    ELSE p_now END,
                e.also
         FROM (SELECT u.hash_id, h.signal_type, h.value, h.quality, u.pathway, u.also
                 FROM unnest(v_hash_ids, v_entry_pathways, v_also) WITH ORDINALITY
                      AS u(hash_id, pathway, also, n)
                 JOIN hashes h ON h.id = u.hash_id
                ORDER BY u.n) AS e;  -- positions drawn in this order (the trigger's pattern)
-        -- Wakes long-polling partners in every API process (partners/wakeup.py), at COMMIT.
-        PERFORM pg_notify('hashguard_change_log', '');
+        IF p_position_now THEN
+            -- Wakes long-polling partners in every API process (partners/wakeup.py), at COMMIT
+            -- (otherwise the trigger does).
+            PERFORM pg_notify('hashguard_change_log', '');
+        END IF;
     END IF;
 
     RETURN v_case_ids;
 END $$;
 """
+_CREATE_CASES_SIGNATURE = ("hashguard_create_cases(text[], text[], bytea[], timestamptz, bytea[], "
+                           "bytea[], bytea[], int[], text[], text[], smallint[], bytea[], bigint, "
+                           "boolean)")
 
 
 def _revision_0003():
@@ -150,11 +163,12 @@ def _revision_0003():
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_TRIGGER_FOR_UNPOSITIONED_ROWS)
+        op.execute(f"DROP FUNCTION {_revision_0003()._CREATE_CASES_SIGNATURE}")
         op.execute(_CREATE_CASES)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_TRIGGER_FOR_EVERY_ROW)
-        op.execute(_revision_0003()._CREATE_CASES.replace(
-            "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
+        op.execute(f"DROP FUNCTION {_CREATE_CASES_SIGNATURE}")
+        op.execute(_revision_0003()._CREATE_CASES)
