@@ -4,12 +4,12 @@ from __future__ import annotations
 import re
 
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from sqlalchemy.exc import IntegrityError
 
 from api import idempotency
-from api.client_limits import limit_case_writes, limit_token_lookups
+from api.client_limits import limit_case_writes, limit_case_writes_now, limit_token_lookups
 from api.deps import bearer_token, database, server_secret
 from api.errors import ApiError, error_responses
 from api.schemas import CaseCreate, CaseCreated, CaseStatus, HashesAdd, HashesAdded, HashStatus
@@ -31,19 +31,21 @@ def _settings(request: Request):
 
 
 @router.post("", status_code=201, response_model=CaseCreated,
-             responses=error_responses(413, 415, 422, 429),
-             dependencies=[Depends(limit_case_writes)])
+             responses=error_responses(413, 415, 422, 429))
 async def submit_case(
     body: CaseCreate,
     request: Request,
     idempotency_key: str | None = Header(None, max_length=idempotency.MAX_KEY_LENGTH,
                                          description="Retries with the same key return the same case"),
-    db: Database = Depends(database),
-    secret: bytes = Depends(server_secret),
 ):
     """Create a case from hashes only. The token in the answer is shown once and never again."""
-    # async: on PostgreSQL the submit joins a batch and awaits its commit (store/submit_batcher.py)
-    # with no thread-pool hop; the rest is short CPU work; replays (rare) go to a thread.
+    # The service's hot path, so no Depends (FastAPI solves each one per request) and no
+    # response-model round trip: the limit, the database and the secret are read directly, and
+    # the answer is serialised once. On PostgreSQL the submit joins a batch and awaits its commit
+    # (store/submit_batcher.py) with no thread-pool hop; replays (rare) go to a thread.
+    limit_case_writes_now(request)
+    db: Database = request.app.state.database
+    secret: bytes = request.app.state.server_secret
     signals = validate_hashes(body.hashes, _settings(request).max_hashes_per_request)
     if idempotency_key:
         replay = await run_in_threadpool(_replay, db, secret, idempotency_key, body.pathway,
@@ -65,8 +67,9 @@ async def submit_case(
             raise ApiError(409, "conflict", "please retry the request") from None
         return replay
     request.app.state.notify_change_log()
-    return CaseCreated(case_ref=case.ref, token=token, status=case.status, pathway=case.pathway,
-                       hash_count=len(signals))
+    created = CaseCreated(case_ref=case.ref, token=token, status=case.status,
+                          pathway=case.pathway, hash_count=len(signals))
+    return Response(created.model_dump_json(), status_code=201, media_type="application/json")
 
 
 def _replay(db: Database, secret: bytes, key: str, pathway: str, signals) -> JSONResponse | None:

@@ -27,10 +27,16 @@ def _limit(request: Request, limiter_name: str) -> None:
                        headers={"Retry-After": "60"})
 
 
-async def limit_case_writes(request: Request) -> None:
-    """Dependency: cap on case submissions and additions per client and hour (async: it never
-    blocks, and a sync dependency would cost a thread-pool hop per request)."""
+def limit_case_writes_now(request: Request) -> None:
+    """Cap on case submissions and additions per client and hour (called by the submit route
+    itself, which takes no dependencies)."""
     _limit(request, "case_writes")
+
+
+async def limit_case_writes(request: Request) -> None:
+    """Dependency: limit_case_writes_now (async: it never blocks, and a sync dependency would
+    cost a thread-pool hop per request)."""
+    limit_case_writes_now(request)
 
 
 async def limit_token_lookups(request: Request) -> None:
