@@ -24,7 +24,6 @@ import platform
 import random
 import secrets
 import shutil
-import statistics
 import subprocess
 import sys
 import threading

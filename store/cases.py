@@ -131,14 +131,24 @@ def create_case(session: Session, pathway: str, signals: list[Signal], token_ver
     return case_row
 
 
+def _enqueue(db: Database, pathway: str, signals: list[Signal], token_verifier: bytes,
+             idempotency: IdempotencyRecord | None):
+    """PostgreSQL: queue the case for the next batch; (its column values, the future of its id)."""
+    values = _case_values(pathway, token_verifier, idempotency)
+    return values, db.submit_batcher.enqueue(values, _digest_rows(signals))
+
+
+def _created(case_id: int, values: dict) -> CreatedCase:
+    return CreatedCase(case_id, values["ref"], values["status"], values["pathway"])
+
+
 async def submit_async(db: Database, pathway: str, signals: list[Signal], token_verifier: bytes,
                        idempotency: IdempotencyRecord | None = None) -> CreatedCase:
     """`submit` for async callers: on PostgreSQL it awaits the batch's commit without holding a
     thread; on SQLite it runs `submit` on a worker thread."""
     if db.is_postgres:
-        values = _case_values(pathway, token_verifier, idempotency)
-        case_id = await asyncio.wrap_future(db.submit_batcher.enqueue(values, _digest_rows(signals)))
-        return CreatedCase(case_id, values["ref"], values["status"], values["pathway"])
+        values, case_id = _enqueue(db, pathway, signals, token_verifier, idempotency)
+        return _created(await asyncio.wrap_future(case_id), values)
     return await asyncio.to_thread(submit, db, pathway, signals, token_verifier, idempotency)
 
 
@@ -147,9 +157,8 @@ def submit(db: Database, pathway: str, signals: list[Signal], token_verifier: by
     """Create a case in a transaction of its own. On PostgreSQL it joins concurrent submits in
     one statement and one commit (store/submit_batcher.py): the hot path of the service."""
     if db.is_postgres:
-        values = _case_values(pathway, token_verifier, idempotency)
-        case_id = db.submit_batcher.create(values, _digest_rows(signals))
-        return CreatedCase(case_id, values["ref"], values["status"], values["pathway"])
+        values, case_id = _enqueue(db, pathway, signals, token_verifier, idempotency)
+        return _created(case_id.result(), values)
     with db.transaction() as session:
         case = create_case(session, pathway, signals, token_verifier, idempotency)
         return CreatedCase(case.id, case.ref, case.status, case.pathway)

@@ -55,10 +55,6 @@ class SubmitBatcher:
         self._closed = False
         self.largest_batch = 0  # for tests and curiosity: did concurrent submits share commits?
 
-    def create(self, values: dict, rows: list) -> int:
-        """Create one case (its column values and hash rows); returns its id once committed."""
-        return self.enqueue(values, rows).result()
-
     def enqueue(self, values: dict, rows: list) -> Future:
         """Queue one case; the future resolves to its id once committed (async callers await
         it with asyncio.wrap_future: no thread is parked per waiting request)."""

@@ -57,6 +57,19 @@ def near(rng: random.Random, value: str, distance: int) -> str:
     return flip(value, rng.sample(range(256), distance))
 
 
+def apply_both(index: PdqIndex, reference: Reference, batch) -> None:
+    """Apply a batch of (is_add, value, pathway) to the index and to the reference."""
+    index.apply_batch(batch)
+    for entry in batch:
+        reference.apply(*entry)
+
+
+def near_adds(rng: random.Random, bases: list[str], count: int, pathway: str = ADULT):
+    """`count` adds of values within distance 0..39 of random bases."""
+    return [(True, near(rng, rng.choice(bases), rng.randrange(0, 40)), pathway)
+            for _ in range(count)]
+
+
 def rebuilt(reference: Reference) -> PdqIndex:
     index = PdqIndex(background=False)
     index.apply_batch([(True, v, p) for v, ps in reference.pathways.items() for p in sorted(ps)])
@@ -83,9 +96,7 @@ def test_incremental_adds_and_removes_answer_like_a_rebuild(background):
                 value = rng.choice(known)
             is_add = kind < 0.45 or rng.random() < 0.4
             batch.append((is_add, value, rng.choice([ADULT, MINOR])))
-        index.apply_batch(batch)
-        for entry in batch:
-            reference.apply(*entry)
+        apply_both(index, reference, batch)
         if step % 13 == 12:
             index.compact()  # merges the delta and drops tombstones; rows get reused after
         for _ in range(8):
@@ -348,7 +359,7 @@ def _populated(rng: random.Random, reference: Reference, index: PdqIndex):
     index.apply_batch(entries)
     index.compact()
     removed = [(False, v, p) for _, v, p in rng.sample(entries, 120)]
-    delta = [(True, near(rng, rng.choice(bases), rng.randrange(0, 40)), ADULT) for _ in range(150)]
+    delta = near_adds(rng, bases, 150)
     index.apply_batch(removed)
     index.apply_batch(delta)
     for entry in entries + removed + delta:
@@ -393,9 +404,7 @@ def test_every_state_between_slots_of_a_merge_answers_exactly(monkeypatch):
         # values whose tombstones are being dropped, back: they must get fresh rows
         batch += [(True, v, MINOR) for v in dropping[:4]]
         del dropping[:4]
-        index.apply_batch(batch)
-        for entry in batch:
-            reference.apply(*entry)
+        apply_both(index, reference, batch)
 
     def merge_slot_then_check(self, s, plan):
         if s == 0:  # planned, nothing published yet
@@ -466,11 +475,7 @@ def test_growing_the_id_arena_and_the_rows_keeps_answers(monkeypatch):
     bases = [random_value(rng) for _ in range(20)]
     capacities = set()
     for _ in range(6):
-        batch = [(True, near(rng, rng.choice(bases), rng.randrange(0, 40)), ADULT)
-                 for _ in range(700)]
-        index.apply_batch(batch)
-        for entry in batch:
-            reference.apply(*entry)
+        apply_both(index, reference, near_adds(rng, bases, 700))
         index.compact()
         capacities.add((index._arenas.id_capacity, len(index._view.rows)))
         _assert_same_answers(index, reference, rng, bases, count=20)
@@ -489,11 +494,7 @@ def test_a_burst_of_adds_waits_for_merges_instead_of_growing_the_delta(monkeypat
         reference.apply(*entry)
     largest = 0
     for _ in range(15):
-        batch = [(True, near(rng, rng.choice(bases), rng.randrange(0, 40)), ADULT)
-                 for _ in range(200)]
-        index.apply_batch(batch)
-        for entry in batch:
-            reference.apply(*entry)
+        apply_both(index, reference, near_adds(rng, bases, 200))
         largest = max(largest, index._view.delta_len)
     assert largest <= 300 + 200
     index.wait_for_merge()
