@@ -20,6 +20,8 @@ COPY migrations /app/migrations
 COPY web /app/web
 ENV HASHGUARD_WEB_DIR=/app/web
 ENV HASHGUARD_MIGRATIONS=/app/migrations
+# numba caches the match index's compiled loop here (site-packages is not the user's to write)
+ENV NUMBA_CACHE_DIR=/var/lib/hashguard/.numba-cache
 USER hashguard
 WORKDIR /var/lib/hashguard
 ENV HASHGUARD_DATABASE_URL=sqlite:////var/lib/hashguard/hashguard.db

@@ -1,5 +1,6 @@
 """Exact PDQ radius search (Hamming distance <= 31) over millions of hashes: a multi-index hash
-written with numpy, updated incrementally, lookups lock-free, memory bounded at all times.
+in numpy arrays, probed by a compiled loop (partners/pdq_kernel.py), updated incrementally,
+lookups lock-free, memory bounded at all times.
 
 Why not faiss: python-threatexchange's PDQIndex (faiss IndexBinaryMultiHash, 16 slots of 16 bits)
 does ~98 lookups/s at 10 M random hashes on this 2-core machine, faiss flat ~121/s, and the best
@@ -9,23 +10,27 @@ per-probe hash-map lookups and per-candidate work dominate. The goal is >= 4,000
 
 Layout
 ------
-The 256 bits are cut into 11 contiguous slots (3 of 24 bits, 8 of 23). Pigeonhole: if
-d(a, b) <= 31 then some slot differs in <= floor(31 / 11) = 2 bits, so probing every slot with
-its key and all keys within 2 bit flips (1 + L + L(L-1)/2 each: 3,119 probes in all) finds every
-match. At 10 M hashes a 23-bit bucket holds ~1.2 ids, so a lookup verifies ~3,200 candidates
-(16 x 16-bit slots would be 272 probes but ~41,000 candidates; measured slower).
+The 256 bits are cut into 11 contiguous slots: 6 of 24 bits, 4 of 23 and one of 20. A slot is
+probed with its key and every key within t bit flips: t = 2 for the first ten, t = 1 for the
+20-bit one. Generalised pigeonhole: if every slot differed in more than its t bits, the distance
+would be at least sum(t + 1) = 10 x 3 + 2 = 32; so a hash within 31 is in some probed bucket,
+and the search is exact. (Eleven slots all at t = 2 sum to 33, one more than needed; spending
+the spare flip on a narrow slot saves probes.) That makes 2,935 probes in all, and at 10 M
+hashes ~2,600 candidates to verify (a 24-bit bucket holds ~0.6 ids, a 23-bit one ~1.2, a 20-bit
+one ~9.5). Probes plus candidates are ~14 % fewer than with 3 x 24 + 8 x 23 bits all at t = 2
+(3,119 probes, ~3,200 candidates), and far fewer than 16 x 16-bit slots at t = 1 (272 probes
+but ~41,000 candidates; measured slower).
 
 Each slot is a CSR table: its bucket starts (2^L + 1 int32, relative to the slot's id list) and
 its id list (int32 row numbers sorted by bucket). All slots' bucket starts live in ONE int32
-array and all id lists in another (two "arenas", each cut into page-aligned regions), so a
-lookup is a handful of vectorised numpy calls with no Python loop per probe or per slot: gather
-3,119 bucket bounds (one np.take; each probe carries its slot's region start), expand them into
-candidate positions with one np.repeat, gather ids and the candidates' 4 x uint64 words, XOR +
-np.bitwise_count on two words (a random pair at 2 words is ~64 apart, so this rejects nearly
-everything), then the full 256-bit distance on the few survivors. Memory at 10 M: rows 320 MB +
-ids 440 MB + bucket starts 470 MB + pathway masks 10 MB ~= 1.25 GB. The arenas are anonymous
-mappings with transparent huge pages (as numpy's own large arrays): with 4 KB pages the random
-gathers are ~10% slower.
+array and all id lists in another (two "arenas", each cut into page-aligned regions), and each
+probe carries its slot's region starts, so a lookup is one call of the compiled kernel: read
+2,935 bucket bounds, copy the candidates' ids, XOR + popcount on the candidates' first two
+words (a random pair is ~64 apart on 128 bits, so this rejects nearly everything); then the
+full 256-bit distance, in Python, on the few survivors. Memory at 10 M: rows 320 MB + ids 440 MB
++ bucket starts 540 MB + pathway masks 10 MB ~= 1.3 GB. The arenas are anonymous mappings with
+transparent huge pages (as numpy's own large arrays): with 4 KB pages the random reads are
+~10% slower.
 
 Rows, removes, adds, and what is rebuilt when
 ---------------------------------------------
@@ -35,7 +40,7 @@ Rows, removes, adds, and what is rebuilt when
   no structural change at all.
 * A new value gets a row (a freed one or the next) and goes into the DELTA tier: its row number
   is appended to `delta_rows` and its words to `delta_words`, which lookups scan brute force
-  (vectorised popcount). So a new hash is matchable as soon as catch_up has applied its entry.
+  (the compiled scan_block). So a new hash is matchable as soon as catch_up has applied its entry.
   The delta is bounded: past MAX_DELTA_ROWS (a catch-up burst), apply_batch waits for a merge.
 * MERGE (background thread; started when the delta reaches MERGE_DELTA_ROWS, or by `compact()`,
   or `bulk_load`): merges the delta rows present at its start into the main table ONE SLOT AT A
@@ -75,9 +80,15 @@ from typing import NamedTuple
 
 import numpy as np
 
+from partners.pdq_kernel import probe_main, scan_block
+
 THRESHOLD = 31
-SLOT_BITS = (24, 24, 24) + (23,) * 8
-assert sum(SLOT_BITS) == 256 and THRESHOLD // len(SLOT_BITS) == 2
+# Slot widths and how many bits of each key are flipped when probing (see "Layout"): exact as
+# long as the flips plus one, summed over the slots, exceed the threshold.
+SLOT_BITS = (24,) * 6 + (23,) * 4 + (20,)
+SLOT_FLIPS = (2,) * 10 + (1,)
+assert sum(SLOT_BITS) == 256 and sum(t + 1 for t in SLOT_FLIPS) > THRESHOLD
+assert all(0 <= t <= 2 for t in SLOT_FLIPS)
 SLOT_START = tuple(int(x) for x in np.cumsum((0,) + SLOT_BITS[:-1]))
 NSLOTS = len(SLOT_BITS)
 assert sys.byteorder == "little"  # packed (key << 32 | row) is split by viewing it as 2 x uint32
@@ -102,11 +113,12 @@ PAGE_INT32 = mmap.PAGESIZE // 4
 
 
 def _probe_tables():
-    """Per probe: its slot, and the XOR mask (0, 1 or 2 bits flipped) applied to the slot's key."""
+    """Per probe: its slot, and the XOR mask (up to SLOT_FLIPS bits flipped) applied to the
+    slot's key."""
     slots, flips = [], []
-    for s, bits in enumerate(SLOT_BITS):
-        masks = [0] + [1 << i for i in range(bits)] + [
-            (1 << i) | (1 << j) for i, j in itertools.combinations(range(bits), 2)]
+    for s, (bits, most) in enumerate(zip(SLOT_BITS, SLOT_FLIPS)):
+        masks = [sum(1 << i for i in chosen) for k in range(most + 1)
+                 for chosen in itertools.combinations(range(bits), k)]
         slots += [s] * len(masks)
         flips += masks
     return np.array(slots, dtype=np.intp), np.array(flips, dtype=np.int64)
@@ -268,24 +280,18 @@ def _main_table(starts: np.ndarray | None, ids: np.ndarray | None,
 
 
 EMPTY_MAIN = MainTable(None, None, (), np.zeros(0, np.intp), np.zeros(0, np.int32), 0)
-_ARANGE = np.arange(1 << 16, dtype=np.int32)
-
-
-def _arange(n: int) -> np.ndarray:
-    return _ARANGE[:n] if n <= len(_ARANGE) else np.arange(n, dtype=np.int32)
-
-
 class _Arenas:
     """The memory behind the main table (merge thread only): the two arenas and which of their
     regions are spare. Starts: one region per slot plus a spare per slot width; ids: one region
     per slot plus one spare, all of `id_capacity` entries."""
 
     def __init__(self, id_capacity: int) -> None:
-        widths = list(SLOT_BITS) + [24, 23]  # the 11 slots, then the two spares
+        spare_widths = sorted(set(SLOT_BITS))
+        widths = list(SLOT_BITS) + spare_widths  # the 11 slots, then a spare per width
         sizes = [_page_round((1 << b) + 1) for b in widths]
         bases = np.cumsum([0] + sizes[:-1]).tolist()
         self.starts = _Int32Arena(sum(sizes))
-        self.spare_starts = {24: bases[NSLOTS], 23: bases[NSLOTS + 1]}
+        self.spare_starts = dict(zip(spare_widths, bases[NSLOTS:]))
         self.slot_starts = bases[:NSLOTS]
         self._new_ids(id_capacity)
 
@@ -706,50 +712,22 @@ class PdqIndex:
     def _lookup(view: View, value: str, want: int, threshold: int) -> list[tuple[str, int]]:
         q = int(value, 16)
         qw = np.array([q >> 192, (q >> 128) & _WORD, (q >> 64) & _WORD, q & _WORD], np.uint64)
-        hits: set[int] = set()  # rows passing the 2-word filter, each once
+        close = []  # rows passing the 2-word filter (a row may come from several slots)
         main = view.main
         if main.count:
             qkeys = np.array([(q >> shift) & mask for shift, mask in _SLOT_SHIFT_MASK], np.int64)
-            g = qkeys.take(_PROBE_SLOT)
-            g ^= _PROBE_FLIP
-            g += main.probe_starts
-            start = main.starts.take(g)
-            g += 1
-            end = main.starts.take(g)
-            lengths = end - start
-            ends = lengths.cumsum(dtype=np.int32)
-            n = int(ends[-1])
-            if n:
-                # positions of all candidates: bucket i contributes start[i] .. end[i]-1, and its
-                # first candidate is number ends[i] - lengths[i]  (int32 throughout: fastest)
-                shift = end - ends
-                shift += main.probe_ids
-                positions = shift.repeat(lengths)
-                positions += _arange(n)
-                _close_rows(view.rows, main.ids.take(positions), qw, threshold, hits)
+            close.append(probe_main(main.starts, main.ids, view.rows, main.probe_starts,
+                                    main.probe_ids, _PROBE_SLOT, _PROBE_FLIP, qkeys, qw,
+                                    threshold))
         if view.delta_len:
-            _close_rows(view.delta_words[:view.delta_len], view.delta_rows[:view.delta_len], qw,
-                        threshold, hits, gather=False)
+            close.append(scan_block(view.delta_words[:view.delta_len],
+                                    view.delta_rows[:view.delta_len], qw, threshold))
         found = []
-        for row in hits:  # a handful: the exact distance with Python ints
-            if view.masks[row] & want:
+        for row in set(itertools.chain.from_iterable(c.tolist() for c in close)):
+            if view.masks[row] & want:  # a handful: the exact distance with Python ints
                 candidate = hex_of(view.rows[row])
                 distance = (int(candidate, 16) ^ q).bit_count()
                 if distance <= threshold:
                     found.append((candidate, distance))
         found.sort(key=lambda m: (m[1], m[0]))
         return found
-
-
-def _close_rows(words: np.ndarray, rows: np.ndarray, qw: np.ndarray, threshold: int,
-                hits: set[int], gather: bool = True) -> None:
-    """Add to `hits` the rows whose first 2 words are within `threshold` of the query's: a
-    random pair is ~64 apart on 128 bits, so this keeps true matches and next to nothing else.
-    `words` is indexed by row number (gather) or aligned with `rows`."""
-    if gather:
-        words = words.take(rows, axis=0)
-    d = np.bitwise_count(words[:, 0] ^ qw[0])
-    d += np.bitwise_count(words[:, 1] ^ qw[1])
-    close = np.flatnonzero(d <= threshold)
-    if len(close):
-        hits.update(rows.take(close).tolist())

@@ -3,6 +3,7 @@ and removes answer like a rebuild, recall at every distance 0..31 (adversarial b
 included), nothing at 32+, real PDQ hashes of transformed test images, pathways, concurrency."""
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -16,7 +17,7 @@ from hashing.signals import pdq
 from hashing.signals.base import UnusableMedia
 from partners.match_index import MatchIndex
 from partners import match_pdq
-from partners.match_pdq import SLOT_BITS, SLOT_START, PdqIndex, build_slot, hex_of
+from partners.match_pdq import SLOT_BITS, SLOT_FLIPS, SLOT_START, PdqIndex, build_slot, hex_of
 from tests.testdata import PDQ_DIR, require_testdata
 
 ADULT, MINOR = "adult", "under18_at_capture"
@@ -162,16 +163,28 @@ def test_adversarial_spreads_at_distance_31_and_32(loaded):
         bits = adversarial_flips(rng, sixteen, [1 if i == lone else 2 for i in range(16)])
         assert len(bits) == 31
         assert dict(index.lookup(flip(base, bits), [ADULT])).get(base) == 31
-        # this index's 11 slots: 9 with 3 flips and 2 with 2 (every slot as far as d=31 allows)
-        per_slot = [3] * 9 + [2] * 2
-        rng.shuffle(per_slot)
-        bits = adversarial_flips(rng, ours, per_slot)
-        assert len(bits) == 31
-        assert dict(index.lookup(flip(base, bits), [ADULT])).get(base) == 31
-        # distance 32 spread so that no slot has fewer than 2 flips: must not be reported
-        per_slot = [3] * 10 + [2]
-        bits = adversarial_flips(rng, ours, per_slot)[:32]
+        # this index's slots: every slot one flip past what it is probed with, except one slot
+        # (each in turn) exactly at it -- d = 31, and only that one slot can find it
+        for lone in range(len(ours)):
+            per_slot = [t + (0 if i == lone else 1) for i, t in enumerate(SLOT_FLIPS)]
+            bits = adversarial_flips(rng, ours, per_slot)
+            assert len(bits) == 31
+            assert dict(index.lookup(flip(base, bits), [ADULT])).get(base) == 31, lone
+        # distance 32 with every slot past its probes: must not be reported
+        bits = adversarial_flips(rng, ours, [t + 1 for t in SLOT_FLIPS])
+        assert len(bits) == 32
         assert base not in dict(index.lookup(flip(base, bits), [ADULT]))
+
+
+def test_probes_are_exact_by_generalised_pigeonhole():
+    """Any distance <= 31 leaves some slot within its flips (sum of flips + 1 over the slots
+    exceeds 31), and every key within a slot's flips is probed exactly once."""
+    assert sum(t + 1 for t in SLOT_FLIPS) == match_pdq.THRESHOLD + 1
+    for s, (bits, most) in enumerate(zip(SLOT_BITS, SLOT_FLIPS)):
+        flips = match_pdq._PROBE_FLIP[match_pdq._PROBE_SLOT == s]
+        assert len(set(flips.tolist())) == len(flips) == sum(math.comb(bits, k)
+                                                            for k in range(most + 1))
+        assert all(int(f).bit_count() <= most and int(f) < (1 << bits) for f in flips)
 
 
 def _hash(path) -> str | None:
