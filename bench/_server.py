@@ -115,10 +115,19 @@ def running_server(database_url: str, workers: int = 1, port: int | None = None,
            "--no-access-log", "--log-level", "warning"]
     if workers > 1:
         cmd += ["--workers", str(workers)]
-    process = subprocess.Popen(cmd, env=server_env, cwd=str(ROOT))
+    # The service's own log (a JSON line per request at the default level, as an operator runs
+    # it) goes to a file, not into the bench's figures; its last lines are shown if it fails.
+    log_path = Path(data_dir) / "server.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(cmd, env=server_env, cwd=str(ROOT), stdout=log_file,
+                                   stderr=subprocess.STDOUT)
     server = Server(process, f"http://127.0.0.1:{port}", workers)
     try:
-        _wait_ready(server, startup_timeout)
+        try:
+            _wait_ready(server, startup_timeout)
+        except RuntimeError:
+            print(_tail(log_path), file=sys.stderr)
+            raise
         yield server
     finally:
         process.terminate()
@@ -128,6 +137,10 @@ def running_server(database_url: str, workers: int = 1, port: int | None = None,
             process.kill()
             process.wait()
         subprocess.run(["rm", "-rf", data_dir], check=False)
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def _wait_ready(server: Server, timeout: float) -> None:
