@@ -110,6 +110,7 @@ async def _drive(base_url: str, kind: str, concurrency: int, warmup: float, seco
     import httpx
 
     latencies: list[float] = []
+    arrivals: list[float] = []  # seconds into the measured window, one per latency
     errors: list[str] = []
     error_count = 0
     measured_ok = 0
@@ -166,6 +167,7 @@ async def _drive(base_url: str, kind: str, concurrency: int, warmup: float, seco
         if status == expected:
             measured_ok += 1
             latencies.append(t1 - t0)
+            arrivals.append(t0 - measure_from)
         else:
             error_count += 1
             if len(errors) < 5:
@@ -217,7 +219,8 @@ async def _drive(base_url: str, kind: str, concurrency: int, warmup: float, seco
     finally:
         for client in clients:
             await client.aclose()
-    return {"ok": measured_ok, "latencies": latencies, "errors": errors, "error_count": error_count}
+    return {"ok": measured_ok, "latencies": latencies, "arrivals": arrivals, "errors": errors,
+            "error_count": error_count}
 
 
 def _load_process(base_url: str, kind: str, concurrency: int, warmup: float, seconds: float,
@@ -287,15 +290,32 @@ class DbSampler(threading.Thread):
                 + ", ".join(parts))
 
 
+def postgres_background(database_url: str) -> Counter:
+    """Counters of PostgreSQL's own background work: checkpoints (the whole cluster), and
+    autovacuum / autoanalyze runs on the bench database's tables."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        checkpoints = conn.execute("SELECT checkpoints_timed + checkpoints_req "
+                                   "FROM pg_stat_bgwriter").fetchone()[0]
+        vacuums, analyzes = conn.execute(
+            "SELECT coalesce(sum(autovacuum_count), 0), coalesce(sum(autoanalyze_count), 0) "
+            "FROM pg_stat_user_tables").fetchone()
+    return Counter(checkpoints=int(checkpoints), autovacuum=int(vacuums),
+                   autoanalyze=int(analyzes))
+
+
 def run_phase(server, kind: str, concurrency: int, warmup: float, seconds: float,
               client_kind: str, sampler: DbSampler | None = None,
-              py_spy_dir: Path | None = None, rate: float = 0.0) -> dict:
+              py_spy_dir: Path | None = None, rate: float = 0.0,
+              database_url: str | None = None) -> dict:
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
     started = ctx.Event()
     process = ctx.Process(target=_load_process,
                           args=(server.base_url, kind, concurrency, warmup, seconds, client_kind,
                                 rate, results, started))
+    background0 = postgres_background(database_url) if database_url else Counter()
     process.start()
     if not started.wait(timeout=300):  # spawn, imports, request bodies, connections
         raise RuntimeError("the load process did not start")
@@ -325,6 +345,8 @@ def run_phase(server, kind: str, concurrency: int, warmup: float, seconds: float
     outcome["postgres_cpu_pct"] = 100 * (pg_cpu1 - pg_cpu0) / elapsed
     outcome["machine_busy_pct"] = 100 * (busy1 - busy0) / max(1, total1 - total0)
     outcome["seconds"] = seconds
+    if database_url:  # (includes the warm-up)
+        outcome["postgres_background"] = postgres_background(database_url) - background0
     return outcome
 
 
@@ -364,9 +386,35 @@ def describe(label: str, outcome: dict, unit: str) -> float:
         # CPU per request is what decides throughput on a saturated 2-core machine.
         print(f"  cpu per request: server {10 * outcome['server_cpu_pct'] / rate:.2f} ms, "
               f"PostgreSQL {10 * outcome['postgres_cpu_pct'] / rate:.2f} ms")
+    if "postgres_background" in outcome:
+        done = outcome["postgres_background"]
+        print("  PostgreSQL background work during the phase: "
+              + ", ".join(f"{name} {done[name]}" for name in ("checkpoints", "autovacuum",
+                                                                "autoanalyze")))
+    if outcome.get("arrivals"):
+        print(f"  slowest seconds: {slowest_windows(outcome)}")
     for error in outcome["errors"]:
         print(f"  error: {error}")
     return rate
+
+
+def slowest_windows(outcome: dict, count: int = 3) -> str:
+    """Where the tail is: the measured seconds with the highest p99, and what share of all the
+    answers slower than the goal fell in them (one stall, or spread over the run)."""
+    by_second: dict[int, list[float]] = {}
+    for at, latency in zip(outcome["arrivals"], outcome["latencies"]):
+        by_second.setdefault(int(at), []).append(latency)
+    slow = sum(latency * 1e3 > GOAL_P99_MS for latency in outcome["latencies"])
+    worst = sorted(by_second.items(), key=lambda item: -percentile(sorted(item[1]), 99))[:count]
+    parts, in_worst = [], 0
+    for second, values in sorted(worst):
+        values.sort()
+        over = sum(v * 1e3 > GOAL_P99_MS for v in values)
+        in_worst += over
+        parts.append(f"s{second} p99 {1e3 * percentile(values, 99):.0f} ms ({over} over "
+                     f"{GOAL_P99_MS} ms)")
+    share = f"{in_worst} of {slow}" if slow else "none of 0"
+    return "; ".join(parts) + f"; answers over {GOAL_P99_MS} ms in these seconds: {share}"
 
 
 def populate(url: str, cases: int) -> float:
@@ -470,7 +518,7 @@ def main() -> int:
             sampler.start()
             try:
                 submits = run_phase(server, "submit", args.concurrency, args.warmup, args.seconds,
-                                    args.client, sampler, args.py_spy)
+                                    args.client, sampler, args.py_spy, database_url=url)
             finally:
                 sampler.stop_event.set()
                 sampler.join()
@@ -480,7 +528,7 @@ def main() -> int:
             at_rate = submits
             if args.rate:
                 at_rate = run_phase(server, "submit", args.connections, args.warmup, args.seconds,
-                                    args.client, rate=args.rate)
+                                    args.client, rate=args.rate, database_url=url)
                 describe(f"POST /v1/cases, open loop: Poisson arrivals at {args.rate:.0f}/s over "
                          f"{args.connections} connections (latency from the scheduled arrival)",
                          at_rate, "cases")
