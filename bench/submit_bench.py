@@ -10,6 +10,10 @@ Phases, each with an unmeasured warm-up:
      throughput; the database is sampled for what its backends wait on;
   3. POST /v1/cases, open loop: Poisson arrivals at --rate per second, latency counted from each
      arrival's scheduled time: the latency a person sees while the service carries that load.
+Each submit phase also prints PostgreSQL's background work during it (checkpoints, autovacuum
+runs, WAL written and full-page images per request) and its three slowest seconds (wall clock,
+p99, how many of the answers slower than the goal fell in them): a tail from one stalled commit
+looks different from one spread over the run.
     python bench/submit_bench.py [--seconds 20] [--concurrency 32] [--rate 500] [--workers N]
         [--warmup 3] [--baseline-seconds S] [--client raw|httpx] [--py-spy DIR]
 """
@@ -220,7 +224,8 @@ async def _drive(base_url: str, kind: str, concurrency: int, warmup: float, seco
         for client in clients:
             await client.aclose()
     return {"ok": measured_ok, "latencies": latencies, "arrivals": arrivals, "errors": errors,
-            "error_count": error_count}
+            "error_count": error_count,
+            "wall_start": time.time() - (time.perf_counter() - measure_from)}
 
 
 def _load_process(base_url: str, kind: str, concurrency: int, warmup: float, seconds: float,
@@ -301,8 +306,9 @@ def postgres_background(database_url: str) -> Counter:
         vacuums, analyzes = conn.execute(
             "SELECT coalesce(sum(autovacuum_count), 0), coalesce(sum(autoanalyze_count), 0) "
             "FROM pg_stat_user_tables").fetchone()
+        wal_bytes, wal_fpi = conn.execute("SELECT wal_bytes, wal_fpi FROM pg_stat_wal").fetchone()
     return Counter(checkpoints=int(checkpoints), autovacuum=int(vacuums),
-                   autoanalyze=int(analyzes))
+                   autoanalyze=int(analyzes), wal_bytes=int(wal_bytes), wal_fpi=int(wal_fpi))
 
 
 def run_phase(server, kind: str, concurrency: int, warmup: float, seconds: float,
@@ -388,9 +394,12 @@ def describe(label: str, outcome: dict, unit: str) -> float:
               f"PostgreSQL {10 * outcome['postgres_cpu_pct'] / rate:.2f} ms")
     if "postgres_background" in outcome:
         done = outcome["postgres_background"]
+        requests = max(1, outcome["ok"])  # (the counters include the warm-up: an upper bound)
         print("  PostgreSQL background work during the phase: "
               + ", ".join(f"{name} {done[name]}" for name in ("checkpoints", "autovacuum",
-                                                                "autoanalyze")))
+                                                                "autoanalyze"))
+              + f"; WAL {done['wal_bytes'] / 2**20:.0f} MiB ({done['wal_bytes'] / requests / 1024:.1f}"
+              f" KiB and {done['wal_fpi'] / requests:.1f} full-page images per request)")
     if outcome.get("arrivals"):
         print(f"  slowest seconds: {slowest_windows(outcome)}")
     for error in outcome["errors"]:
@@ -411,8 +420,9 @@ def slowest_windows(outcome: dict, count: int = 3) -> str:
         values.sort()
         over = sum(v * 1e3 > GOAL_P99_MS for v in values)
         in_worst += over
-        parts.append(f"s{second} p99 {1e3 * percentile(values, 99):.0f} ms ({over} over "
-                     f"{GOAL_P99_MS} ms)")
+        clock = time.strftime("%H:%M:%S", time.gmtime(outcome["wall_start"] + second))
+        parts.append(f"s{second} ({clock} UTC) p99 {1e3 * percentile(values, 99):.0f} ms "
+                     f"({over} over {GOAL_P99_MS} ms)")
     share = f"{in_worst} of {slow}" if slow else "none of 0"
     return "; ".join(parts) + f"; answers over {GOAL_P99_MS} ms in these seconds: {share}"
 
@@ -497,9 +507,14 @@ def main() -> int:
         import psycopg
         with psycopg.connect(url) as conn:
             version = conn.execute("SHOW server_version").fetchone()[0]
-            sync = conn.execute("SHOW synchronous_commit").fetchone()[0]
-        print(f"database: PostgreSQL {version} at {url.rsplit('@', 1)[-1]} "
-              f"(synchronous_commit={sync}), throwaway")
+            # the settings that decide how often checkpoints write behind the commits' WAL
+            # flushes (the open loop's tail, measured: a stalled flush holds every commit)
+            settings = ", ".join(
+                f"{name}={conn.execute(f'SHOW {name}').fetchone()[0]}"
+                for name in ("synchronous_commit", "shared_buffers", "max_wal_size",
+                             "checkpoint_timeout", "wal_compression"))
+        print(f"database: PostgreSQL {version} at {url.rsplit('@', 1)[-1]} ({settings}), "
+              f"throwaway")
         if args.existing_cases:
             took = populate(url, args.existing_cases)
             print(f"populated: {args.existing_cases:,} cases of {HASHES_PER_CASE} hashes "
