@@ -88,7 +88,7 @@ THRESHOLD = 31
 SLOT_BITS = (24,) * 6 + (23,) * 4 + (20,)
 SLOT_FLIPS = (2,) * 10 + (1,)
 assert sum(SLOT_BITS) == 256 and sum(t + 1 for t in SLOT_FLIPS) > THRESHOLD
-assert all(0 <= t <= 2 for t in SLOT_FLIPS)
+assert all(0 <= t <= 2 for t in SLOT_FLIPS)  # 3 flips of a 24-bit key: 2,325 probes per slot
 SLOT_START = tuple(int(x) for x in np.cumsum((0,) + SLOT_BITS[:-1]))
 NSLOTS = len(SLOT_BITS)
 assert sys.byteorder == "little"  # packed (key << 32 | row) is split by viewing it as 2 x uint32
@@ -280,6 +280,8 @@ def _main_table(starts: np.ndarray | None, ids: np.ndarray | None,
 
 
 EMPTY_MAIN = MainTable(None, None, (), np.zeros(0, np.intp), np.zeros(0, np.int32), 0)
+
+
 class _Arenas:
     """The memory behind the main table (merge thread only): the two arenas and which of their
     regions are spare. Starts: one region per slot plus a spare per slot width; ids: one region
