@@ -249,11 +249,13 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _machine_busy() -> tuple[int, int]:
-    """(busy, total) jiffies of all CPUs from /proc/stat."""
+def _machine_busy() -> tuple[int, int, int]:
+    """(busy, total, steal) jiffies of all CPUs from /proc/stat. Steal is time the hypervisor
+    gave this VM's CPUs to others: on a shared host it moves CPU per request between runs."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
+    steal = fields[7] if len(fields) > 7 else 0
+    return sum(fields) - idle, sum(fields), steal
 
 
 class DbSampler(threading.Thread):
@@ -326,7 +328,7 @@ def run_phase(server, kind: str, concurrency: int, warmup: float, seconds: float
     if not started.wait(timeout=300):  # spawn, imports, request bodies, connections
         raise RuntimeError("the load process did not start")
     time.sleep(warmup + 0.2)  # start measuring inside the window
-    server_cpu0, (busy0, total0) = server.cpu_seconds(), _machine_busy()
+    server_cpu0, (busy0, total0, steal0) = server.cpu_seconds(), _machine_busy()
     pg_cpu0 = postgres_cpu_seconds()
     client_cpu0 = process_cpu_seconds(process.pid)
     t0 = time.perf_counter()
@@ -341,7 +343,7 @@ def run_phase(server, kind: str, concurrency: int, warmup: float, seconds: float
     elapsed = time.perf_counter() - t0
     if sampler:
         sampler.active_enabled.clear()
-    server_cpu1, (busy1, total1) = server.cpu_seconds(), _machine_busy()
+    server_cpu1, (busy1, total1, steal1) = server.cpu_seconds(), _machine_busy()
     pg_cpu1 = postgres_cpu_seconds()
     process.join()
     for spy in spies:
@@ -350,6 +352,7 @@ def run_phase(server, kind: str, concurrency: int, warmup: float, seconds: float
     outcome["client_cpu_pct"] = 100 * (client_cpu1 - client_cpu0) / max(0.1, seconds - 1.0)
     outcome["postgres_cpu_pct"] = 100 * (pg_cpu1 - pg_cpu0) / elapsed
     outcome["machine_busy_pct"] = 100 * (busy1 - busy0) / max(1, total1 - total0)
+    outcome["steal_pct"] = 100 * (steal1 - steal0) / max(1, total1 - total0)
     outcome["seconds"] = seconds
     if database_url:  # (includes the warm-up)
         outcome["postgres_background"] = postgres_background(database_url) - background0
@@ -387,7 +390,8 @@ def describe(label: str, outcome: dict, unit: str) -> float:
     print(f"  cpu: server {outcome['server_cpu_pct']:.0f}% (of one core), "
           f"PostgreSQL {outcome['postgres_cpu_pct']:.0f}%, "
           f"load client {outcome['client_cpu_pct']:.0f}%, "
-          f"machine busy {outcome['machine_busy_pct']:.0f}% of {os.cpu_count()} cores")
+          f"machine busy {outcome['machine_busy_pct']:.0f}% of {os.cpu_count()} cores "
+          f"(stolen by the hypervisor: {outcome['steal_pct']:.1f}%)")
     if rate:
         # CPU per request is what decides throughput on a saturated 2-core machine.
         print(f"  cpu per request: server {10 * outcome['server_cpu_pct'] / rate:.2f} ms, "
