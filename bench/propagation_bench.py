@@ -39,17 +39,15 @@ def random_pdq() -> str:
             return f"{value:064x}"
 
 
-def _paced(rate: float, count: int, make) -> list:
+async def _paced(rate: float, count: int, make) -> list:
     """Start make(n) for n < count at a fixed rate (open loop); wait for all."""
-    async def run():
-        tasks, start = [], time.monotonic()
-        for n in range(count):
-            delay = start + n / rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(make(n)))
-        return await asyncio.gather(*tasks)
-    return run()
+    tasks, start = [], time.monotonic()
+    for n in range(count):
+        delay = start + n / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(make(n)))
+    return await asyncio.gather(*tasks)
 
 
 def load(base_url: str, rate: float, seconds: float, withdraw_rate: float,

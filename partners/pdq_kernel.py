@@ -29,6 +29,12 @@ def _popcount64(typingctx, x):
     return signature, codegen
 
 
+@njit(inline="always")
+def _two_word_distance(words, i, q0, q1):
+    """Hamming distance of words[i]'s first two uint64 words to the query's (q0, q1)."""
+    return _popcount64(words[i, 0] ^ q0) + _popcount64(words[i, 1] ^ q1)
+
+
 @njit(nogil=True, cache=True, boundscheck=False)
 def probe_main(starts, ids, rows, probe_starts, probe_ids, probe_slot, probe_flip, qkeys, qw,
                threshold):
@@ -50,7 +56,6 @@ def probe_main(starts, ids, rows, probe_starts, probe_ids, probe_slot, probe_fli
         start = starts[g]
         first[p] = start + probe_ids[p]
         length[p] = starts[g + 1] - start
-    for p in range(n_probes):
         total += length[p]
     # 2. candidate ids, bucket after bucket
     candidates = np.empty(total, np.int32)
@@ -67,9 +72,8 @@ def probe_main(starts, ids, rows, probe_starts, probe_ids, probe_slot, probe_fli
     n_close = 0
     for i in range(total):
         row = candidates[i]
-        d = _popcount64(rows[row, 0] ^ q0) + _popcount64(rows[row, 1] ^ q1)
         close[n_close] = row
-        n_close += 1 if d <= threshold else 0
+        n_close += 1 if _two_word_distance(rows, row, q0, q1) <= threshold else 0
     return close[:n_close]
 
 
@@ -82,7 +86,6 @@ def scan_block(words, rows, qw, threshold):
     close = np.empty(words.shape[0], np.int32)
     n_close = 0
     for i in range(words.shape[0]):
-        d = _popcount64(words[i, 0] ^ q0) + _popcount64(words[i, 1] ^ q1)
         close[n_close] = rows[i]
-        n_close += 1 if d <= threshold else 0
+        n_close += 1 if _two_word_distance(words, i, q0, q1) <= threshold else 0
     return close[:n_close]
