@@ -19,6 +19,7 @@ from api.body_guard import BodyGuard, BodyTooLarge
 from api.errors import error_response, install_error_handlers
 from api.ratelimit import RateLimiter
 from api.security_headers import SecurityHeaders
+from api.submit_shortcut import SubmitShortcut
 from api.settings import Settings
 from partners import routes as partner_routes
 from partners import stopncii, transparency
@@ -116,7 +117,10 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
         support_config.check_file(WEB_DIR / "support.json")  # refuse to start with a broken list
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
 
-    # Outermost first: headers on every answer, including the guard's refusals.
+    # Each wraps the ones added before it (the request log is outermost): headers on every
+    # answer, including the guard's refusals; the submit shortcut sees only guarded bodies.
+    app.add_middleware(SubmitShortcut, route=cases.submit_route(),
+                       exception_handlers=app.exception_handlers)
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestLog, metrics=app.state.metrics)

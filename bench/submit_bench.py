@@ -336,7 +336,8 @@ def run_phase(server, kind: str, concurrency: int, warmup: float, seconds: float
     if sampler:
         sampler.active_enabled.set()
     if py_spy_dir:
-        spies = _start_py_spy(server, py_spy_dir, kind, max(1, int(seconds - 1.5)))
+        spies = _start_py_spy(server, py_spy_dir, f"{kind}-open" if rate else kind,
+                              max(1, int(seconds - 1.5)))
     time.sleep(max(0.0, seconds - 1.0))
     client_cpu1 = process_cpu_seconds(process.pid)
     outcome = results.get(timeout=warmup + seconds + 120)
@@ -547,7 +548,8 @@ def main() -> int:
             at_rate = submits
             if args.rate:
                 at_rate = run_phase(server, "submit", args.connections, args.warmup, args.seconds,
-                                    args.client, rate=args.rate, database_url=url)
+                                    args.client, py_spy_dir=args.py_spy, rate=args.rate,
+                                    database_url=url)
                 describe(f"POST /v1/cases, open loop: Poisson arrivals at {args.rate:.0f}/s over "
                          f"{args.connections} connections (latency from the scheduled arrival)",
                          at_rate, "cases")
