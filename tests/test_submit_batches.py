@@ -145,3 +145,21 @@ def test_array_literals_round_trip(db):
     assert list(got[0]) == texts
     assert [None if x is None else bytes(x) for x in got[1]] == blobs
     assert list(got[2]) == ints
+
+
+def test_a_batch_never_scans_a_whole_table_on_a_new_database(db):
+    """PL/pgSQL keeps a plan per statement for the connection's life; one made while the tables
+    were empty must not turn into a scan of every hash as the tables grow (migration 0005)."""
+    rng = random.Random(10)
+    with db.autocommit() as connection:
+        for _ in range(30):  # past the point where PL/pgSQL settles on its generic plans
+            batch = [case_input("adult", [pdq(rng) for _ in range(10)]) for _ in range(2)]
+            pg_writes.create_cases(connection, batch, 1_700_000_000, autocommit=True)
+        connection.exec_driver_sql("BEGIN")
+        pg_writes.create_cases(connection, [case_input("under18_at_capture", [pdq(rng)])],
+                               1_700_000_000)
+        scans = dict(connection.exec_driver_sql(
+            "SELECT relname, seq_scan FROM pg_stat_xact_user_tables WHERE relname IN "
+            "('cases', 'hashes', 'case_hashes', 'shared_hashes', 'change_log')").all())
+        connection.exec_driver_sql("ROLLBACK")
+    assert set(scans.values()) == {0}, scans
