@@ -106,6 +106,14 @@ class Database:
         with self._autocommit_engine.connect() as connection:
             yield connection
 
+    def connect_autocommit(self):
+        """A psycopg connection of its own, outside the pool, each statement its own transaction
+        (PostgreSQL; the submit batcher's writer keeps one)."""
+        import psycopg
+
+        return psycopg.connect(libpq_conninfo(self.engine.url.render_as_string(hide_password=False)),
+                               autocommit=True)
+
     def dispose(self) -> None:
         if self._submit_batcher is not None:
             self._submit_batcher.close()

@@ -7,8 +7,9 @@ with bench/submit_bench.py: ~300 submits/s, most backends queued on the lock). P
 group commit cannot help while the lock serialises the flushes, so the grouping happens here:
 each process has one writer thread; request threads hand it their submit and wait; the writer
 takes everything queued (up to MAX_CASES) and creates it with one statement in autocommit
-(store/pg_writes.create_cases). Under light load a batch is a single submit and nothing waits;
-under heavy load batches grow and the flushes per submit shrink.
+(store/pg_writes.create_cases), on a psycopg connection of its own that it keeps open (no pool
+checkout per batch). Under light load a batch is a single submit and nothing waits; under heavy
+load batches grow and the flushes per submit shrink.
 
 A batch is all or nothing in the database. If it fails (say, two retries with the same
 Idempotency-Key landed in one batch), each of its submits is retried alone, so each gets its
@@ -22,6 +23,8 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+
+from sqlalchemy.exc import OperationalError
 
 from store import pg_writes
 
@@ -54,6 +57,7 @@ class SubmitBatcher:
         self._thread: threading.Thread | None = None
         self._closed = False
         self.largest_batch = 0  # for tests and curiosity: did concurrent submits share commits?
+        self._connection = None  # the writer thread's own; opened on its first batch
 
     def enqueue(self, values: dict, rows: list) -> Future:
         """Queue one case; the future resolves to its id once committed (async callers await
@@ -76,6 +80,7 @@ class SubmitBatcher:
             self._wake.notify()
         if self._thread is not None:
             self._thread.join(30)
+        self._close_connection()
 
     def _run(self) -> None:
         try:
@@ -88,6 +93,7 @@ class SubmitBatcher:
                     batch = self._take()
                 self._commit(batch)
         finally:
+            self._close_connection()
             with self._wake:  # the next submit starts a new writer
                 self._thread = None
 
@@ -128,6 +134,17 @@ class SubmitBatcher:
                 item.settle()
 
     def _execute(self, batch: list[_Pending]) -> list[int]:
-        with self.database.autocommit() as connection:
-            return pg_writes.create_cases(connection, [(p.values, p.rows) for p in batch],
+        if self._connection is None or self._connection.closed:
+            self._connection = self.database.connect_autocommit()
+        try:
+            return pg_writes.create_cases(self._connection, [(p.values, p.rows) for p in batch],
                                           int(time.time()), autocommit=True)
+        except OperationalError:
+            # The connection may be gone (a restarted server): the next batch opens a new one.
+            self._close_connection()
+            raise
+
+    def _close_connection(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
