@@ -42,8 +42,9 @@ async def submit_case(
     """Create a case from hashes only. The token in the answer is shown once and never again."""
     # The service's hot path: api/submit_shortcut.py calls this past the router, and there are
     # no Depends and no response-model round trip: the limit, the database and the secret are
-    # read directly, and the answer is serialised once. On PostgreSQL the submit joins a batch and awaits its commit
-    # (store/submit_batcher.py) with no thread-pool hop; replays (rare) go to a thread.
+    # read directly, and the answer is serialised once. On PostgreSQL the submit joins a batch
+    # and awaits its commit (store/submit_batcher.py) with no thread-pool hop; replays (rare)
+    # go to a thread.
     limit_case_writes_now(request)
     db: Database = request.app.state.database
     secret: bytes = request.app.state.server_secret

@@ -163,3 +163,26 @@ def test_a_batch_never_scans_a_whole_table_on_a_new_database(db):
             "('cases', 'hashes', 'case_hashes', 'shared_hashes', 'change_log')").all())
         connection.exec_driver_sql("ROLLBACK")
     assert set(scans.values()) == {0}, scans
+
+
+def test_the_writer_reconnects_after_losing_its_connection(db):
+    """The batcher keeps one connection; when the server drops it (a restart, an idle timeout),
+    at most the batch in flight fails, with a database error, and the next one reconnects."""
+    from sqlalchemy.exc import OperationalError
+
+    rng = random.Random(11)
+
+    def submit():
+        return store_cases.submit(db, "adult", [Signal("pdq", pdq(rng), 90)], bytes(32))
+
+    submit()
+    with db.autocommit() as connection:
+        connection.exec_driver_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                   "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    try:
+        submit()
+    except OperationalError:
+        pass  # the batch that met the dropped connection
+    created = submit()
+    with db.read() as s:
+        assert s.get(Case, created.id) is not None
