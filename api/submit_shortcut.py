@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -47,7 +48,11 @@ class SubmitShortcut:
             # FastAPI reads a body without a content type as bytes, which fails validation.
             raise _invalid(("body",), "send the body as application/json")
         try:
-            body = CaseCreate.model_validate_json(await request.body())
+            raw = await request.body()
+        except ClientDisconnect:  # gone mid-body: answered as FastAPI would (nobody reads it)
+            raise HTTPException(400, "the body could not be read") from None
+        try:
+            body = CaseCreate.model_validate_json(raw)
         except ValidationError as invalid:
             raise RequestValidationError([{**error, "loc": ("body", *error["loc"])}
                                           for error in invalid.errors(include_url=False)]) from None
