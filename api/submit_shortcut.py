@@ -32,6 +32,7 @@ class SubmitShortcut:
         self.app, self.route, self.exception_handlers = app, route, exception_handlers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Anything else, this path under a root_path included, takes the router as before.
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != cases.SUBMIT_PATH:
             await self.app(scope, receive, send)
             return
