@@ -33,7 +33,8 @@ class SubmitShortcut:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Anything else, this path under a root_path included, takes the router as before.
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != cases.SUBMIT_PATH:
+        if (scope["type"] != "http" or scope["method"] != "POST"
+                or scope["path"] != cases.SUBMIT_PATH):
             await self.app(scope, receive, send)
             return
         scope["route"] = self.route  # the request log names the route template

@@ -111,8 +111,8 @@ class Database:
         (PostgreSQL; the submit batcher's writer keeps one)."""
         import psycopg
 
-        return psycopg.connect(libpq_conninfo(self.engine.url.render_as_string(hide_password=False)),
-                               autocommit=True)
+        url = self.engine.url.render_as_string(hide_password=False)
+        return psycopg.connect(libpq_conninfo(url), autocommit=True)
 
     def dispose(self) -> None:
         if self._submit_batcher is not None:

@@ -20,7 +20,8 @@ RAW_REQUESTS = [
     ("a string", b'"adult"', JSON),
     ("null", b"null", JSON),
     ("no content type", b'{"pathway": "adult", "hashes": []}', {}),
-    ("json with charset", b'{"pathway": "adult"}', {"Content-Type": "application/json; charset=utf-8"}),
+    ("json with charset", b'{"pathway": "adult"}',
+     {"Content-Type": "application/json; charset=utf-8"}),
     ("key too long", b'{"pathway": "adult"}', {**JSON, "Idempotency-Key": "k" * 256}),
     ("media", b"\xff\xd8\xff\xe0" + bytes(100), {"Content-Type": "image/jpeg"}),
 ]
@@ -77,5 +78,6 @@ def test_a_submit_answers_the_same_and_is_logged_under_its_route(client, routed,
 
 
 def test_other_routes_pass_through(client):
-    assert client.post("/v1/cases/HG-2222-2222/withdraw").json()["error"]["code"] == "token_required"
+    refused = client.post("/v1/cases/HG-2222-2222/withdraw")
+    assert refused.json()["error"]["code"] == "token_required"
     assert client.get("/healthz").json() == {"status": "ok"}
