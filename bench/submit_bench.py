@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import (  # noqa: E402
-    postgres_cpu_seconds, running_server, throwaway_database, wait_for_tree)
+    ROOT, postgres_cpu_seconds, running_server, throwaway_database, wait_for_tree)
 
 HASHES_PER_CASE = 10
 GOAL_CASES_PER_S, GOAL_P99_MS = 500, 100
@@ -474,6 +474,13 @@ def populate(url: str, cases: int) -> float:
     return time.perf_counter() - t
 
 
+def code_version() -> str:
+    """The commit measured, so that runs of two checkouts (before / after) can be told apart."""
+    described = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+                               capture_output=True, text=True)
+    return described.stdout.strip() or "unknown (not a git checkout)"
+
+
 def table_counts(database_url: str) -> str:
     import psycopg
 
@@ -507,7 +514,7 @@ def main() -> int:
     baseline_seconds = args.baseline_seconds or min(10.0, args.seconds)
 
     print(f"machine: {os.cpu_count()} cpus, {platform.machine()}, Python {platform.python_version()}"
-          f" ({platform.python_implementation()})")
+          f" ({platform.python_implementation()}); code: {code_version()}")
     with throwaway_database() as url:
         import psycopg
         with psycopg.connect(url) as conn:
