@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.submit_batcher import SubmitBatcher
@@ -75,8 +75,6 @@ class Database:
         self._read_sessions = sessionmaker(
             self.engine.execution_options(hashguard_read_only=True), expire_on_commit=False)
         self.is_postgres = self.engine.dialect.name == "postgresql"
-        # Same pool; a connection checked out here runs each statement as its own transaction.
-        self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._submit_batcher = None
         self._batcher_lock = threading.Lock()
 
@@ -98,13 +96,6 @@ class Database:
         """A transaction that only reads (on SQLite it does not take the writer lock)."""
         with self._read_sessions() as session, session.begin():
             yield session
-
-    @contextmanager
-    def autocommit(self) -> Iterator[Connection]:
-        """A connection whose every statement commits on its own: for work that is one
-        statement (on PostgreSQL, a stored function), so the COMMIT costs no extra round trip."""
-        with self._autocommit_engine.connect() as connection:
-            yield connection
 
     def connect_autocommit(self):
         """A psycopg connection of its own, outside the pool, each statement its own transaction

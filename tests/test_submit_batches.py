@@ -55,7 +55,7 @@ def test_a_batch_equals_the_submits_one_by_one(db):
     h1, h2, h3, h4 = (pdq(rng) for _ in range(4))
     batch = [case_input("adult", [h1, h2]), case_input("adult", [h2, h3]),
              case_input("under18_at_capture", [h2, h4]), case_input("adult", [h1])]
-    with db.autocommit() as connection:
+    with db.connect_autocommit() as connection:
         ids = pg_writes.create_cases(connection, batch, 1_700_000_000, autocommit=True)
     assert len(set(ids)) == 4
     with db.read() as s:
@@ -151,17 +151,17 @@ def test_a_batch_never_scans_a_whole_table_on_a_new_database(db):
     """PL/pgSQL keeps a plan per statement for the connection's life; one made while the tables
     were empty must not turn into a scan of every hash as the tables grow (migration 0005)."""
     rng = random.Random(10)
-    with db.autocommit() as connection:
+    with db.connect_autocommit() as connection:
         for _ in range(30):  # past the point where PL/pgSQL settles on its generic plans
             batch = [case_input("adult", [pdq(rng) for _ in range(10)]) for _ in range(2)]
             pg_writes.create_cases(connection, batch, 1_700_000_000, autocommit=True)
-        connection.exec_driver_sql("BEGIN")
+        connection.execute("BEGIN")
         pg_writes.create_cases(connection, [case_input("under18_at_capture", [pdq(rng)])],
                                1_700_000_000)
-        scans = dict(connection.exec_driver_sql(
+        scans = dict(connection.execute(
             "SELECT relname, seq_scan FROM pg_stat_xact_user_tables WHERE relname IN "
-            "('cases', 'hashes', 'case_hashes', 'shared_hashes', 'change_log')").all())
-        connection.exec_driver_sql("ROLLBACK")
+            "('cases', 'hashes', 'case_hashes', 'shared_hashes', 'change_log')").fetchall())
+        connection.execute("ROLLBACK")
     assert set(scans.values()) == {0}, scans
 
 
@@ -176,9 +176,9 @@ def test_the_writer_reconnects_after_losing_its_connection(db):
         return store_cases.submit(db, "adult", [Signal("pdq", pdq(rng), 90)], bytes(32))
 
     submit()
-    with db.autocommit() as connection:
-        connection.exec_driver_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                   "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    with db.connect_autocommit() as connection:
+        connection.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
     try:
         submit()
     except OperationalError:
