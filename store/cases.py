@@ -1,4 +1,12 @@
-"""Case operations, each one transaction: create, add hashes, withdraw, and the status view."""
+"""Case operations, each one transaction: create, add hashes, withdraw, and the status view.
+
+What a submit does, in words: the case row is created; each hash is stored once (best quality
+kept), linked to the case and shared under the case's pathway unless disputes keep it out; each
+(hash, pathway) entering the shared set is logged as an `add` for partners to pull. A withdrawal
+unlinks the case's hashes and logs a `remove` for each that no other active case of the pathway
+still holds. The rules are stated once, with their reasons, in store/backends/__init__.py; each
+database implements them once (store/backends/sqlite.py, store/backends/postgres_functions.py).
+"""
 from __future__ import annotations
 
 import asyncio
@@ -9,15 +17,14 @@ from dataclasses import dataclass
 from typing import NamedTuple
 from datetime import datetime, timezone
 
-from sqlalchemy import case as sql_case
-from sqlalchemy import delete, insert, select
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from hashing.signals import Signal
-from store import changelog, pg_writes
+from store import backends, changelog
+from store.backends import NewHash
 from store.db import Database
-from store.models import CASE_ACTIVE, CASE_WITHDRAWN, HASH_OK, Case, CaseHash, Hash
+from store.models import CASE_ACTIVE, CASE_WITHDRAWN, Case, CaseHash, Hash
 
 # Crockford-like alphabet without 0/O, 1/I/L, U: easy to read aloud and to type from paper.
 REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -61,45 +68,6 @@ class IdempotencyRecord:
     sealed_token: bytes
 
 
-def _upsert_hashes(session: Session, signals: list[Signal]) -> list[int]:
-    """Ids of the stored hashes for `signals`, inserting the new ones (deduplicated by digest) in
-    one statement. Rows go in digest order, so concurrent submits lock them in the same order
-    and cannot deadlock; the best quality any submitter reported is kept."""
-    if session.get_bind().dialect.name == "postgresql":
-        return pg_writes.upsert_hashes(session, _digest_rows(signals))
-    by_digest = {hash_digest(s.signal_type, s.value): s for s in signals}
-    statement = sqlite.insert(Hash).values([
-        {"signal_type": by_digest[d].signal_type, "value": by_digest[d].value,
-         "quality": by_digest[d].quality, "digest": d, "state": HASH_OK}
-        for d in sorted(by_digest)])
-    best_quality = sql_case(
-        (statement.excluded.quality.is_(None), Hash.quality),
-        (Hash.quality.is_(None), statement.excluded.quality),
-        (statement.excluded.quality > Hash.quality, statement.excluded.quality),
-        else_=Hash.quality)
-    # DO UPDATE (not DO NOTHING) so that RETURNING also yields the ids of existing rows.
-    ids = session.scalars(statement.on_conflict_do_update(
-        index_elements=["digest"], set_={"quality": best_quality}).returning(Hash.id)).all()
-    return sorted(ids)
-
-
-def _link_and_share(session: Session, case_row: Case, signals: list[Signal], new_case: bool) -> int:
-    """Link the hashes to the case and share them (logging an `add` for each hash new to the
-    pathway). Returns how many hashes were new to this case. The change-log append comes last."""
-    hash_ids = _upsert_hashes(session, signals)  # also row-locks them (store/changelog.py)
-    if session.get_bind().dialect.name == "postgresql":
-        return pg_writes.link_share_log(session, case_row.id, hash_ids, case_row.pathway,
-                                        int(time.time()))
-    already = set() if new_case else set(session.scalars(select(CaseHash.hash_id).where(
-        CaseHash.case_id == case_row.id, CaseHash.hash_id.in_(hash_ids))))
-    new_ids = [h for h in hash_ids if h not in already]
-    if new_ids:
-        session.execute(CaseHash.__table__.insert().values(
-            [{"case_id": case_row.id, "hash_id": h} for h in new_ids]))
-    changelog.share_many(session, hash_ids, case_row.pathway)
-    return len(new_ids)
-
-
 def _case_values(pathway: str, token_verifier: bytes,
                  idempotency: IdempotencyRecord | None) -> dict:
     now = coarse_now()
@@ -110,25 +78,20 @@ def _case_values(pathway: str, token_verifier: bytes,
             "idempotency_sealed_token": idempotency.sealed_token if idempotency else None}
 
 
-def _digest_rows(signals: list[Signal]) -> list[tuple[str, str, int | None, bytes]]:
-    """(signal_type, value, quality, digest), one per distinct hash, in digest order."""
-    by_digest = {hash_digest(s.signal_type, s.value): s for s in signals}
-    return [(s.signal_type, s.value, s.quality, d) for d, s in sorted(by_digest.items())]
+def _digest_rows(signals: list[Signal]) -> list[NewHash]:
+    """(signal_type, value, quality, digest) per signal, in digest order; the backend keeps one
+    row per digest with the best quality (store/backends, rule 1)."""
+    return sorted(((s.signal_type, s.value, s.quality, hash_digest(s.signal_type, s.value))
+                   for s in signals), key=lambda row: row[3])
 
 
 def create_case(session: Session, pathway: str, signals: list[Signal], token_verifier: bytes,
                 idempotency: IdempotencyRecord | None = None) -> Case:
     """Create a case inside the caller's transaction."""
     values = _case_values(pathway, token_verifier, idempotency)
-    if session.get_bind().dialect.name == "postgresql":
-        [case_id] = pg_writes.create_cases(session, [(values, _digest_rows(signals))],
-                                           int(time.time()))
-        return Case(id=case_id, **values)
-    # A Core insert (compiled once, cached) rather than an ORM flush: this is the hot path.
-    case_id = session.execute(insert(Case).values(**values).returning(Case.id)).scalar_one()
-    case_row = Case(id=case_id, **values)
-    _link_and_share(session, case_row, signals, new_case=True)
-    return case_row
+    [case_id] = backends.for_session(session).create_cases(
+        session, [(values, _digest_rows(signals))], int(time.time()))
+    return Case(id=case_id, **values)
 
 
 def _enqueue(db: Database, pathway: str, signals: list[Signal], token_verifier: bytes,
@@ -173,9 +136,11 @@ def find_by_idempotency(session: Session, digest: bytes) -> Case | None:
 
 
 def add_hashes(session: Session, case_row: Case, signals: list[Signal]) -> int:
+    """Add hashes to an active case; returns how many were new to it."""
     case_row.updated_at = coarse_now()
     session.flush()  # before the change-log append, which must be the last statement
-    return _link_and_share(session, case_row, signals, new_case=False)
+    return backends.for_session(session).link_and_share(
+        session, case_row.id, case_row.pathway, _digest_rows(signals))
 
 
 def count_hashes(session: Session, case: Case) -> int:
@@ -191,7 +156,7 @@ def withdraw(session: Session, case_row: Case) -> None:
                                .order_by(CaseHash.hash_id)).all()
     # Decide under the hashes' row locks: a concurrent submit of the same hash either committed
     # its link before we look (we keep the hash) or shares it again after we commit.
-    changelog.lock_hashes(session, hash_ids)
+    rows = changelog.lock_hashes(session, hash_ids)
     session.execute(delete(CaseHash).where(CaseHash.case_id == case_row.id))
     still_held = set(session.scalars(
         select(CaseHash.hash_id).join(Case, Case.id == CaseHash.case_id)
@@ -203,7 +168,8 @@ def withdraw(session: Session, case_row: Case) -> None:
     case_row.idempotency_request = None
     case_row.idempotency_sealed_token = None
     session.flush()  # before the change-log append, which must be the last statement
-    changelog.unshare_many(session, [h for h in hash_ids if h not in still_held], case_row.pathway)
+    backends.for_session(session).unshare(
+        session, [r for r in rows if r.id not in still_held], case_row.pathway)
 
 
 def case_hashes(session: Session, case: Case) -> list[Hash]:

@@ -21,28 +21,17 @@ until the commit that gives the decision its position in the log.
 """
 from __future__ import annotations
 
-import time
-
-from sqlalchemy import func, literal, select, text
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from store import pg_writes
-from store.models import (
-    HASH_OK,
-    OP_ADD,
-    OP_REMOVE,
-    PATHWAYS,
-    ChangeLogEntry,
-    Hash,
-    SharedHash,
-)
+from store import backends
+from store.backends import HashRow
+from store.models import PATHWAYS, ChangeLogEntry
 
-def lock_hashes(session: Session, hash_ids: list[int]) -> None:
-    """Row-lock the hashes (digest order, like the submit's upsert) before deciding about them."""
-    if hash_ids and session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Hash.id).where(Hash.id.in_(hash_ids))
-                        .order_by(Hash.digest).with_for_update())
+def lock_hashes(session: Session, hash_ids: list[int]) -> list[HashRow]:
+    """Row-lock the hashes (digest order, like the submit's upsert) before deciding about them;
+    returns them as the lock read them."""
+    return backends.for_session(session).lock_hashes(session, hash_ids)
 
 
 def share(session: Session, hash_id: int, pathway: str) -> bool:
@@ -57,85 +46,15 @@ def unshare(session: Session, hash_id: int, pathway: str) -> bool:
 
 def share_many(session: Session, hash_ids: list[int], pathway: str) -> list[int]:
     """Share the hashes under `pathway`; returns the ids that were new to it (each logged `add`).
-
-    The caller holds the hashes' row locks. A quarantined or rejected hash is not shared:
-    disputes outrank new submissions until an operator has looked (partners/review.py).
-    """
-    if not hash_ids:
-        return []
-    if _is_postgres(session):
-        added = pg_writes.share(session, hash_ids, pathway)
-    else:
-        eligible = select(Hash.id, literal(pathway)).where(
-            Hash.id.in_(hash_ids), Hash.state == HASH_OK).order_by(Hash.id)
-        ids = session.scalars(
-            sqlite.insert(SharedHash).from_select(["hash_id", "pathway"], eligible)
-            .on_conflict_do_nothing().returning(SharedHash.hash_id)).all()
-        added = _with_also_shared(session, sorted(ids), pathway)
-    _append(session, OP_ADD, added, pathway)
-    return [h for h, _ in added]
+    A quarantined or rejected hash is not shared (store/backends, rule 2)."""
+    backend = backends.for_session(session)
+    return backend.share(session, backend.lock_hashes(session, hash_ids), pathway)
 
 
 def unshare_many(session: Session, hash_ids: list[int], pathway: str) -> list[int]:
     """Unshare the hashes from `pathway`; returns the ids that were shared (each logged `remove`)."""
-    if not hash_ids:
-        return []
-    if _is_postgres(session):
-        removed = pg_writes.unshare(session, hash_ids, pathway)
-    else:
-        ids = session.scalars(
-            SharedHash.__table__.delete()
-            .where(SharedHash.hash_id.in_(hash_ids), SharedHash.pathway == pathway)
-            .returning(SharedHash.hash_id)).all()
-        removed = _with_also_shared(session, sorted(ids), pathway)
-    _append(session, OP_REMOVE, removed, pathway)
-    return [h for h, _ in removed]
-
-
-def _is_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-def _with_also_shared(session: Session, hash_ids: list[int], pathway: str) -> list[tuple[int, bool]]:
-    elsewhere = set(session.scalars(select(SharedHash.hash_id).where(
-        SharedHash.hash_id.in_(hash_ids), SharedHash.pathway != pathway))) if hash_ids else set()
-    return [(h, h in elsewhere) for h in hash_ids]
-
-
-def _append(session: Session, op: str, entries: list[tuple[int, bool]], pathway: str) -> None:
-    """One change-log entry per (hash id, also_shared), in order.
-
-    logged_at is (re)taken when the position is drawn, under the append lock, so it never
-    decreases along seq: a timestamp checkpoint (the StopNCII surface's) with ">=" semantics can
-    repeat entries but never skip.
-    """
-    if not entries:
-        return
-    now = int(time.time())
-    if _is_postgres(session):
-        session.execute(_PG_APPEND, {"op": op, "pathway": pathway, "now": now,
-                                     "ids": [h for h, _ in entries],
-                                     "also": [a for _, a in entries]})
-        return
-    first = (session.scalar(select(func.max(ChangeLogEntry.seq))) or 0) + 1
-    hashes = {row.id: row for row in session.execute(
-        select(Hash.id, Hash.signal_type, Hash.value, Hash.quality)
-        .where(Hash.id.in_([h for h, _ in entries])))}
-    session.execute(ChangeLogEntry.__table__.insert().values([
-        {"seq": first + n, "op": op, "hash_id": h, "signal_type": hashes[h].signal_type,
-         "value": hashes[h].value, "quality": hashes[h].quality, "pathway": pathway,
-         "logged_at": now, "also_shared": a} for n, (h, a) in enumerate(entries)]))
-
-
-# seq stays NULL here: the deferred trigger assigns it at COMMIT, in insertion order.
-_PG_APPEND = text("""
-    INSERT INTO change_log (op, hash_id, signal_type, value, quality, pathway, logged_at,
-                            also_shared)
-    SELECT :op, v.hash_id, h.signal_type, h.value, h.quality, :pathway, :now, v.also
-    FROM unnest(CAST(:ids AS bigint[]), CAST(:also AS boolean[])) WITH ORDINALITY AS v(hash_id, also, n)
-    JOIN hashes h ON h.id = v.hash_id
-    ORDER BY v.n
-""")
+    backend = backends.for_session(session)
+    return backend.unshare(session, backend.lock_hashes(session, hash_ids), pathway)
 
 
 def visible_to(pathways: list[str]):

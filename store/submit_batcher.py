@@ -7,7 +7,7 @@ with bench/submit_bench.py: ~300 submits/s, most backends queued on the lock). P
 group commit cannot help while the lock serialises the flushes, so the grouping happens here:
 each process has one writer thread; request threads hand it their submit and wait; the writer
 takes everything queued (up to MAX_CASES) and creates it with one statement in autocommit
-(store/pg_writes.create_cases), on a psycopg connection of its own that it keeps open (no pool
+(store/backends/postgres.py), on a psycopg connection of its own that it keeps open (no pool
 checkout per batch). Under light load a batch is a single submit and nothing waits; under heavy
 load batches grow and the flushes per submit shrink.
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import OperationalError
 
-from store import pg_writes
+from store.backends import postgres
 
 log = logging.getLogger("hashguard.submits")
 
@@ -43,6 +43,7 @@ class _Pending:
     error: BaseException | None = None
 
     def settle(self) -> None:
+        # The future is RUNNING (see _take), so no one can cancel it any more.
         if self.error is not None:
             self.result.set_exception(self.error)
         else:
@@ -91,7 +92,8 @@ class SubmitBatcher:
                     if not self._queue:
                         return
                     batch = self._take()
-                self._commit(batch)
+                if batch:  # empty when every queued request went away
+                    self._commit(batch)
         finally:
             self._close_connection()
             with self._wake:  # the next submit starts a new writer
@@ -103,6 +105,13 @@ class SubmitBatcher:
             if batch and hashes + len(self._queue[0].rows) > MAX_HASHES:
                 break
             item = self._queue.popleft()
+            # A request that went away while queued (asyncio.wrap_future cancels the future when
+            # its awaiting task is cancelled) is dropped: no one would learn the case's token.
+            # Marking the rest RUNNING makes a later cancel a no-op, so settle() cannot meet a
+            # cancelled future (which raised InvalidStateError, stopped the writer and left
+            # the rest of its batch waiting for good).
+            if not item.result.set_running_or_notify_cancel():
+                continue
             batch.append(item)
             hashes += len(item.rows)
         self.largest_batch = max(self.largest_batch, len(batch))
@@ -137,8 +146,9 @@ class SubmitBatcher:
         if self._connection is None or self._connection.closed:
             self._connection = self.database.connect_autocommit()
         try:
-            return pg_writes.create_cases(self._connection, [(p.values, p.rows) for p in batch],
-                                          int(time.time()), autocommit=True)
+            return postgres.BACKEND.create_cases(
+                self._connection, [(p.values, p.rows) for p in batch], int(time.time()),
+                autocommit=True)
         except OperationalError:
             # The connection may be gone (a restarted server): the next batch opens a new one.
             self._close_connection()

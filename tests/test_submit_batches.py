@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hashing.signals import Signal
 from store import cases as store_cases
-from store import pg_writes
+from store.backends import postgres as pg_writes
 from store.db import Database
 from store.models import Case, CaseHash, ChangeLogEntry, Hash, SharedHash
 from store.submit_batcher import _Pending
@@ -56,7 +56,7 @@ def test_a_batch_equals_the_submits_one_by_one(db):
     batch = [case_input("adult", [h1, h2]), case_input("adult", [h2, h3]),
              case_input("under18_at_capture", [h2, h4]), case_input("adult", [h1])]
     with db.connect_autocommit() as connection:
-        ids = pg_writes.create_cases(connection, batch, 1_700_000_000, autocommit=True)
+        ids = pg_writes.BACKEND.create_cases(connection, batch, 1_700_000_000, autocommit=True)
     assert len(set(ids)) == 4
     with db.read() as s:
         refs = dict(s.execute(select(Case.id, Case.ref)).all())
@@ -154,9 +154,9 @@ def test_a_batch_never_scans_a_whole_table_on_a_new_database(db):
     with db.connect_autocommit() as connection:
         for _ in range(30):  # past the point where PL/pgSQL settles on its generic plans
             batch = [case_input("adult", [pdq(rng) for _ in range(10)]) for _ in range(2)]
-            pg_writes.create_cases(connection, batch, 1_700_000_000, autocommit=True)
+            pg_writes.BACKEND.create_cases(connection, batch, 1_700_000_000, autocommit=True)
         connection.execute("BEGIN")
-        pg_writes.create_cases(connection, [case_input("under18_at_capture", [pdq(rng)])],
+        pg_writes.BACKEND.create_cases(connection, [case_input("under18_at_capture", [pdq(rng)])],
                                1_700_000_000)
         scans = dict(connection.execute(
             "SELECT relname, seq_scan FROM pg_stat_xact_user_tables WHERE relname IN "
@@ -186,3 +186,46 @@ def test_the_writer_reconnects_after_losing_its_connection(db):
     created = submit()
     with db.read() as s:
         assert s.get(Case, created.id) is not None
+
+
+def test_a_cancelled_submit_does_not_strand_the_rest_of_its_batch(db):
+    """A request that goes away (client gone, shutdown) while its submit waits in the queue must
+    not stop the writer: the other submits of its batch are answered, and later ones too.
+
+    Deterministic: an open transaction holds the row lock of a hash the first submit also
+    sends, so the writer waits on it while three more submits queue up behind; one of those is
+    cancelled before the writer takes them as one batch."""
+    import asyncio
+
+    rng = random.Random(11)
+    held = pdq(rng)
+    blocker = Database(db.engine.url.render_as_string(hide_password=False))
+    try:
+        with blocker.transaction() as session:
+            store_cases.create_case(session, "adult", [Signal("pdq", held, 90)], bytes(32))
+            session.flush()
+
+            async def scenario():
+                first = asyncio.ensure_future(store_cases.submit_async(
+                    db, "adult", [Signal("pdq", held, 90)], bytes(32)))
+                await asyncio.sleep(0.5)  # the writer is now waiting on the held row lock
+                queued = [asyncio.ensure_future(store_cases.submit_async(
+                    db, "adult", [Signal("pdq", pdq(rng), 90)], bytes(32))) for _ in range(3)]
+                await asyncio.sleep(0.1)
+                queued[1].cancel()
+                return first, queued
+
+            loop = asyncio.new_event_loop()
+            first, queued = loop.run_until_complete(scenario())
+        # The blocker commits here; the writer finishes the first submit and takes the rest.
+
+        async def outcomes():
+            return await asyncio.wait_for(asyncio.gather(first, queued[0], queued[2]), 20)
+
+        created = loop.run_until_complete(outcomes())
+        loop.close()
+        assert len({c.id for c in created}) == 3
+        # And the writer is still alive for the next submit.
+        assert store_cases.submit(db, "adult", [Signal("pdq", pdq(rng), 90)], bytes(32)).id
+    finally:
+        blocker.dispose()
