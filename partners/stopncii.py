@@ -9,7 +9,6 @@ submitters' business); video_sha256 has no StopNCII type and is not listed here.
 """
 from __future__ import annotations
 
-import time
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -81,12 +80,19 @@ def fetch_hashes(request: Request,
         rows = changelog.read_after(session, cursor, partner.pathways, pageSize + 1)
         has_more = len(rows) > pageSize
         rows = rows[:pageSize]
+        # Not this host's clock for an empty page: an entry still committing may carry an
+        # earlier time (taken when it was written, or by a database clock behind ours), and a
+        # checkpoint past it would skip it for good. Times never decrease along the log, so the
+        # time of the entry the cursor stands on is safe (">=" repeats that second, never skips).
+        checkpoint = rows[-1].logged_at if rows else changelog.logged_at_of(session, cursor,
+                                                                        partner.pathways)
+    if checkpoint is None:  # nothing logged yet
+        checkpoint = max(startTimestamp, 0)
     feed.acknowledge(request.app.state.database, partner.id, cursor)
     records = [HashRecord(lastModtimestamp=r.logged_at, signalType=SIGNAL_TO_STOPNCII[r.signal_type],
                           hashValue=r.value, hashStatus=OP_TO_STATUS[r.op])
                for r in rows if r.signal_type in SIGNAL_TO_STOPNCII]
     next_cursor = rows[-1].seq if rows else cursor
-    checkpoint = rows[-1].logged_at if rows else max(startTimestamp, 0) or int(time.time())
     return FetchHashesResponse(count=len(records), nextPageToken=str(next_cursor),
                                nextSetTimestamp=checkpoint, hasMoreRecords=has_more,
                                hashRecords=records)

@@ -94,5 +94,13 @@ def first_seq_at_or_after(session: Session, unix_time: int) -> int:
     return (first - 1) if first is not None else last_seq(session)
 
 
+def logged_at_of(session: Session, cursor: int, pathways: list[str]) -> int | None:
+    """The time of the last entry visible to `pathways` at or before `cursor` (None before the
+    first): other pathways' times are not the partner's to learn."""
+    return session.scalar(select(ChangeLogEntry.logged_at)
+                          .where(ChangeLogEntry.seq <= cursor, visible_to(pathways))
+                          .order_by(ChangeLogEntry.seq.desc()).limit(1))
+
+
 def last_seq(session: Session) -> int:
     return session.scalar(select(func.max(ChangeLogEntry.seq))) or 0

@@ -79,3 +79,43 @@ def test_wrong_or_mismatched_keys_are_refused(client, make_partner):
         "Ocp-Apim-Subscription-Key": key, "x-functions-key": "other"}).status_code == 401
     assert client.get("/stopncii/v1/FetchHashes", headers={
         "Ocp-Apim-Subscription-Key": key, "x-functions-key": key}).status_code == 200
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_empty_page_never_checkpoints_past_an_entry_still_committing(client, app, make_partner):
+    """The checkpoint of an empty page comes from the log, not the API host's clock: an entry
+    that was being written while the page was read (its time taken before the commit, or by a
+    database clock behind the API host's) is still fetched from that checkpoint.
+
+    SQLite shows it without clock skew: an entry's time is taken when it is written, and a
+    reader does not see it until the writer commits, a second later here."""
+    import threading
+    import time
+
+    from hashing.signals import Signal
+    from store import cases as store_cases
+
+    key = make_partner("quietfeed")
+    new_case(client, [BRIDGE])
+    first = client.get("/stopncii/v1/FetchHashes", headers=bearer(key)).json()
+    assert first["count"] == 1
+
+    written = threading.Event()
+
+    def slow_writer():
+        with app.state.database.transaction() as session:
+            store_cases.create_case(session, "adult", [Signal("pdq", Q0122, 100)], bytes(32))
+            written.set()
+            time.sleep(2)
+
+    writer = threading.Thread(target=slow_writer)
+    writer.start()
+    written.wait(10)
+    time.sleep(1.2)
+    empty = client.get("/stopncii/v1/FetchHashes", headers=bearer(key),
+                       params={"nextPageToken": first["nextPageToken"]}).json()
+    writer.join()
+    assert empty["count"] == 0
+    later = client.get("/stopncii/v1/FetchHashes", headers=bearer(key),
+                       params={"startTimestamp": empty["nextSetTimestamp"]}).json()
+    assert Q0122 in {r["hashValue"] for r in later["hashRecords"]}
