@@ -52,7 +52,7 @@ def _image(path, name: str) -> dict:
     return {"name": name, "mimeType": "image/jpeg", "buffer": path.read_bytes()}
 
 
-def test_a_worker_crashing_on_a_file_fails_that_file_and_send_works(recorded_page):
+def test_a_worker_crashing_on_a_file_fails_that_file_and_send_works(recorded_page, screenshot_dir):
     require_testdata()
     recorded = recorded_page("ja")
     page = recorded.page
@@ -79,6 +79,7 @@ def test_a_worker_crashing_on_a_file_fails_that_file_and_send_works(recorded_pag
     wait_for_hashes(page, 3, timeout=30)
     assert _file_status(page, "after.jpg")[0] == "ready"
     assert len(json.loads(page.text_content("#payload"))["hashes"]) == 2
+    page.screenshot(path=screenshot_dir / "ja-desktop-worker-crashed.png", full_page=True)
     page.click("#send")
     wait_until(page, "!document.getElementById('view-done').hidden", timeout=30)
     assert page.input_value("#done-ref").startswith("HG-")
@@ -184,7 +185,8 @@ def test_the_page_follows_a_server_with_a_lower_limit(recorded_page, tmp_path):
         assert {h["value"] for h in held} == {h["value"] for h in payload}
 
 
-def test_additions_that_fail_are_retried_or_reported_with_the_case_kept(recorded_page, tmp_path):
+def test_additions_that_fail_are_retried_or_reported_with_the_case_kept(recorded_page, tmp_path,
+                                                                        screenshot_dir):
     """A lost answer to an addition is retried; one the server refuses (the case is full) is
     reported under the reference and token, which stay shown, with a Try again button."""
     with running_server(tmp_path, max_hashes_per_request=100, max_hashes_per_case=150) as base:
@@ -212,6 +214,7 @@ def test_additions_that_fail_are_retried_or_reported_with_the_case_kept(recorded
         assert page.inner_text("#done-add-error") == text["done"]["add_failed"].format(
             missing=120, total=240, reason=text["errors"]["case_hash_limit"])
         assert page.is_visible("#done-retry")
+        page.screenshot(path=screenshot_dir / "ja-desktop-additions-failed.png", full_page=True)
         add = f"/v1/cases/{ref}/hashes"
         # 240 hashes: refused at 240 and 120, created with 60; the first addition's connection
         # dropped and retried; the third addition would pass the case's 150.
