@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,13 +47,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def web_server(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("web-server")
+@contextmanager
+def running_server(data_dir: Path, **settings: str):
+    """`hashguard serve` on a free loopback port with SQLite in `data_dir`; yields its base URL.
+    `settings` become HASHGUARD_<NAME> environment variables (e.g. max_hashes_per_request)."""
     port = _free_port()
     exe = Path(sys.executable).with_name("hashguard")
     env = {**os.environ, "HASHGUARD_DATA_DIR": str(data_dir)}
     env.pop("HASHGUARD_DATABASE_URL", None)
+    env.update({f"HASHGUARD_{name.upper()}": str(value) for name, value in settings.items()})
     log = open(data_dir / "server.log", "wb")
     server = subprocess.Popen(
         [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port),
@@ -79,6 +82,12 @@ def web_server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def web_server(tmp_path_factory):
+    with running_server(tmp_path_factory.mktemp("web-server")) as base:
+        yield base
 
 
 @pytest.fixture(scope="session")
@@ -148,15 +157,16 @@ class RecordedPage:
 
 @pytest.fixture
 def recorded_page(browser, web_server):
-    """Factory: recorded_page(lang='en', viewport=DESKTOP) -> RecordedPage (closed after the test)."""
+    """Factory: recorded_page(lang='en', viewport=DESKTOP, base=web_server) -> RecordedPage
+    (closed after the test); `base`: another server's URL (tests that configure their own)."""
     opened = []
 
-    def make(lang: str = "en", viewport: dict | None = None) -> RecordedPage:
+    def make(lang: str = "en", viewport: dict | None = None, base: str | None = None) -> RecordedPage:
         locale = {"ja": "ja-JP", "en": "en-US"}[lang]
         context = browser.new_context(locale=locale, viewport=viewport or DESKTOP,
                                       accept_downloads=True)
         page = context.new_page()
-        recorded = RecordedPage(page=page, context=context, base=web_server)
+        recorded = RecordedPage(page=page, context=context, base=base or web_server)
 
         def on_request(request):
             recorded.requests.append(RecordedRequest(

@@ -2,10 +2,12 @@
 // status and withdraw. State lives in this module's memory only: nothing is written to
 // localStorage, IndexedDB, cookies or the URL, and the token is dropped when the person finishes.
 import * as i18n from './i18n.js';
+import { api, ApiProblem, randomKey } from './api.js';
+import { hashFile, stopAll, WorkerFailed } from './hash-workers.js';
 import { mediaKind, pdqProblem } from './media.js';
+import { addBatches, chunks, learnFromRefusal } from './submit.js';
 import { loadSupportConfig, telHref } from './support.js';
 
-const MAX_HASHES = 500;
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -17,6 +19,7 @@ const state = {
   idempotencyKey: null,
   sending: false,
   created: null, // { case_ref, token } until the person finishes
+  adding: null, // { left: batches not yet in the case, sent, total, running, error } for `created`
 };
 
 // ---------------------------------------------------------------- views
@@ -67,36 +70,29 @@ function el(tag, props = {}, ...children) {
 
 // ---------------------------------------------------------------- hashing
 
-let worker = null;
-const jobs = new Map();
-
 function hashInWorker(item) {
-  if (!worker) {
-    worker = new Worker(new URL('./hash-worker.js', import.meta.url), { type: 'module' });
-    worker.addEventListener('message', ({ data }) => {
-      const job = jobs.get(data.id);
-      if (!job) return;
-      if ('progress' in data) {
-        job.progress = data.progress;
-        renderFiles();
-        return;
-      }
-      jobs.delete(data.id);
-      if (data.ok) {
-        job.status = 'ready';
-        job.signals = data.signals;
-        job.ms = data.ms;
-        job.stages = data.stages || null;
-        if (job.kind === 'image') job.problem = pdqProblem(data.signals[0]);
-      } else {
-        job.status = 'error';
-        job.problem = 'unreadable';
-      }
-      renderFiles();
-    });
-  }
-  jobs.set(item.id, item);
-  worker.postMessage({ id: item.id, kind: item.kind, file: item.file });
+  const onProgress = (progress) => {
+    item.progress = progress;
+    renderFiles();
+  };
+  hashFile(item.id, item.kind, item.file, onProgress).then((data) => {
+    if (data.ok) {
+      item.status = 'ready';
+      item.signals = data.signals;
+      item.ms = data.ms;
+      item.stages = data.stages || null;
+      if (item.kind === 'image') item.problem = pdqProblem(data.signals[0]);
+    } else {
+      item.status = 'error';
+      item.problem = 'unreadable';
+    }
+  }, (error) => {
+    if (!(error instanceof WorkerFailed)) console.error(error);
+    item.status = 'error';
+    item.problem = 'worker_failed';
+  }).finally(() => {
+    if (state.files.includes(item)) renderFiles(); // a removed file's late answer changes nothing
+  });
 }
 
 function addFiles(fileList) {
@@ -113,6 +109,7 @@ function addFiles(fileList) {
     state.files.push(item);
   }
   state.idempotencyKey = null; // a different request from now on
+  setError('files-error', null); // a failed send's message no longer describes these files
   renderFiles();
 }
 
@@ -121,7 +118,6 @@ function removeFile(id) {
   if (index < 0) return;
   const [item] = state.files.splice(index, 1);
   if (item.url) URL.revokeObjectURL(item.url);
-  jobs.delete(id);
   state.idempotencyKey = null;
   renderFiles();
   $('file-input').focus();
@@ -130,7 +126,6 @@ function removeFile(id) {
 function clearFiles() {
   for (const item of state.files) if (item.url) URL.revokeObjectURL(item.url);
   state.files = [];
-  jobs.clear();
   $('file-input').value = '';
   renderFiles();
 }
@@ -222,9 +217,7 @@ function renderFiles() {
     : busy > 0
       ? i18n.t('files.summary_busy', { files: state.files.length, busy })
       : i18n.t('files.summary', { files: state.files.length, hashes: hashes.length });
-  const tooMany = hashes.length > MAX_HASHES;
-  setError('files-error', tooMany ? i18n.t('files.too_many', { max: MAX_HASHES }) : null);
-  $('send').disabled = state.sending || busy > 0 || hashes.length === 0 || tooMany;
+  $('send').disabled = state.sending || busy > 0 || hashes.length === 0;
   $('send').textContent = i18n.t(state.sending ? 'files.sending' : 'files.send');
   $('payload-details').hidden = hashes.length === 0;
   $('payload').textContent = JSON.stringify({ pathway: state.pathway, hashes }, null, 2);
@@ -232,73 +225,53 @@ function renderFiles() {
 
 // ---------------------------------------------------------------- API
 
-function randomKey() {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
-class ApiProblem extends Error {
-  constructor(code) {
-    super(code);
-    this.code = code;
-  }
-}
-
-async function api(method, path, { body, token, headers = {} } = {}) {
-  const init = {
-    method,
-    headers: { Accept: 'application/json', ...headers },
-    credentials: 'omit',
-    cache: 'no-store',
-    referrerPolicy: 'no-referrer',
-  };
-  if (body !== undefined) {
-    init.headers['Content-Type'] = 'application/json';
-    init.body = JSON.stringify(body);
-  }
-  if (token) init.headers.Authorization = `Bearer ${token}`;
-  let response;
-  try {
-    response = await fetch(path, init);
-  } catch {
-    throw new ApiProblem('network');
-  }
-  let payload = null;
-  try {
-    payload = await response.json();
-  } catch {
-    payload = null;
-  }
-  if (!response.ok) {
-    throw new ApiProblem((payload && payload.error && payload.error.code) || `http_${response.status}`);
-  }
-  return payload;
-}
-
 function problemText(error) {
   const code = error instanceof ApiProblem ? error.code : 'network';
   const known = i18n.raw(`errors.${code}`);
   return typeof known === 'string' ? known : i18n.t('errors.generic', { code });
 }
 
+/**
+ * Create the case with the first batch of hashes, show its reference and token at once (as the
+ * CLI prints them before adding the rest: they must not be lost if a later request fails), then
+ * add the other batches to it.
+ */
 async function send() {
   const hashes = hashesToSend();
   if (!hashes.length || state.sending) return;
   state.sending = true;
+  setError('files-error', null);
   renderFiles();
   // One key per distinct request: a retry after a lost answer gets the same case, not a second one.
   state.idempotencyKey = state.idempotencyKey || randomKey();
   try {
-    const created = await api('POST', '/v1/cases', {
-      body: { pathway: state.pathway, hashes },
-      headers: { 'Idempotency-Key': state.idempotencyKey },
-    });
+    let created;
+    let rest;
+    for (;;) {
+      const [first, ...others] = chunks(hashes);
+      try {
+        created = await api('POST', '/v1/cases', {
+          body: { pathway: state.pathway, hashes: first },
+          headers: { 'Idempotency-Key': state.idempotencyKey },
+        });
+        rest = others;
+        break;
+      } catch (error) {
+        if (!learnFromRefusal(error, first)) throw error;
+        state.idempotencyKey = randomKey(); // a smaller first batch is a different request
+      }
+    }
     state.created = { case_ref: created.case_ref, token: created.token };
+    const sent = hashes.length - rest.flat().length;
+    state.adding = rest.length
+      ? { left: rest, sent, total: hashes.length, running: false, error: null }
+      : null;
     state.idempotencyKey = null;
     clearFiles();
     $('done-ref').value = created.case_ref;
     $('done-token').value = created.token;
     $('done-copied').textContent = '';
+    renderAdding();
     show('done');
   } catch (error) {
     setError('files-error', problemText(error));
@@ -306,6 +279,45 @@ async function send() {
     state.sending = false;
     if (state.view === 'files') renderFiles();
   }
+  await addRemaining();
+}
+
+/** Add the batches the case does not hold yet (after send, and from the Try again button). */
+async function addRemaining() {
+  const created = state.created;
+  const job = state.adding;
+  if (!created || !job || job.running || !job.left.length) return;
+  job.running = true;
+  job.error = null;
+  renderAdding();
+  const onAdded = (count) => {
+    job.sent += count;
+    renderAdding();
+  };
+  const { left, error } = await addBatches(api, created.case_ref, created.token, job.left, onAdded);
+  job.left = left;
+  job.error = error;
+  job.running = false;
+  renderAdding();
+}
+
+function renderAdding() {
+  const job = state.adding;
+  const progress = $('done-added');
+  if (!job) {
+    progress.textContent = '';
+  } else if (job.running) {
+    progress.textContent = i18n.t('done.adding', { sent: job.sent, total: job.total });
+  } else {
+    progress.textContent = job.left.length ? '' : i18n.t('done.added', { total: job.total });
+  }
+  progress.hidden = !progress.textContent;
+  progress.dataset.state = !job ? '' : job.running ? 'adding' : job.left.length ? 'failed' : 'added';
+  const missing = job ? job.total - job.sent : 0;
+  setError('done-add-error', job && job.error
+    ? i18n.t('done.add_failed', { missing, total: job.total, reason: problemText(job.error) })
+    : null);
+  $('done-retry-row').hidden = !(job && job.error && !job.running);
 }
 
 // ---------------------------------------------------------------- the secret, once
@@ -345,6 +357,8 @@ function saveAsFile() {
 function finish() {
   if (!window.confirm(i18n.t('done.confirm_finish'))) return;
   state.created = null;
+  state.adding = null;
+  renderAdding();
   $('done-ref').value = '';
   $('done-token').value = '';
   state.pathway = null;
@@ -470,9 +484,10 @@ function renderSupport() {
 /** Leave at once: forget everything, and replace this page in the history (Back skips it). */
 function quickExit() {
   state.created = null;
+  state.adding = null;
   for (const item of state.files) if (item.url) URL.revokeObjectURL(item.url);
   state.files = [];
-  if (worker) worker.terminate();
+  stopAll();
   document.body.replaceChildren();
   const target = (state.support && state.support.quick_exit_url) || 'about:blank';
   window.location.replace(target);
@@ -488,6 +503,7 @@ async function setLanguage(lang) {
   }
   renderSupport();
   renderFiles();
+  renderAdding();
   // Re-render a shown case so its labels follow the language.
   if (state.view === 'status' && !$('status-result').hidden) $('status-form').requestSubmit();
 }
@@ -547,6 +563,7 @@ function wire() {
 
   $('send').addEventListener('click', send);
   $('save-file').addEventListener('click', saveAsFile);
+  $('done-retry').addEventListener('click', addRemaining);
   $('done-finish').addEventListener('click', finish);
   $('status-form').addEventListener('submit', checkStatus);
   $('withdraw-form').addEventListener('submit', withdraw);
