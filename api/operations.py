@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from sqlalchemy import text
+from api.schemas import ClientLimits
 
 router = APIRouter(tags=["operations"])
 
@@ -31,6 +32,15 @@ class Metrics:
 def healthz() -> dict:
     """Liveness: the process answers."""
     return {"status": "ok"}
+
+
+@router.get("/v1/limits", response_model=ClientLimits, tags=["cases"])
+def limits(request: Request) -> ClientLimits:
+    """How many hashes one request and one case may carry: the page reads this instead of
+    keeping its own copy of the server's settings."""
+    settings = request.app.state.settings
+    return ClientLimits(max_hashes_per_request=settings.max_hashes_per_request,
+                        max_hashes_per_case=settings.max_hashes_per_case)
 
 
 @router.get("/readyz", responses={503: {"description": "The database is not reachable"}})

@@ -50,6 +50,12 @@ class HashStatus(BaseModel):
     reports: PartnerReports
 
 
+class ClientLimits(BaseModel):
+    """What one client may send (the page and the CLI split larger submits to fit)."""
+    max_hashes_per_request: int
+    max_hashes_per_case: int
+
+
 class CaseStatus(BaseModel):
     case_ref: str
     status: Literal["active", "withdrawn"]

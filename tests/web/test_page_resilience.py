@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 import httpx
 
 from tests.testdata import PDQ_DIR, require_testdata
@@ -165,22 +167,27 @@ def test_more_hashes_than_one_request_carries_end_in_one_case(recorded_page, web
     assert recorded.unexpected_errors() == []
 
 
-def test_the_page_follows_a_server_with_a_lower_limit(recorded_page, tmp_path):
-    """The limit is the server's (HASHGUARD_MAX_HASHES_PER_REQUEST), not a number in the page."""
+@pytest.mark.parametrize("limits_answer", [True, False], ids=["limits-read", "limits-lost"])
+def test_the_page_follows_a_server_with_a_lower_limit(recorded_page, tmp_path, limits_answer):
+    """The limit is the server's (HASHGUARD_MAX_HASHES_PER_REQUEST), not a number in the page:
+    read from GET /v1/limits, or, if that answer is lost, learned from the server's refusals."""
     with running_server(tmp_path, max_hashes_per_request=120) as base:
         recorded = recorded_page("en", base=base)
         page = recorded.page
+        if not limits_answer:
+            recorded.context.route("**/v1/limits", lambda route: route.abort("connectionreset"))
         recorded.goto("/")
         _open_files_view(page)
         page.set_input_files("#file-input", _videos(150))
         wait_for_hashes(page, 150, timeout=120)
         payload = json.loads(page.text_content("#payload"))["hashes"]
         ref, token = _send_and_wait_until_added(page)
-        # 300 hashes: refused at 300, refused at 150, then batches of 75 fit; the case is
-        # created once, with the first of them.
         add = f"/v1/cases/{ref}/hashes"
-        assert _posts(recorded) == [("/v1/cases", 300), ("/v1/cases", 150), ("/v1/cases", 75),
-                                    (add, 75), (add, 75), (add, 75)]
+        if limits_answer:  # 300 hashes in batches of the server's 120, no refusal
+            assert _posts(recorded) == [("/v1/cases", 120), (add, 120), (add, 60)]
+        else:  # refused at 300, refused at 150, then batches of 75 fit; one case
+            assert _posts(recorded) == [("/v1/cases", 300), ("/v1/cases", 150),
+                                        ("/v1/cases", 75), (add, 75), (add, 75), (add, 75)]
         held = _case_hashes(base, ref, token)
         assert {h["value"] for h in held} == {h["value"] for h in payload}
 
@@ -202,6 +209,9 @@ def test_additions_that_fail_are_retried_or_reported_with_the_case_kept(recorded
                 route.continue_()
 
         recorded.context.route("**/v1/cases/*/hashes", drop_first_addition)
+        # The limit is learned from refusals here (the path test_the_page_follows_... covers
+        # with the limits answer lost), so the additions meet the case's limit mid-way.
+        recorded.context.route("**/v1/limits", lambda route: route.abort("connectionreset"))
         recorded.goto("/")
         _open_files_view(page)
         page.set_input_files("#file-input", _videos(120))

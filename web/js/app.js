@@ -5,7 +5,7 @@ import * as i18n from './i18n.js';
 import { api, ApiProblem, randomKey } from './api.js';
 import { hashFile, stopAll, WorkerFailed } from './hash-workers.js';
 import { mediaKind, pdqProblem } from './media.js';
-import { addBatches, chunks, learnFromRefusal } from './submit.js';
+import { addBatches, chunks, learnFromRefusal, useLimits } from './submit.js';
 import { loadSupportConfig, telHref } from './support.js';
 
 const $ = (id) => document.getElementById(id);
@@ -577,6 +577,8 @@ async function start() {
     console.error(String(error)); // the operator's mistake, spelled out; the page says it plainly
     state.support = null;
   }
+  // Not awaited: the first view never waits for it, and until it answers the default holds.
+  api('GET', '/v1/limits').then(useLimits, () => {});
   await setLanguage(i18n.preferredLanguage());
   // Deep links (#status, #withdraw) are read once; views never add history entries. Everyone
   // else first meets the one question: is someone threatening you right now?

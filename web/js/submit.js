@@ -2,13 +2,12 @@
 // may carry are not refused; the first batch creates the case and the others are added to it
 // (POST /v1/cases/{ref}/hashes with the case's token), so they all end in one case.
 //
-// The per-request limit belongs to the server (HASHGUARD_MAX_HASHES_PER_REQUEST). The page has
-// no way to read it beforehand, so it starts from the server's default and learns from the
-// server's own answer: a batch refused with `too_many_hashes` is split in two and sent again,
-// and later batches use the smaller size. A server set lower costs one refused request; one set
-// higher just gets more requests than it needed.
+// The per-request limit belongs to the server (HASHGUARD_MAX_HASHES_PER_REQUEST): the page reads
+// it from GET /v1/limits when it starts (useLimits). Should that answer not arrive, it starts
+// from the server's default and learns from the server's own answer: a batch refused with
+// `too_many_hashes` is split in two and sent again, and later batches use the smaller size.
 
-export const DEFAULT_MAX_HASHES = 500; // api/settings.py's default max_hashes_per_request
+export const DEFAULT_MAX_HASHES = 500; // used only until GET /v1/limits has answered
 // As hashing/client.py: well under the server's 4 MiB body cap (the page's PDQ and video
 // digests are ~100 bytes each, so the count is what splits in practice).
 export const MAX_BODY_BYTES = 3 * 1024 * 1024;
@@ -18,6 +17,12 @@ const ATTEMPTS = 3;
 const BACKOFF_MS = 500;
 
 let maxHashes = DEFAULT_MAX_HASHES;
+
+/** Take the server's own limit (GET /v1/limits); anything unusable leaves the default. */
+export function useLimits(limits) {
+  const value = limits && limits.max_hashes_per_request;
+  if (Number.isInteger(value) && value > 0) maxHashes = value;
+}
 
 /** The batch size the page uses now (the default until the server refused a larger one). */
 export function batchSize() {
