@@ -4,7 +4,7 @@ log (adds and removes applied incrementally; lookups never wait for a rebuild).
 Each API process holds its own copy and catches up from the database before answering, so
 several processes behind a load balancer agree.
 
-PDQ: an exact multi-index hash (partners/match_pdq.py: design, memory, what is rebuilt when, and
+PDQ: an exact multi-index hash (partners/pdq_index.py and its layers: design, memory, what is rebuilt when, and
 why not faiss), built for 10 M hashes: recall 100% at distance <= 31, lookups lock-free, adds
 matchable as soon as catch_up applied them (a brute-force delta tier), removes as pathway-bit
 tombstones, the delta merged into the main table by a background thread, one slot at a time
@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy import select
 
 from hashing.signals import pdq, video_tmk_pdqf
-from partners.match_pdq import PdqIndex
+from partners.pdq_index import PdqIndex
 from store.models import OP_ADD, PATHWAYS, ChangeLogEntry, Hash
 
 
@@ -64,7 +64,7 @@ class MatchIndex:
         loads); they are not in the change log's accounting (applied_seq is unchanged)."""
         words = values_or_words
         if not isinstance(words, np.ndarray):
-            from partners.match_pdq import words_of_many
+            from partners.pdq_layout import words_of_many
             words = words_of_many(list(values_or_words))
         return self.pdq.bulk_load(words, pathway)
 
@@ -93,7 +93,7 @@ class MatchIndex:
 
     def match(self, signal_type: str, value: str, pathways: list[str]) -> list[tuple[str, str, float]]:
         """(signal_type, value, distance) of shared hashes matching the canonical `value`."""
-        if signal_type == pdq.NAME:  # lock-free (see partners/match_pdq.py)
+        if signal_type == pdq.NAME:  # lock-free (see partners/pdq_index.py)
             return [(pdq.NAME, v, float(d)) for v, d in self.pdq.lookup(value, pathways)]
         with self._lock:
             if signal_type == video_tmk_pdqf.NAME:
