@@ -14,7 +14,8 @@ Rows, removes, adds, and what is rebuilt when
 * A new value gets a row (a freed one or the next) and goes into the DELTA tier: its row number
   is appended to `delta_rows` and its words to `delta_words`, which lookups scan brute force
   (the compiled scan_block). So a new hash is matchable as soon as catch_up has applied its entry.
-  The delta is bounded: past MAX_DELTA_ROWS (a catch-up burst), apply_batch waits for a merge.
+  The delta is bounded: past MAX_DELTA_ROWS (a catch-up burst), apply_batch waits for a merge
+  (`backlogged()` says when; partners/match_index.py waits for it outside its locks).
 * MERGE (background thread; started when the delta reaches MERGE_DELTA_ROWS, or by `compact()`,
   or `bulk_load`): merges the delta rows present at its start into the main table ONE SLOT AT A
   TIME. Each arena holds, besides the 11 slots' regions, a spare region (bucket starts: one per
@@ -55,6 +56,7 @@ from partners.pdq_grace import Readers
 from partners.pdq_kernel import probe_main, scan_block
 from partners.pdq_layout import (NSLOTS, PROBE_FLIP, PROBE_SLOT, SLOT_BITS, SLOT_SHIFT_MASK,
                                  THRESHOLD, WORD_MASK, hex_of, slot_keys, words_of_many)
+from partners.signal_index import SignalIndex
 
 MERGE_DELTA_ROWS = 4096
 # Below this many rows everything stays in the brute-force delta (a scan of 32 k rows costs about
@@ -113,8 +115,9 @@ def _find_in_main(view: View, in_main: np.ndarray, words: np.ndarray) -> np.ndar
     return found
 
 
-class PdqIndex:
-    """The PDQ part of the match index. `apply_batch` and `lookup` are its interface."""
+class PdqIndex(SignalIndex):
+    """The PDQ part of the match index. `apply_batch` and `lookup` are its interface; `match`
+    is `lookup` in SignalIndex's shape."""
 
     def __init__(self, pathways: tuple[str, ...] = ("adult", "under18_at_capture"),
                  background: bool = True, merge_delta_rows: int = MERGE_DELTA_ROWS) -> None:
@@ -137,6 +140,11 @@ class PdqIndex:
                           np.zeros(INITIAL_ROWS, dtype=np.uint8), np.zeros(1024, dtype=np.int32),
                           np.zeros((1024, 4), dtype=np.uint64), 0)
         self._in_main = np.zeros(INITIAL_ROWS, dtype=bool)  # in main and not being dropped
+
+    @classmethod
+    def for_signal(cls, signal, pathways: tuple[str, ...], background_merge: bool) -> PdqIndex:
+        assert signal.MATCH_THRESHOLD == THRESHOLD  # the layout is exact up to this distance
+        return cls(pathways, background=background_merge)
 
     # ------------------------------------------------------------------ helpers
     def pathway_bits(self, pathways) -> int:
@@ -192,7 +200,7 @@ class PdqIndex:
         applying them one by one; the work is vectorised per batch."""
         if not entries:
             return
-        if self._background and self._view.delta_len >= MAX_DELTA_ROWS:
+        if self.backlogged():
             self.wait_for_merge()
         with self.write_lock:
             view = self._view
@@ -275,6 +283,15 @@ class PdqIndex:
         """Merge the delta (and drop tombstones if any) now, in the caller's thread."""
         self.wait_for_merge()
         self._merge(force_drop=True)
+
+    def backlogged(self) -> bool:
+        """apply_batch would wait for the running merge: the delta is past MAX_DELTA_ROWS."""
+        thread = self._merge_thread
+        return (self._background and self._view.delta_len >= MAX_DELTA_ROWS
+                and thread is not None and thread.is_alive())
+
+    def wait_for_backlog(self) -> None:
+        self.wait_for_merge()
 
     def wait_for_merge(self) -> None:
         while True:
@@ -414,6 +431,9 @@ class PdqIndex:
             self._free.extend(plan.freed.tolist())
 
     # ------------------------------------------------------------------ lookups
+    def match(self, value: str, pathways) -> list[tuple[str, float]]:
+        return [(v, float(d)) for v, d in self.lookup(value, pathways)]
+
     def lookup(self, value: str, pathways, threshold: int = THRESHOLD) -> list[tuple[str, int]]:
         """(value, distance) of every indexed value within `threshold` (<= 31) of `value` and
         shared under one of `pathways`, nearest first."""

@@ -1,6 +1,7 @@
-"""The PDQ match index (partners/pdq_index.py and its layers) against a brute-force reference: incremental adds
-and removes answer like a rebuild, recall at every distance 0..31 (adversarial bit spreads
-included), nothing at 32+, real PDQ hashes of transformed test images, pathways, concurrency."""
+"""The PDQ match index (partners/pdq_index.py and its layers) against a brute-force reference:
+incremental adds and removes answer like a rebuild, recall at every distance 0..31 (adversarial
+bit spreads included), nothing at 32+, real PDQ hashes of transformed test images, pathways,
+concurrency."""
 from __future__ import annotations
 
 import math
