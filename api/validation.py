@@ -1,8 +1,11 @@
-"""Turns wire hashes into validated, canonical Signals, or a 422 with the failing hash's code."""
+"""Turns wire hashes into validated, canonical Signals, or a 422 with the failing hash's code.
+
+Nothing here branches on a signal type's name: the type's module (hashing/signals) parses the
+value, and a type with a quality notion (PDQ) is the one whose module has `check_quality`."""
 from __future__ import annotations
 
 from hashing import signals
-from hashing.signals import InvalidHash, Signal, UnusableMedia, pdq
+from hashing.signals import InvalidHash, Signal, UnusableMedia
 
 from api.errors import ApiError
 from api.schemas import HashIn
@@ -23,9 +26,11 @@ def validate_hashes(hashes: list[HashIn], limit: int) -> list[Signal]:
 
 
 def _checked_quality(item: HashIn) -> int | None:
-    if item.signal_type != pdq.NAME:
-        return None  # quality is a PDQ notion; ignore it elsewhere rather than store noise
+    check_quality = getattr(signals.get(item.signal_type), "check_quality", None)
+    if check_quality is None:
+        return None  # a type without a quality notion: ignore one sent rather than store noise
     if item.quality is None:
-        raise InvalidHash("pdq_quality_missing", "a pdq hash needs its quality (0-100)")
-    pdq.check_quality(item.quality)
+        raise InvalidHash(f"{item.signal_type}_quality_missing",
+                          f"a {item.signal_type} hash needs its quality (0-100)")
+    check_quality(item.quality)
     return item.quality

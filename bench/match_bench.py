@@ -49,7 +49,8 @@ sys.path.insert(0, str(ROOT))
 
 from hashing.signals import pdq  # noqa: E402
 from hashing.signals.base import UnusableMedia  # noqa: E402
-from partners.match_pdq import MERGE_DELTA_ROWS, PdqIndex, hex_of  # noqa: E402
+from partners.pdq_index import MERGE_DELTA_ROWS, PdqIndex  # noqa: E402
+from partners.pdq_layout import hex_of  # noqa: E402
 
 PDQ_DIR = ROOT.parent / "shared" / "testdata" / "pdq"
 PATHWAY = "adult"

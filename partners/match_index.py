@@ -4,34 +4,64 @@ log (adds and removes applied incrementally; lookups never wait for a rebuild).
 Each API process holds its own copy and catches up from the database before answering, so
 several processes behind a load balancer agree.
 
-PDQ: an exact multi-index hash (partners/match_pdq.py: design, memory, what is rebuilt when, and
-why not faiss), built for 10 M hashes: recall 100% at distance <= 31, lookups lock-free, adds
-matchable as soon as catch_up applied them (a brute-force delta tier), removes as pathway-bit
-tombstones, the delta merged into the main table by a background thread, one slot at a time
-(memory stays under 2 GB at 10 M throughout). MD5/SHA-256: exact dict. TMK: the authors' level-1
-then level-2 scores.
+This class only dispatches: one index per signal type, of the kind the type's module names in
+`MATCH_INDEX` (INDEX_CLASSES below; python-threatexchange's `get_index_cls`). PDQ: an exact
+multi-index hash (partners/pdq_index.py and its layers: design, memory, what is rebuilt when,
+and why not faiss), built for 10 M hashes: recall 100% at distance <= 31, lookups lock-free,
+adds matchable as soon as catch_up applied them, removes as tombstones, merges in a background
+thread with memory under 2 GB at 10 M throughout. MD5/SHA-256: exact dict
+(partners/exact_index.py). TMK: the authors' level-1 then level-2 scores (partners/tmk_index.py).
+
+Locks: catch_up's writers are serialised by `_apply_lock`, which no lookup takes; each index
+guards its own lookups (a dict lock held for microseconds; PDQ none). When an index must first
+finish its own background work (a PDQ merge after a burst of adds), catch_up waits for it
+outside every lock, so lookups of every type go on meanwhile (issue 20, bug 5: the wait used to
+happen under the one lock that MD5, SHA-256 and TMK lookups took).
 """
 from __future__ import annotations
 
 import threading
+from types import ModuleType
 
 import numpy as np
 from sqlalchemy import select
 
-from hashing.signals import pdq, video_tmk_pdqf
-from partners.match_pdq import PdqIndex
+from hashing.signals import SIGNAL_TYPES, pdq
+from partners.exact_index import ExactIndex
+from partners.pdq_index import PdqIndex
+from partners.signal_index import Entry, SignalIndex
+from partners.tmk_index import TmkIndex
 from store.models import OP_ADD, PATHWAYS, ChangeLogEntry, Hash
+
+# A signal module's MATCH_INDEX -> the class that serves it.
+INDEX_CLASSES: dict[str, type[SignalIndex]] = {
+    "exact": ExactIndex,
+    "pdq_multi_index": PdqIndex,
+    "tmk_two_level": TmkIndex,
+}
+
+
+def index_class(signal: ModuleType) -> type[SignalIndex]:
+    """The index class serving the signal type `signal` (a hashing/signals module)."""
+    try:
+        return INDEX_CLASSES[signal.MATCH_INDEX]
+    except (AttributeError, KeyError):
+        raise LookupError(f"signal type {signal.NAME!r} names no known MATCH_INDEX "
+                          f"(one of {', '.join(sorted(INDEX_CLASSES))})") from None
 
 
 class MatchIndex:
     def __init__(self, background_merge: bool = True) -> None:
-        self._lock = threading.Lock()
+        self._apply_lock = threading.Lock()  # catch_up's writers; never taken by lookups
         self.applied_seq = 0
-        # (signal_type, value) -> pathways it is currently shared under (all types but PDQ,
-        # whose pathways are bits in the PDQ index: a dict entry per hash would not fit 10 M)
-        self._pathways: dict[tuple[str, str], set[str]] = {}
-        self.pdq = PdqIndex(PATHWAYS, background=background_merge)
-        self._tmk: dict[str, np.ndarray] = {}  # value -> unit-length level-1 vector
+        self.indexes: dict[str, SignalIndex] = {
+            name: index_class(signal).for_signal(signal, PATHWAYS, background_merge)
+            for name, signal in SIGNAL_TYPES.items()}
+
+    @property
+    def pdq(self) -> PdqIndex:
+        """The PDQ index (benchmarks, bulk loads, tests)."""
+        return self.indexes[pdq.NAME]
 
     # ------------------------------------------------------------------ updates
     def catch_up(self, session) -> None:
@@ -46,73 +76,37 @@ class MatchIndex:
             ).all()
             if not rows:
                 return
-            with self._lock:
-                pdq_entries = []
+            with self._apply_lock:
+                batches: dict[str, list[Entry]] = {}
                 for row in rows:
-                    if row.seq <= self.applied_seq:
-                        continue  # another thread applied it meanwhile
-                    if row.signal_type == pdq.NAME:
-                        pdq_entries.append((row.op == OP_ADD, row.value, row.pathway))
-                    else:
-                        self._apply(row.op, row.signal_type, row.value, row.pathway)
-                # Per-value order is kept within the batch; PDQ and other types are independent.
-                self.pdq.apply_batch(pdq_entries)
-                self.applied_seq = max(self.applied_seq, rows[-1].seq)
+                    if row.seq > self.applied_seq:  # else another thread applied it meanwhile
+                        batches.setdefault(row.signal_type, []).append(
+                            (row.op == OP_ADD, row.value, row.pathway))
+                # A type no longer registered cannot be looked up (its queries are refused as
+                # an unknown type), so its entries are skipped.
+                targets = {self.indexes[t]: e for t, e in batches.items() if t in self.indexes}
+                busy = [index for index in targets if index.backlogged()]
+                if not busy:
+                    # Types are independent; each batch keeps its entries' order.
+                    for index, entries in targets.items():
+                        index.apply_batch(entries)
+                    self.applied_seq = max(self.applied_seq, rows[-1].seq)
+                    continue
+            for index in busy:  # outside every lock; then fetch and try again
+                index.wait_for_backlog()
 
     def bulk_load_pdq(self, values_or_words, pathway: str) -> float:
         """Load many new distinct PDQ values straight into the main table (benchmarks, initial
         loads); they are not in the change log's accounting (applied_seq is unchanged)."""
         words = values_or_words
         if not isinstance(words, np.ndarray):
-            from partners.match_pdq import words_of_many
+            from partners.pdq_layout import words_of_many
             words = words_of_many(list(values_or_words))
         return self.pdq.bulk_load(words, pathway)
 
-    def _apply(self, op: str, signal_type: str, value: str, pathway: str) -> None:
-        key = (signal_type, value)
-        pathways = self._pathways.setdefault(key, set())
-        was_present = bool(pathways)
-        (pathways.add if op == OP_ADD else pathways.discard)(pathway)
-        if pathways and not was_present:
-            self._insert(signal_type, value)
-        elif not pathways:
-            del self._pathways[key]
-            self._delete(signal_type, value)
-
-    def _insert(self, signal_type: str, value: str) -> None:
-        if signal_type == video_tmk_pdqf.NAME:
-            self._tmk[value] = video_tmk_pdqf.level1_vector(value, normalized=True)
-
-    def _delete(self, signal_type: str, value: str) -> None:
-        if signal_type == video_tmk_pdqf.NAME:
-            self._tmk.pop(value, None)
-
     # ------------------------------------------------------------------ lookups
-    def _visible(self, key: tuple[str, str], pathways: list[str]) -> bool:
-        return bool(self._pathways.get(key, set()).intersection(pathways))
-
     def match(self, signal_type: str, value: str, pathways: list[str]) -> list[tuple[str, str, float]]:
         """(signal_type, value, distance) of shared hashes matching the canonical `value`."""
-        if signal_type == pdq.NAME:  # lock-free (see partners/match_pdq.py)
-            return [(pdq.NAME, v, float(d)) for v, d in self.pdq.lookup(value, pathways)]
-        with self._lock:
-            if signal_type == video_tmk_pdqf.NAME:
-                candidates = [(v, vec) for v, vec in self._tmk.items()
-                              if self._visible((signal_type, v), pathways)]
-            else:  # exact types
-                key = (signal_type, value)
-                return [(signal_type, value, 0.0)] if self._visible(key, pathways) else []
-        return self._match_tmk(value, candidates)
-
-    @staticmethod
-    def _match_tmk(value: str, candidates) -> list[tuple[str, str, float]]:
-        """The TMK authors' two stages: cheap level-1 cosine filter, then the level-2 score."""
-        query = video_tmk_pdqf.level1_vector(value, normalized=True)
-        found = []
-        for candidate, vector in candidates:
-            if float(vector @ query) < video_tmk_pdqf.LEVEL1_THRESHOLD:
-                continue
-            score = video_tmk_pdqf.level2_score(value, candidate)
-            if score >= video_tmk_pdqf.LEVEL2_THRESHOLD:
-                found.append((video_tmk_pdqf.NAME, candidate, round(1.0 - score, 6)))
-        return sorted(found, key=lambda m: m[2])
+        index = self.indexes.get(signal_type)  # None: not a type (refused before it gets here)
+        return [] if index is None else [
+            (signal_type, v, d) for v, d in index.match(value, pathways)]

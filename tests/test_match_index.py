@@ -1,6 +1,7 @@
-"""The PDQ match index (partners/match_pdq.py) against a brute-force reference: incremental adds
-and removes answer like a rebuild, recall at every distance 0..31 (adversarial bit spreads
-included), nothing at 32+, real PDQ hashes of transformed test images, pathways, concurrency."""
+"""The PDQ match index (partners/pdq_index.py and its layers) against a brute-force reference:
+incremental adds and removes answer like a rebuild, recall at every distance 0..31 (adversarial
+bit spreads included), nothing at 32+, real PDQ hashes of transformed test images, pathways,
+concurrency."""
 from __future__ import annotations
 
 import math
@@ -16,8 +17,10 @@ from PIL import Image
 from hashing.signals import pdq
 from hashing.signals.base import UnusableMedia
 from partners.match_index import MatchIndex
-from partners import match_pdq
-from partners.match_pdq import SLOT_BITS, SLOT_FLIPS, SLOT_START, PdqIndex, build_slot, hex_of
+from partners import pdq_buckets, pdq_index, pdq_layout
+from partners.pdq_buckets import build_slot
+from partners.pdq_index import PdqIndex
+from partners.pdq_layout import SLOT_BITS, SLOT_FLIPS, SLOT_START, hex_of
 from tests.testdata import PDQ_DIR, require_testdata
 
 ADULT, MINOR = "adult", "under18_at_capture"
@@ -179,9 +182,9 @@ def test_adversarial_spreads_at_distance_31_and_32(loaded):
 def test_probes_are_exact_by_generalised_pigeonhole():
     """Any distance <= 31 leaves some slot within its flips (sum of flips + 1 over the slots
     exceeds 31), and every key within a slot's flips is probed exactly once."""
-    assert sum(t + 1 for t in SLOT_FLIPS) == match_pdq.THRESHOLD + 1
+    assert sum(t + 1 for t in SLOT_FLIPS) == pdq_layout.THRESHOLD + 1
     for s, (bits, most) in enumerate(zip(SLOT_BITS, SLOT_FLIPS)):
-        flips = match_pdq._PROBE_FLIP[match_pdq._PROBE_SLOT == s]
+        flips = pdq_layout.PROBE_FLIP[pdq_layout.PROBE_SLOT == s]
         assert len(set(flips.tolist())) == len(flips) == sum(math.comb(bits, k)
                                                             for k in range(most + 1))
         assert all(int(f).bit_count() <= most and int(f) < (1 << bits) for f in flips)
@@ -329,7 +332,7 @@ def _buckets(ids: np.ndarray, starts: np.ndarray) -> list[list[int]]:
 @pytest.mark.parametrize("old_n,add_n,drop", [(0, 300, False), (500, 0, True), (500, 200, False),
                                               (500, 200, True), (500, 0, False)])
 def test_build_slot_equals_a_table_built_from_scratch(monkeypatch, old_n, add_n, drop, chunk):
-    monkeypatch.setattr(match_pdq, "CHUNK", chunk)
+    monkeypatch.setattr(pdq_buckets, "CHUNK", chunk)
     rng = np.random.default_rng(old_n + add_n + drop)
     buckets = 64
     key_of = rng.integers(0, buckets, size=old_n + add_n)  # row -> its key in this slot
@@ -353,13 +356,13 @@ def test_build_slot_equals_a_table_built_from_scratch(monkeypatch, old_n, add_n,
 
 @pytest.mark.parametrize("chunk", [3, 1 << 18])
 def test_bucket_starts_with_long_runs_and_small_chunks(monkeypatch, chunk):
-    monkeypatch.setattr(match_pdq, "CHUNK", chunk)
+    monkeypatch.setattr(pdq_buckets, "CHUNK", chunk)
     rng = np.random.default_rng(chunk)
     keys = np.sort(np.concatenate([np.full(40, 7), np.full(9, 63), rng.integers(0, 64, 30)]))
     out = np.full(65, -1, dtype=np.int32)
-    match_pdq._count_below(keys.astype(np.uint32), out)
+    pdq_buckets.count_below(keys.astype(np.uint32), out)
     assert out.tolist() == np.searchsorted(keys, np.arange(65)).tolist()
-    match_pdq._count_below(np.zeros(0, dtype=np.uint32), out)
+    pdq_buckets.count_below(np.zeros(0, dtype=np.uint32), out)
     assert not out.any()
 
 
@@ -480,8 +483,8 @@ def test_a_slow_lookup_holds_back_the_reuse_of_what_a_merge_retired(monkeypatch)
 
 
 def test_growing_the_id_arena_and_the_rows_keeps_answers(monkeypatch):
-    monkeypatch.setattr(match_pdq, "MIN_ID_CAPACITY", 1024)
-    monkeypatch.setattr(match_pdq, "INITIAL_ROWS", 1024)
+    monkeypatch.setattr(pdq_index, "MIN_ID_CAPACITY", 1024)
+    monkeypatch.setattr(pdq_index, "INITIAL_ROWS", 1024)
     rng = random.Random(12)
     index = PdqIndex(background=False)
     reference = Reference()
@@ -496,7 +499,7 @@ def test_growing_the_id_arena_and_the_rows_keeps_answers(monkeypatch):
 
 
 def test_a_burst_of_adds_waits_for_merges_instead_of_growing_the_delta(monkeypatch):
-    monkeypatch.setattr(match_pdq, "MAX_DELTA_ROWS", 300)
+    monkeypatch.setattr(pdq_index, "MAX_DELTA_ROWS", 300)
     rng = random.Random(13)
     index = PdqIndex(background=True, merge_delta_rows=100)
     reference = Reference()

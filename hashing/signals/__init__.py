@@ -1,6 +1,8 @@
 """Registry of signal types: one module per type, looked up by python-threatexchange's name.
 
-Adding a type means adding its module here; nothing else branches on the type's name.
+Adding a type means adding its module here; nothing else branches on the type's name. Each
+module names the server-side index that serves it in MATCH_INDEX (a string, so that nothing here
+imports server code; partners/match_index.py maps it to a class).
 """
 from __future__ import annotations
 

@@ -14,6 +14,9 @@ from hashing.media import load_canonical_image
 from hashing.signals.base import InvalidHash, Signal, UnusableMedia
 
 NAME = "pdq"
+# The server-side index that serves this type (a name: hashing/ imports nothing server-side;
+# partners/match_index.py maps it to a class).
+MATCH_INDEX = "pdq_multi_index"
 # The PDQ authors' recommended match threshold and quality gate.
 MATCH_THRESHOLD = 31
 MIN_QUALITY = 50

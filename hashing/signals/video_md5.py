@@ -7,6 +7,7 @@ from hashing.signals.base import Signal
 from hashing.signals.file_digest import digest_file, parse_hex_digest
 
 NAME = "video_md5"
+MATCH_INDEX = "exact"  # served by a dict on the server (partners/match_index.py)
 
 
 def parse(value: str) -> str:

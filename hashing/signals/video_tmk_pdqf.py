@@ -31,6 +31,8 @@ from hashing.signals.base import InvalidHash, Signal, UnusableMedia
 from hashing.signals.tmk_format import TMKFeatures, expected_length
 
 NAME = "video_tmk_pdqf"
+# served by a level-1 scan, then level 2 on the survivors (partners/match_index.py)
+MATCH_INDEX = "tmk_two_level"
 LEVEL1_THRESHOLD = 0.7
 LEVEL2_THRESHOLD = 0.7
 
