@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from typer.testing import CliRunner
 
-from hashing.webhook import ReplayGuard, WebhookRejected, verify
+from partner_tools.webhook import ReplayGuard, WebhookRejected, verify
 from partners.webhooks import WebhookSigner
 from tests.hashes import BRIDGE, C_PNG
 from tests.partner_helpers import new_case
