@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from partner_tools.transparency import Outcome, Verifier, VerifierState, check_pulled_entries
 from txlog.compact import Frontier, root_of_leaf_hashes
 from txlog.entry import entry_commitment, entry_leaf_hash
-from txlog.errors import VerificationError
+from txlog.errors import InconsistencyError, VerificationError
 from txlog.head import (
     CONSISTENCY_PATH,
     ENTRIES_PATH,
@@ -25,7 +25,7 @@ from txlog.head import (
     key_id,
     tree_head_bytes,
 )
-from txlog.proof import consistency_proof
+from txlog.proof import consistency_proof, verify_consistency
 from txlog.rfc6962 import leaf_hash
 
 
@@ -172,6 +172,25 @@ def test_a_history_rewritten_and_re_signed_fails_the_consistency_proof(log_and_s
     log.leaves[3], log.leaves[4] = log.leaves[4], log.leaves[3]
     log.add(2)
     assert "does not extend the verified tree" in failure(log, state)
+
+
+def test_an_inconsistency_carries_both_signed_heads_and_the_proof_as_evidence(log_and_state):
+    log, state = log_and_state
+    verified = state.head
+    log.leaves[3] = leaf_hash(b"history rewritten")  # then re-signed, larger
+    log.add(2)
+    with pytest.raises(InconsistencyError) as raised:
+        verify(log, state)
+    evidence = raised.value.evidence()
+    assert evidence["older_head"] == verified.to_json()
+    assert evidence["newer_head"] == log.head  # exactly what the server signed and served
+    assert (evidence["first"], evidence["second"]) == (13, 15)
+    assert evidence["proof"] == log.get(CONSISTENCY_PATH, {"first": 13, "second": 15})["proof"]
+    # Anyone can re-check it from the evidence alone: the proof does not join the two heads.
+    with pytest.raises(InconsistencyError):
+        verify_consistency(13, 15, b64decode(evidence["first_root"]),
+                           b64decode(evidence["second_root"]),
+                           [b64decode(h) for h in evidence["proof"]])
 
 
 def test_a_forked_log_two_heads_of_the_same_size_is_detected(log_and_state):
