@@ -152,3 +152,27 @@ def test_verify_verb_over_http_passes_then_catches_a_row_altered_in_the_database
     result = run_verify(live_server, state_file, key, "--full")
     assert result.exit_code == 1
     assert "FAILED" in result.output and "altered" in result.output
+
+
+def test_the_log_takes_its_settings_from_settings_under_the_old_variable_names(
+        settings, monkeypatch):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from api.settings import Settings
+    from store.secrets import encode_secret
+
+    seed = bytes(range(32))
+    monkeypatch.setenv("HASHGUARD_TRANSPARENCY_KEY", encode_secret(seed))
+    monkeypatch.setenv("HASHGUARD_TREE_HEAD_INTERVAL", "0.5")
+    monkeypatch.setenv("HASHGUARD_TREE_HEAD_MAX_AGE", "60")
+    monkeypatch.setenv("HASHGUARD_TREE_BUILDER", "0")
+    configured = Settings(database_url=settings.database_url, data_dir=settings.data_dir)
+    app = create_app(configured, run_migrations=False)
+    try:
+        builder = app.state.transparency
+        assert (builder.interval, builder.max_age, builder.enabled) == (0.5, 60.0, False)
+        assert transparency.public_key_raw(builder.key) == transparency.public_key_raw(
+            Ed25519PrivateKey.from_private_bytes(seed))
+        assert not (settings.data_dir / transparency.KEY_FILE).exists()  # the seed, not a file
+    finally:
+        app.state.database.dispose()
