@@ -242,8 +242,8 @@ class Verifier:
             for entry in entries:
                 index = entry.get("index")
                 if index != frontier.size:
-                    raise VerificationError(f"entries out of order: expected index {frontier.size}, "
-                                            f"got {index}")
+                    raise VerificationError(
+                        f"entries out of order: expected index {frontier.size}, got {index}")
                 try:
                     served = b64decode(entry["leaf_hash"])
                 except (KeyError, TypeError, ValueError):

@@ -4,8 +4,9 @@ plus the partner-only entries endpoint that lets a partner recompute the leaves.
 
 `install(app)` wires all of it into an app: the routes, and the builder started and stopped with
 the app's lifespan; its settings are the app's (api/settings.py: HASHGUARD_TRANSPARENCY_KEY,
-HASHGUARD_TREE_HEAD_INTERVAL, HASHGUARD_TREE_HEAD_MAX_AGE, HASHGUARD_TREE_BUILDER). Several processes may run builders: each step takes a PostgreSQL advisory
-lock (SQLite: the single writer lock), so one at a time appends, in seq order.
+HASHGUARD_TREE_HEAD_INTERVAL, HASHGUARD_TREE_HEAD_MAX_AGE, HASHGUARD_TREE_BUILDER). Several
+processes may run builders: each step takes a PostgreSQL advisory lock (SQLite: the single writer
+lock), so one at a time appends, in seq order.
 """
 from __future__ import annotations
 

@@ -22,14 +22,9 @@ from store.models import ChangeLogEntry
 from store.transparency_models import TransparencyHead, TransparencyLeaf, TransparencyNode
 from txlog.compact import Frontier, frontier_keys
 from txlog.entry import COMMITMENT_CONTEXT, NONCE_BYTES, entry_commitment, leaf_bytes
-from txlog.proof import (
-    NodeLookup,
-    consistency_proof,
-    inclusion_path,
-    needed_nodes,
-    range_hash,
-)
+from txlog.proof import NodeLookup, consistency_proof, inclusion_path, needed_nodes, range_hash
 from txlog.rfc6962 import leaf_hash, node_hash
+
 # Subtrees below this level are not stored: a proof needing one reads its (at most 8) leaves
 # and hashes them, a few microseconds, while storing levels 1-3 wrote 7/8 of all node rows, one
 # row per entry, on the builder's path (bench/transparency_bench.py: the builder's cost is

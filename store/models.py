@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.base import Base, BigId
+
 # Registers the transparency tables on Base.metadata (an arrow one way: they import store.base).
 from store.transparency_models import (  # noqa: F401
     TransparencyHead,

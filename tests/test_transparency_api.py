@@ -11,8 +11,8 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from api.app import create_app
-from partners import transparency
 from partner_tools.transparency import verify_tree_head
+from partners import transparency
 from store import merkle
 from tests.partner_helpers import bearer, new_case, pull_all, withdraw
 from txlog.entry import entry_leaf_hash

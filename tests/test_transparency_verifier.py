@@ -1,6 +1,6 @@
-"""The partner's verifier (partner_tools/transparency.py) against a fake log server that misbehaves in
-each of the ways the log exists to expose: a tampered entry, a reordered entry, a forked log (two
-heads of the same size), a bad signature, a withheld entry, a rewritten history."""
+"""The partner's verifier (partner_tools/transparency.py) against a fake log server that misbehaves
+in each of the ways the log exists to expose: a tampered entry, a reordered entry, a forked log
+(two heads of the same size), a bad signature, a withheld entry, a rewritten history."""
 from __future__ import annotations
 
 import base64
@@ -27,7 +27,6 @@ from txlog.head import (
 )
 from txlog.proof import consistency_proof, verify_consistency
 from txlog.rfc6962 import leaf_hash
-
 
 B64 = b64encode
 
