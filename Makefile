@@ -38,7 +38,7 @@ node_modules/.installed: package.json package-lock.json | test-deps
 $(VENV)/.installed: pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[server,video,test]'
+	$(VENV)/bin/pip install -q -e '.[server,partner,video,test]'
 	touch $@
 
 run: $(VENV)/.installed

@@ -1,8 +1,9 @@
 """Operator verbs added to `hashguard` when the server extra is installed (entry point
-hashguard.cli): serve, partners, review."""
+hashguard.cli): serve, partners, review, transparency public-key."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -23,9 +24,11 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.add_typer(partners_app, name="partners")
     app.add_typer(review_app, name="review")
-    from partners import transparency_cli
+    from hashing.cli import verb_group
 
-    transparency_cli.register(app)
+    # The same group as the partner's `transparency verify` (partner_tools/cli.py).
+    verb_group(app, "transparency", "The service's signed, append-only transparency log.") \
+        .command("public-key")(transparency_public_key)
 
 
 def _settings(database_url: str | None):
@@ -210,3 +213,23 @@ def review_deny(signal_type: str = typer.Argument(..., help="e.g. pdq, video_md5
     except InvalidHash as refused:
         _fail(f"{refused.code}: {refused.message}")
     typer.echo(f"denied hash {hash_id}: it will not be shared")
+
+
+def transparency_public_key(
+    data_dir: Path = typer.Option(None, "--data-dir", envvar="HASHGUARD_DATA_DIR",
+                                  help="The service's data dir (HASHGUARD_DATA_DIR, else "
+                                       "~/.local/share/hashguard); the key is made there if new."),
+    pem: bool = typer.Option(False, "--pem", help="Print the PEM (SubjectPublicKeyInfo) instead."),
+) -> None:
+    """Print the public key that signs the transparency log's tree heads (base64 raw Ed25519,
+    then its key id on stderr). Give it to partners: `hashguard transparency verify --public-key`."""
+    from api.settings import Settings
+    from partners.transparency import public_key_pem, public_key_raw, signing_key
+    from txlog.head import b64encode, key_id
+
+    # Settings: the same data dir default and HASHGUARD_TRANSPARENCY_KEY as the service's.
+    settings = Settings(data_dir=data_dir) if data_dir else Settings()
+    key = signing_key(settings.data_dir, settings.transparency_key)
+    raw = public_key_raw(key)
+    typer.echo(f"key id: {key_id(raw)}", err=True)
+    typer.echo(public_key_pem(key).rstrip("\n") if pem else b64encode(raw))

@@ -5,15 +5,17 @@ import logging
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from store.secret_file import read_or_create
 from store.secrets import SECRET_BYTES, decode_secret, encode_secret
 
 log = logging.getLogger("hashguard.settings")
 
 
 def default_data_dir() -> Path:
+    """The one place the default is written (HASHGUARD_DATA_DIR overrides it)."""
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "hashguard"
 
@@ -45,6 +47,18 @@ class Settings(BaseSettings):
     # Freeze the start-up heap and raise the collector's thresholds once started (api/app.py):
     # for a process that serves; tests starting hundreds of apps in one process turn it off.
     tune_garbage_collector: bool = True
+    # The transparency log (partners/transparency.py). transparency_key: base64url of a 32-byte
+    # Ed25519 seed, for several hosts serving one database; default: a key file in data_dir.
+    transparency_key: str | None = None
+    tree_head_interval: float = 1.0  # seconds between builder steps / new heads
+    tree_head_max_age: float = 3600.0  # re-sign an unchanged head after this many seconds
+    tree_builder: bool = True  # False ("0"): this process serves the log but does not build it
+
+    @field_validator("tree_head_interval", "tree_head_max_age")
+    @classmethod
+    def _at_least_10_ms(cls, seconds: float) -> float:
+        # A zero interval would make the builder thread spin on the database.
+        return max(0.01, seconds)
 
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -60,11 +74,14 @@ class Settings(BaseSettings):
                 raise ValueError("HASHGUARD_SECRET must encode at least 32 random bytes")
             return raw
         path = self.data_dir / "server-secret"
-        if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(encode_secret(os.urandom(SECRET_BYTES)))
+        # Safe when several workers start together (store/secret_file.py says how it failed).
+        content, created = read_or_create(
+            path, lambda: encode_secret(os.urandom(SECRET_BYTES)).encode())
+        if created:
             log.warning("generated a new server secret in %s; back it up: without it no case "
                         "token or partner key can be verified", path)
-        return decode_secret(path.read_text().strip())
+        raw = decode_secret(content.decode().strip())
+        if len(raw) < SECRET_BYTES:
+            raise ValueError(f"the server secret file {path} holds fewer than 32 bytes: "
+                             "restore it from a backup")
+        return raw

@@ -190,7 +190,7 @@ def wait_for_tree(base_url: str, size: int, timeout: float = 600) -> float:
     import urllib.request
 
     sys.path.insert(0, str(ROOT))
-    from hashing.transparency import HEAD_PATH
+    from txlog.head import HEAD_PATH
 
     t = time.perf_counter()
     while time.perf_counter() - t < timeout:

@@ -1,5 +1,7 @@
-"""The `hashguard` command. Client verbs live here; the server extra adds operator verbs (serve,
-partners, ...) through the `hashguard.cli` entry-point group, so this module imports no server code.
+"""The `hashguard` command. A person's verbs live here (hash, submit, status, withdraw); the server
+extra adds operator verbs (serve, partners, ...) and the partner extra the partner's verbs
+(`transparency verify`) through the `hashguard.cli` entry-point group, so this module imports no
+server or partner code, and a person's install needs neither (nor `cryptography`).
 """
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -264,94 +265,24 @@ def _fail(message: str):
     raise typer.Exit(1)
 
 
-# Transparency: checking the service's signed, append-only log --------------------------------
+# Plugins: the server extra (operator verbs) and the partner extra (partner_tools/) -------------
 
-transparency_app = typer.Typer(help="Check the service's signed, append-only transparency log.",
-                               no_args_is_help=True)
-app.add_typer(transparency_app, name="transparency")
-
-
-def _default_state_file(server: str) -> Path:
-    parts = urlsplit(server)
-    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    name = f"{parts.hostname}-{parts.port or parts.scheme}".replace(":", "_")
-    return Path(base) / "hashguard" / f"transparency-{name}.json"
-
-
-def transparency_getter(http):
-    """`get(path, params) -> dict` over an httpx.Client whose base URL is the server."""
-    from hashing.client import _decode
-    from hashing.transparency import VerificationError
-
-    def get(path: str, params: dict) -> dict:
-        try:
-            return _decode(http.get(path, params=params))
-        except ApiError as failure:
-            raise VerificationError(f"{path}: server error {failure.code}: {failure.message}") \
-                from None
-        except httpx.HTTPError as failure:
-            raise VerificationError(f"{path}: {failure.__class__.__name__}: {failure}") from None
-
-    return get
-
-
-@transparency_app.command("verify")
-def transparency_verify(
-    server: str = _server_option(),
-    state: Path = typer.Option(None, "--state",
-                               help="File keeping the last verified head (default: "
-                                    "~/.local/state/hashguard/transparency-HOST-PORT.json)."),
-    key: str = typer.Option(None, "--key", envvar="HASHGUARD_PARTNER_KEY",
-                            help="Partner API key (env HASHGUARD_PARTNER_KEY): also recompute "
-                                 "every new entry's leaf from the entries you receive."),
-    public_key: str = typer.Option(None, "--public-key",
-                                   help="Pin the log's key (base64 raw Ed25519, as "
-                                        "`hashguard transparency public-key` prints); default: "
-                                        "the key seen on the first run."),
-    full: bool = typer.Option(False, "--full", help="Recheck every entry, not only new ones."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-) -> None:
-    """Check the new signed tree head against the last verified one (signature, consistency
-    proof) and, with --key, that the entries hash to it. Exits 1 on any mismatch."""
-    from hashing import transparency as tlog
-
-    server = _check_server(server)
-    state_file = state or _default_state_file(server)
-    pinned = None
-    try:
-        if public_key:
-            pinned = tlog.b64decode(public_key.strip())
-        remembered = tlog.VerifierState.load(state_file)
-        headers = {"Accept": "application/json"}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        with httpx.Client(base_url=server, headers=headers, timeout=60) as http:
-            verifier = tlog.Verifier(transparency_getter(http), remembered, pinned_key=pinned,
-                                     check_entries=bool(key), full=full)
-            outcome = verifier.run()
-    except tlog.VerificationError as failure:
-        _fail(f"transparency log verification FAILED: {failure}")
-    except ValueError:
-        _fail("--public-key must be the base64 of a raw 32-byte Ed25519 key")
-    remembered.save(state_file)
-    head = outcome.head
-    result = {"ok": True, "tree_size": head.tree_size, "previous_tree_size": outcome.previous_size,
-              "timestamp": head.timestamp, "root_hash": tlog.b64encode(head.root_hash),
-              "key_id": head.key_id, "entries_checked": outcome.entries_checked,
-              "visible_entries": outcome.visible_entries, "state": str(state_file)}
-    if as_json:
-        _print_json(result)
-        return
-    since = ("first verified head" if outcome.previous_size is None
-             else f"consistent with the verified tree of {outcome.previous_size} entries")
-    print(f"ok: tree of {head.tree_size} entries, root {result['root_hash']} ({since})")
-    if key:
-        print(f"entries recomputed: {outcome.entries_checked} "
-              f"({outcome.visible_entries} of your pathways in full)")
+def verb_group(parent: typer.Typer, name: str, help: str) -> typer.Typer:
+    """The sub-command group `name` of `parent`, added with `help` if no plugin added it yet: two
+    plugins share one group (`hashguard transparency`: the operator's `public-key`, the
+    partner's `verify`) without importing each other."""
+    for group in parent.registered_groups:
+        if group.name == name and group.typer_instance is not None:
+            return group.typer_instance
+    group = typer.Typer(help=help, no_args_is_help=True)
+    parent.add_typer(group, name=name)
+    return group
 
 
 def _load_plugins() -> None:
-    """Let installed extras (the server) add their verbs; a client-only install simply has none."""
+    """Let installed extras add their verbs (entry-point group hashguard.cli: the server's
+    operator verbs, the partner tools' `transparency verify`); a person's client-only install has
+    none, and an extra whose dependencies are missing is skipped."""
     for entry in entry_points(group="hashguard.cli"):
         try:
             register = entry.load()

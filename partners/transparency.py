@@ -3,13 +3,14 @@ public endpoints (signed tree head, inclusion and consistency proofs, the well-k
 plus the partner-only entries endpoint that lets a partner recompute the leaves.
 
 `install(app)` wires all of it into an app: the routes, and the builder started and stopped with
-the app's lifespan. Several processes may run builders: each step takes a PostgreSQL advisory
-lock (SQLite: the single writer lock), so one at a time appends, in seq order.
+the app's lifespan; its settings are the app's (api/settings.py: HASHGUARD_TRANSPARENCY_KEY,
+HASHGUARD_TREE_HEAD_INTERVAL, HASHGUARD_TREE_HEAD_MAX_AGE, HASHGUARD_TREE_BUILDER). Several
+processes may run builders: each step takes a PostgreSQL advisory lock (SQLite: the single writer
+lock), so one at a time appends, in seq order.
 """
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -20,19 +21,18 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from hashing import transparency as tlog
 from partners.auth import AuthenticatedPartner, authenticate
 from partners.errors import ServiceError, error_responses
 from store import changelog, merkle
+from store.secret_file import read_or_create
 from store.secrets import decode_secret
+from txlog import head as tlog
+from txlog.compact import Frontier
+from txlog.entry import entry_commitment
 
 log = logging.getLogger("hashguard.transparency")
 
 KEY_FILE = "transparency-ed25519.pem"
-KEY_ENV = "HASHGUARD_TRANSPARENCY_KEY"  # base64url of a 32-byte Ed25519 seed (several hosts)
-INTERVAL_ENV = "HASHGUARD_TREE_HEAD_INTERVAL"  # seconds between builder steps / new heads
-MAX_AGE_ENV = "HASHGUARD_TREE_HEAD_MAX_AGE"  # re-sign an unchanged head after this many seconds
-BUILDER_ENV = "HASHGUARD_TREE_BUILDER"  # "0": this process serves the log but does not build it
 DEFAULT_INTERVAL_S = 1.0
 DEFAULT_MAX_AGE_S = 3600.0
 BUILDER_LOCK = 0x48475452  # "HGTR"; the change log's append lock is "HGCL"
@@ -42,42 +42,24 @@ MAX_ENTRY_VALUE_BYTES = 4 * 1024 * 1024
 
 # --- The signing key ---------------------------------------------------------------------------
 
-def signing_key(data_dir: Path) -> Ed25519PrivateKey:
-    """From HASHGUARD_TRANSPARENCY_KEY, else the key file in the data dir, made on first use.
+def signing_key(data_dir: Path, seed: str | None = None) -> Ed25519PrivateKey:
+    """From `seed` (Settings.transparency_key), else the key file in the data dir, made on first
+    use.
 
     Losing it is not fatal (a new key signs new heads; partners must pin the new public key),
     but every process and host serving one database must sign with the same key.
     """
-    seed = os.environ.get(KEY_ENV, "").strip()
-    if seed:
-        return Ed25519PrivateKey.from_private_bytes(decode_secret(seed))
+    if seed and seed.strip():
+        return Ed25519PrivateKey.from_private_bytes(decode_secret(seed.strip()))
     path = Path(data_dir) / KEY_FILE
-    if not path.exists():
-        _create_key_file(path)
-    return serialization.load_pem_private_key(path.read_bytes(), password=None)
-
-
-def _create_key_file(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pem = Ed25519PrivateKey.generate().private_bytes(
+    # Two workers starting together keep one key, and neither reads a half-written file.
+    pem, created = read_or_create(path, lambda: Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption())
-    scratch = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-        f.flush()
-        os.fsync(f.fileno())
-    try:
-        # link() fails if the file exists: two workers starting together keep one key, and
-        # neither ever reads a half-written file.
-        os.link(scratch, path)
+        serialization.NoEncryption()))
+    if created:
         log.warning("generated a new transparency signing key in %s; back it up: partners pin "
                     "its public key", path)
-    except FileExistsError:
-        pass
-    finally:
-        os.unlink(scratch)
+    return serialization.load_pem_private_key(pem, password=None)
 
 
 def public_key_raw(key: Ed25519PrivateKey) -> bytes:
@@ -91,13 +73,6 @@ def public_key_pem(key: Ed25519PrivateKey) -> str:
 
 
 # --- The builder -------------------------------------------------------------------------------
-
-def _env_seconds(name: str, default: float) -> float:
-    try:
-        return max(0.01, float(os.environ.get(name, default)))
-    except ValueError:
-        return default
-
 
 class TreeBuilder:
     """Appends committed change-log entries to the tree and signs heads.
@@ -113,7 +88,7 @@ class TreeBuilder:
         self.interval, self.max_age = interval, max_age
         self.key_id = bytes.fromhex(tlog.key_id(public_key_raw(key)))
         self._lock = threading.Lock()
-        self._frontier: tlog.Frontier | None = None
+        self._frontier: Frontier | None = None
         self._last_seq = -1  # highest seq known to be in the tree (a hint, re-read when stale)
         self._head_at = 0.0  # when this process last saw a head signed (monotonic clock)
         self._stop = threading.Event()
@@ -138,7 +113,7 @@ class TreeBuilder:
                 frontier = self._frontier
                 if frontier is None or frontier.size != size:
                     frontier = merkle.stored_frontier(session, size)
-                frontier = tlog.Frontier(frontier.size, frontier.hashes)  # cache kept on rollback
+                frontier = Frontier(frontier.size, frontier.hashes)  # cache kept on rollback
                 appended, last_seq = merkle.extend_from_log(
                     session, frontier, merkle.last_logged_seq(session))
                 self._sign_if_due(session, frontier)
@@ -153,7 +128,7 @@ class TreeBuilder:
         with self.database.read() as session:
             return changelog.last_seq(session) > self._last_seq
 
-    def _sign_if_due(self, session, frontier: tlog.Frontier) -> None:
+    def _sign_if_due(self, session, frontier: Frontier) -> None:
         latest = merkle.latest_head(session)
         now_ms = int(time.time() * 1000)
         if latest is not None and latest.tree_size == frontier.size \
@@ -330,7 +305,7 @@ def _entry(row, pathways: list[str]) -> LogEntry:
         entry.nonce = tlog.b64encode(row.nonce)
     else:
         entry.commitment = tlog.b64encode(
-            tlog.entry_commitment(row.op, row.signal_type, row.value, row.nonce))
+            entry_commitment(row.op, row.signal_type, row.value, row.nonce))
     return entry
 
 
@@ -343,12 +318,13 @@ def _check_size(session, size: int) -> None:
 
 def install(app) -> None:
     """Add the routes to `app` and create its tree builder (app.state.transparency). The app's
-    lifespan runs the builder (`start`/`stop`) unless HASHGUARD_TREE_BUILDER=0. Uses
-    app.state.database and app.state.settings.data_dir."""
-    builder = TreeBuilder(app.state.database, signing_key(app.state.settings.data_dir),
-                          _env_seconds(INTERVAL_ENV, DEFAULT_INTERVAL_S),
-                          _env_seconds(MAX_AGE_ENV, DEFAULT_MAX_AGE_S))
-    builder.enabled = os.environ.get(BUILDER_ENV, "1") != "0"
+    lifespan runs the builder (`start`/`stop`) unless settings.tree_builder is off
+    (HASHGUARD_TREE_BUILDER=0). Uses app.state.database and app.state.settings."""
+    settings = app.state.settings
+    builder = TreeBuilder(app.state.database,
+                          signing_key(settings.data_dir, settings.transparency_key),
+                          settings.tree_head_interval, settings.tree_head_max_age)
+    builder.enabled = settings.tree_builder
     app.state.transparency = builder
     app.include_router(router)
 

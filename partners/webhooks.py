@@ -4,14 +4,13 @@ A dispatcher thread per process wakes on the change notifier (and every few seco
 is the leader (one per PostgreSQL database, a session advisory lock held by its connection) —
 POSTs a small signed body to each partner whose pathways gained entries since the last
 successful delivery. Failures are retried with exponential backoff; every attempt is logged in
-webhook_deliveries. Bodies are signed with the server's Ed25519 key (hashing/webhook.py verifies).
+webhook_deliveries. Bodies are signed with the server's Ed25519 key (partner_tools/webhook.py verifies).
 """
 from __future__ import annotations
 
 import base64
 import json
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,31 +22,32 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select, update
 
-from hashing.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_bytes
 from store.models import ChangeLogEntry, Partner, PartnerWebhook, WebhookDelivery
+from store.secret_file import read_or_create
 
 log = logging.getLogger("hashguard.webhooks")
 _LEADER_LOCK = 0x4847_5748  # "HGWH"
 KEY_FILE = "webhook-signing-key.pem"
+# The wire contract, also written in the partners' verifier (partner_tools/webhook.py), which the
+# server may not import; tests/test_webhooks.py holds the two equal.
+TIMESTAMP_HEADER = "Hashguard-Timestamp"
+SIGNATURE_HEADER = "Hashguard-Signature"
+
+
+def signed_bytes(timestamp: str, body: bytes) -> bytes:
+    return timestamp.encode() + b"." + body
 
 
 class WebhookSigner:
     """The server's Ed25519 webhook key, made on first start and kept in the data dir (0600)."""
 
     def __init__(self, data_dir: Path) -> None:
-        path = Path(data_dir) / KEY_FILE
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pem = Ed25519PrivateKey.generate().private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption())
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(pem)
-            except FileExistsError:
-                pass  # another process made it first
-        self._key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        # Workers starting together keep one key, and none reads a half-written file.
+        pem, _ = read_or_create(Path(data_dir) / KEY_FILE, lambda: Ed25519PrivateKey.generate()
+                                .private_bytes(serialization.Encoding.PEM,
+                                               serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+        self._key = serialization.load_pem_private_key(pem, password=None)
 
     def public_key(self) -> str:
         raw = self._key.public_key().public_bytes(serialization.Encoding.Raw,

@@ -6,8 +6,9 @@ Only complete subtrees of 16+ leaves are stored (TransparencyNode, plus the leav
 ones are hashed from their leaves when a proof needs them): they never change
 once the tree has grown past them, so a row written is never rewritten, and the hash of any range
 [lo, hi) the RFC's proof definitions ask for is the combination of at most log2(n) of them. The
-proof functions below are written against a `node(level, index)` lookup; run once with a recorder
-they name every node they need, which are then read in one query per table.
+proof functions (txlog/proof.py, shared with the partners' verifier) are written against a
+`node(level, index)` lookup; run once with a recorder they name every node they need, which are
+then read in one query per table.
 """
 from __future__ import annotations
 
@@ -17,21 +18,13 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from hashing.transparency import (
-    COMMITMENT_CONTEXT,
-    EMPTY_ROOT,
-    Frontier,
-    entry_commitment,
-    leaf_bytes,
-    leaf_hash,
-    node_hash,
-    split_point,
-)
 from store.models import ChangeLogEntry
 from store.transparency_models import TransparencyHead, TransparencyLeaf, TransparencyNode
+from txlog.compact import Frontier, frontier_keys
+from txlog.entry import COMMITMENT_CONTEXT, NONCE_BYTES, entry_commitment, leaf_bytes
+from txlog.proof import NodeLookup, consistency_proof, inclusion_path, needed_nodes, range_hash
+from txlog.rfc6962 import leaf_hash, node_hash
 
-NodeLookup = Callable[[int, int], bytes]
-NONCE_BYTES = 16
 # Subtrees below this level are not stored: a proof needing one reads its (at most 8) leaves
 # and hashes them, a few microseconds, while storing levels 1-3 wrote 7/8 of all node rows, one
 # row per entry, on the builder's path (bench/transparency_bench.py: the builder's cost is
@@ -41,82 +34,6 @@ MIN_STORED_LEVEL = 4
 # bytes of hash values (TMK values are ~350 kB each).
 BATCH_ENTRIES = 5000
 BATCH_VALUE_BYTES = 16 * 1024 * 1024
-
-
-# --- Proofs over a node lookup (pure) ----------------------------------------------------------
-
-def range_hash(lo: int, hi: int, node: NodeLookup) -> bytes:
-    """MTH(D[lo:hi]) for a range the RFC's recursions produce (lo a multiple of the split)."""
-    n = hi - lo
-    if n == 0:
-        return EMPTY_ROOT
-    if n & (n - 1) == 0 and lo % n == 0:
-        level = n.bit_length() - 1
-        return node(level, lo >> level)
-    k = split_point(n)
-    return node_hash(range_hash(lo, lo + k, node), range_hash(lo + k, hi, node))
-
-
-def inclusion_path(index: int, size: int, node: NodeLookup) -> list[bytes]:
-    """RFC 9162 2.1.3.1 PATH(m, D[n]), leaf-to-root order."""
-    path: list[bytes] = []
-    lo, hi = 0, size
-    siblings = []
-    while hi - lo > 1:
-        k = split_point(hi - lo)
-        if index - lo < k:
-            siblings.append((lo + k, hi))
-            hi = lo + k
-        else:
-            siblings.append((lo, lo + k))
-            lo = lo + k
-    for a, b in reversed(siblings):
-        path.append(range_hash(a, b, node))
-    return path
-
-
-def consistency_proof(first: int, second: int, node: NodeLookup) -> list[bytes]:
-    """RFC 9162 2.1.4.1 PROOF(m, D[n]) for 0 < m < n (empty otherwise)."""
-    if not 0 < first < second:
-        return []
-    parts: list[tuple[int, int]] = []
-    m, lo, hi, complete = first, 0, second, True
-    while True:
-        n = hi - lo
-        if m == n:
-            if not complete:
-                parts.append((lo, hi))
-            break
-        k = split_point(n)
-        if m <= k:
-            parts.append((lo + k, hi))
-            hi = lo + k
-        else:
-            parts.append((lo, lo + k))
-            m, lo, complete = m - k, lo + k, False
-    return [range_hash(a, b, node) for a, b in reversed(parts)]
-
-
-def frontier_keys(size: int) -> list[tuple[int, int]]:
-    """(level, index) of the perfect subtrees that make up a tree of `size` leaves, left first."""
-    keys, offset = [], 0
-    for level in range(size.bit_length() - 1, -1, -1):
-        if size >> level & 1:
-            keys.append((level, offset >> level))
-            offset += 1 << level
-    return keys
-
-
-def needed_nodes(compute: Callable[[NodeLookup], object]) -> set[tuple[int, int]]:
-    """The nodes `compute` reads (its control flow never depends on the hash values)."""
-    keys: set[tuple[int, int]] = set()
-
-    def record(level: int, index: int) -> bytes:
-        keys.add((level, index))
-        return EMPTY_ROOT
-
-    compute(record)
-    return keys
 
 
 # --- Reading the stored tree -------------------------------------------------------------------
@@ -265,7 +182,7 @@ def pending_entries(session: Session, after_seq: int, limit: int = BATCH_ENTRIES
         .order_by(ChangeLogEntry.seq)).all()
 
 
-# PostgreSQL computes the leaves where the entries are (hashing/transparency.py's leaf_bytes and
+# PostgreSQL computes the leaves where the entries are (txlog/entry.py's leaf_bytes and
 # entry_commitment, byte for byte, with the built-in sha256): the values never travel to the
 # builder, and its per-entry work in Python is one frontier step. Measured per entry at 50 k
 # entries: 30 us of builder CPU computing leaves in Python, vs. the figure in bench/

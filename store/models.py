@@ -2,6 +2,9 @@
 
 No table has a column for an IP address, user agent, e-mail, name or free text. Case times are
 coarsened to the hour so that a database dump cannot line a case up with web-server logs.
+
+Importing this module registers every table on Base.metadata (Alembic's env and the tests read it
+from here), the transparency log's tables (store/transparency_models.py) included.
 """
 from __future__ import annotations
 
@@ -19,10 +22,16 @@ from sqlalchemy import (
     String,
     Text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
-# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
+from store.base import Base, BigId
+
+# Registers the transparency tables on Base.metadata (an arrow one way: they import store.base).
+from store.transparency_models import (  # noqa: F401
+    TransparencyHead,
+    TransparencyLeaf,
+    TransparencyNode,
+)
 
 PATHWAYS = ("adult", "under18_at_capture")
 CASE_ACTIVE, CASE_WITHDRAWN = "active", "withdrawn"
@@ -30,10 +39,6 @@ OP_ADD, OP_REMOVE = "add", "remove"
 # A hash disputed by enough partners is quarantined (out of the shared set) until an operator
 # reviews it: restored to `ok`, or `rejected` for good (never shared again, whoever submits it).
 HASH_OK, HASH_QUARANTINED, HASH_REJECTED = "ok", "quarantined", "rejected"
-
-
-class Base(DeclarativeBase):
-    pass
 
 
 class Case(Base):
@@ -187,6 +192,3 @@ class WebhookDelivery(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(200))
     attempted_at: Mapped[int] = mapped_column(BigInteger)  # unix seconds
-
-
-from store import transparency_models  # noqa: E402,F401

@@ -1,4 +1,5 @@
 """Tables of the transparency log (partners/transparency.py): the Merkle tree over the change log.
+Built on store/base.py, not on store/models.py, which imports this module to register them.
 
 Written only by the tree builder, append-only: a leaf or node row never changes once written, so
 a head signed over them stays provable. Nothing here is about a person: a leaf row holds a change-
@@ -9,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Index, LargeBinary, SmallInteger
 from sqlalchemy.orm import Mapped, mapped_column
 
-from store.models import Base, BigId
+from store.base import Base, BigId
 
 
 class TransparencyLeaf(Base):
@@ -39,7 +40,7 @@ class TransparencyNode(Base):
 
 
 class TransparencyHead(Base):
-    """A signed tree head (Ed25519 over hashing.transparency.tree_head_bytes)."""
+    """A signed tree head (Ed25519 over txlog.head.tree_head_bytes)."""
 
     __tablename__ = "transparency_heads"
 

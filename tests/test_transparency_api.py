@@ -11,10 +11,13 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from api.app import create_app
-from hashing import transparency as tlog
+from partner_tools.transparency import verify_tree_head
 from partners import transparency
 from store import merkle
 from tests.partner_helpers import bearer, new_case, pull_all, withdraw
+from txlog.entry import entry_leaf_hash
+from txlog.head import SignedTreeHead, b64decode
+from txlog.proof import verify_consistency, verify_inclusion
 
 
 def pdq(n: int) -> str:
@@ -25,14 +28,14 @@ def catch_up(app) -> int:
     return app.state.transparency.catch_up()
 
 
-def head(client) -> tlog.SignedTreeHead:
+def head(client) -> SignedTreeHead:
     response = client.get("/v1/transparency/head")
     assert response.status_code == 200, response.text
-    return tlog.SignedTreeHead.from_json(response.json())
+    return SignedTreeHead.from_json(response.json())
 
 
 def public_key(client) -> bytes:
-    return tlog.b64decode(client.get("/.well-known/hashguard-transparency-key").json()["public_key"])
+    return b64decode(client.get("/.well-known/hashguard-transparency-key").json()["public_key"])
 
 
 def test_signed_head_and_proofs_cover_every_submitted_and_withdrawn_entry(client, app):
@@ -41,21 +44,21 @@ def test_signed_head_and_proofs_cover_every_submitted_and_withdrawn_entry(client
     withdraw(client, cases[1])
     assert catch_up(app) == 13
     signed = head(client)
-    tlog.verify_tree_head(signed, public_key(client))
+    verify_tree_head(signed, public_key(client))
     assert signed.tree_size == 13
     for index in range(13):
         proof = client.get("/v1/transparency/proof/inclusion",
                            params={"index": index, "tree_size": 13}).json()
-        tlog.verify_inclusion(index, 13, tlog.b64decode(proof["leaf_hash"]),
-                              [tlog.b64decode(h) for h in proof["audit_path"]], signed.root_hash)
+        verify_inclusion(index, 13, b64decode(proof["leaf_hash"]),
+                              [b64decode(h) for h in proof["audit_path"]], signed.root_hash)
     new_case(client, [pdq(200)])
     catch_up(app)
     later = head(client)
     assert later.tree_size == 14
     proof = client.get("/v1/transparency/proof/consistency",
                        params={"first": 13, "second": 14}).json()["proof"]
-    tlog.verify_consistency(13, 14, signed.root_hash, later.root_hash,
-                            [tlog.b64decode(h) for h in proof])
+    verify_consistency(13, 14, signed.root_hash, later.root_hash,
+                            [b64decode(h) for h in proof])
 
 
 def test_proof_requests_beyond_the_log_are_refused(client, app):
@@ -86,7 +89,7 @@ def test_entries_need_a_partner_key_and_show_other_pathways_only_as_commitments(
         "index", "seq", "leaf_hash", "pathway", "commitment"}
     assert pdq(2) not in str(body)
     for entry in (adult, other):
-        assert tlog.entry_leaf_hash(entry) == tlog.b64decode(entry["leaf_hash"])
+        assert entry_leaf_hash(entry) == b64decode(entry["leaf_hash"])
 
 
 def test_tree_size_for_a_pull_cursor(client, app, make_partner):
@@ -106,19 +109,21 @@ def test_tree_size_for_a_pull_cursor(client, app, make_partner):
 def test_the_signing_key_is_made_once_with_mode_0600_and_printed_by_the_cli(client, settings):
     path = settings.data_dir / transparency.KEY_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    from api.cli import register
     from hashing.cli import app as cli_app
-    from partners.transparency_cli import register
 
     register(cli_app)
     result = CliRunner().invoke(cli_app, ["transparency", "public-key",
                                           "--data-dir", str(settings.data_dir)])
     assert result.exit_code == 0, result.output
-    assert tlog.b64decode(result.stdout.strip().splitlines()[-1]) == public_key(client)
+    assert b64decode(result.stdout.strip().splitlines()[-1]) == public_key(client)
 
 
 def run_verify(server: str, state_file, key: str | None = None, *extra: str):
     from hashing.cli import app as cli_app
+    from partner_tools.cli import register
 
+    register(cli_app)  # what the `partner` entry point does in an install with the partner extra
     args = ["transparency", "verify", "--server", server, "--state", str(state_file), "--json"]
     if key:
         args += ["--key", key]
@@ -147,3 +152,27 @@ def test_verify_verb_over_http_passes_then_catches_a_row_altered_in_the_database
     result = run_verify(live_server, state_file, key, "--full")
     assert result.exit_code == 1
     assert "FAILED" in result.output and "altered" in result.output
+
+
+def test_the_log_takes_its_settings_from_settings_under_the_old_variable_names(
+        settings, monkeypatch):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from api.settings import Settings
+    from store.secrets import encode_secret
+
+    seed = bytes(range(32))
+    monkeypatch.setenv("HASHGUARD_TRANSPARENCY_KEY", encode_secret(seed))
+    monkeypatch.setenv("HASHGUARD_TREE_HEAD_INTERVAL", "0.5")
+    monkeypatch.setenv("HASHGUARD_TREE_HEAD_MAX_AGE", "60")
+    monkeypatch.setenv("HASHGUARD_TREE_BUILDER", "0")
+    configured = Settings(database_url=settings.database_url, data_dir=settings.data_dir)
+    app = create_app(configured, run_migrations=False)
+    try:
+        builder = app.state.transparency
+        assert (builder.interval, builder.max_age, builder.enabled) == (0.5, 60.0, False)
+        assert transparency.public_key_raw(builder.key) == transparency.public_key_raw(
+            Ed25519PrivateKey.from_private_bytes(seed))
+        assert not (settings.data_dir / transparency.KEY_FILE).exists()  # the seed, not a file
+    finally:
+        app.state.database.dispose()

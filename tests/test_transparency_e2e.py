@@ -30,7 +30,9 @@ def pdq(n: int) -> str:
 
 def verify(server: str, state_file, key: str, *extra: str):
     from hashing.cli import app as cli_app
+    from partner_tools.cli import register
 
+    register(cli_app)  # what the `partner` entry point does in an install with the partner extra
     return CliRunner().invoke(cli_app, ["transparency", "verify", "--server", server, "--state",
                                         str(state_file), "--key", key, *extra])
 

@@ -1,7 +1,7 @@
 """The Merkle tree against RFC 9162's definitions, written out naively here (lists, recursion, no
 stored nodes), for every tree size 1..64: tree hashes, inclusion and consistency proofs, as the
-server computes them (store/merkle.py, from stored subtrees) and as the verifier checks them
-(hashing/transparency.py)."""
+server computes them (store/merkle.py, from stored subtrees; txlog/proof.py) and as the verifier
+checks them (txlog/proof.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -9,8 +9,18 @@ import random
 
 import pytest
 
-from hashing import transparency as tlog
 from store import merkle
+from txlog.compact import Frontier, frontier_keys, root_of_leaf_hashes
+from txlog.entry import entry_commitment, leaf_bytes
+from txlog.errors import VerificationError
+from txlog.proof import (
+    consistency_proof,
+    inclusion_path,
+    range_hash,
+    verify_consistency,
+    verify_inclusion,
+)
+from txlog.rfc6962 import EMPTY_ROOT, leaf_hash
 
 SIZES = range(1, 65)
 
@@ -69,10 +79,10 @@ class MemoryTree:
     """The server's stored-subtree representation, filled by Frontier.append like the builder."""
 
     def __init__(self, data: list[bytes]):
-        self.frontier = tlog.Frontier()
+        self.frontier = Frontier()
         self.nodes: dict[tuple[int, int], bytes] = {}
         for i, item in enumerate(data):
-            h = tlog.leaf_hash(item)
+            h = leaf_hash(item)
             self.nodes[(0, i)] = h
             for level, index, node in self.frontier.append(h):
                 self.nodes[(level, index)] = node
@@ -84,7 +94,7 @@ class MemoryTree:
 # --- Tree hashes -------------------------------------------------------------------------------
 
 def test_empty_tree_hash_is_hash_of_nothing():
-    assert tlog.Frontier().root() == ref_mth([]) == tlog.EMPTY_ROOT
+    assert Frontier().root() == ref_mth([]) == EMPTY_ROOT
 
 
 @pytest.mark.parametrize("n", SIZES)
@@ -92,10 +102,10 @@ def test_tree_hash_equals_the_rfc_definition(n):
     d = leaves(n)
     tree = MemoryTree(d)
     assert tree.frontier.root() == ref_mth(d)
-    assert tlog.root_of_leaf_hashes([tlog.leaf_hash(x) for x in d]) == ref_mth(d)
+    assert root_of_leaf_hashes([leaf_hash(x) for x in d]) == ref_mth(d)
     for size in range(1, n + 1):  # every earlier size, from the stored subtrees
-        assert merkle.range_hash(0, size, tree.node) == ref_mth(d[:size])
-        assert tlog.Frontier(size, [tree.node(*k) for k in merkle.frontier_keys(size)]).root() \
+        assert range_hash(0, size, tree.node) == ref_mth(d[:size])
+        assert Frontier(size, [tree.node(*k) for k in frontier_keys(size)]).root() \
             == ref_mth(d[:size])
 
 
@@ -108,9 +118,9 @@ def test_inclusion_proofs_equal_the_rfc_definition_and_verify(n):
     for size in range(1, n + 1):
         root = ref_mth(d[:size])
         for m in range(size):
-            path = merkle.inclusion_path(m, size, tree.node)
+            path = inclusion_path(m, size, tree.node)
             assert path == ref_path(m, d[:size]), (m, size)
-            tlog.verify_inclusion(m, size, tlog.leaf_hash(d[m]), path, root)
+            verify_inclusion(m, size, leaf_hash(d[m]), path, root)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13, 31, 32, 33, 64])
@@ -120,9 +130,9 @@ def test_wrong_inclusion_proofs_are_rejected(n):
     rng = random.Random(n)
     for m in range(n):
         path = ref_path(m, d)
-        leaf = tlog.leaf_hash(d[m])
+        leaf = leaf_hash(d[m])
         bad = [
-            (m, n, tlog.leaf_hash(b"other"), path),                  # another leaf
+            (m, n, leaf_hash(b"other"), path),                  # another leaf
             (m, n, leaf, path + [root]),                             # too long
         ]
         if path:
@@ -134,8 +144,8 @@ def test_wrong_inclusion_proofs_are_rejected(n):
         if n > 1:
             bad.append(((m + 1) % n, n, leaf, path))                 # wrong index
         for args in bad:
-            with pytest.raises(tlog.VerificationError):
-                tlog.verify_inclusion(*args, root)
+            with pytest.raises(VerificationError):
+                verify_inclusion(*args, root)
 
 
 # --- Consistency proofs ------------------------------------------------------------------------
@@ -147,10 +157,10 @@ def test_consistency_proofs_equal_the_rfc_definition_and_verify(n):
     for second in range(1, n + 1):
         second_root = ref_mth(d[:second])
         for first in range(1, second + 1):
-            proof = merkle.consistency_proof(first, second, tree.node)
+            proof = consistency_proof(first, second, tree.node)
             expected = ref_proof(first, d[:second]) if first < second else []
             assert proof == expected, (first, second)
-            tlog.verify_consistency(first, second, ref_mth(d[:first]), second_root, proof)
+            verify_consistency(first, second, ref_mth(d[:first]), second_root, proof)
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 7, 8, 9, 17, 33, 64])
@@ -158,24 +168,24 @@ def test_inconsistent_trees_are_rejected(n):
     d = leaves(n)
     tree = MemoryTree(d)
     for first in range(1, n):
-        proof = merkle.consistency_proof(first, n, tree.node)
+        proof = consistency_proof(first, n, tree.node)
         first_root, second_root = ref_mth(d[:first]), ref_mth(d)
         # A log whose first `first` entries were rewritten: same sizes, other history.
         forged = list(d)
         forged[first - 1] = b"rewritten"
-        with pytest.raises(tlog.VerificationError):
-            tlog.verify_consistency(first, n, ref_mth(forged[:first]), second_root, proof)
-        with pytest.raises(tlog.VerificationError):
-            tlog.verify_consistency(first, n, first_root, ref_mth(forged), proof)
+        with pytest.raises(VerificationError):
+            verify_consistency(first, n, ref_mth(forged[:first]), second_root, proof)
+        with pytest.raises(VerificationError):
+            verify_consistency(first, n, first_root, ref_mth(forged), proof)
         if proof:
-            with pytest.raises(tlog.VerificationError):
-                tlog.verify_consistency(first, n, first_root, second_root, proof[:-1])
-            with pytest.raises(tlog.VerificationError):
-                tlog.verify_consistency(first, n, first_root, second_root, proof + [first_root])
-    with pytest.raises(tlog.VerificationError):  # two roots for one size: a fork
-        tlog.verify_consistency(n, n, ref_mth(d), ref_mth(d[::-1]), [])
-    with pytest.raises(tlog.VerificationError):  # the log shrank
-        tlog.verify_consistency(n, n - 1, ref_mth(d), ref_mth(d[:-1]), [])
+            with pytest.raises(VerificationError):
+                verify_consistency(first, n, first_root, second_root, proof[:-1])
+            with pytest.raises(VerificationError):
+                verify_consistency(first, n, first_root, second_root, proof + [first_root])
+    with pytest.raises(VerificationError):  # two roots for one size: a fork
+        verify_consistency(n, n, ref_mth(d), ref_mth(d[::-1]), [])
+    with pytest.raises(VerificationError):  # the log shrank
+        verify_consistency(n, n - 1, ref_mth(d), ref_mth(d[:-1]), [])
 
 
 # --- The stored tree, on both databases --------------------------------------------------------
@@ -187,7 +197,7 @@ def test_stored_tree_grown_in_uneven_batches_proves_like_the_rfc(database_url):
 
     db = Database(database_url)
     rng = random.Random(9)
-    frontier = tlog.Frontier()
+    frontier = Frontier()
     entries = [(seq, "add", "pdq", f"{seq:064x}", "adult") for seq in range(1, 65)]
     position = 0
     while position < len(entries):
@@ -199,15 +209,15 @@ def test_stored_tree_grown_in_uneven_batches_proves_like_the_rfc(database_url):
         stored = merkle.leaf_hashes(session, 0, 64)
         assert merkle.tree_size(session) == 64
         for size in SIZES:
-            assert merkle.root_at(session, size) == tlog.root_of_leaf_hashes(stored[:size])
+            assert merkle.root_at(session, size) == root_of_leaf_hashes(stored[:size])
         for size in (1, 2, 3, 7, 8, 9, 31, 33, 64):
             for m in range(0, size, 3):
                 leaf, path = merkle.prove_inclusion(session, m, size)
                 assert leaf == stored[m]
-                tlog.verify_inclusion(m, size, leaf, path, merkle.root_at(session, size))
+                verify_inclusion(m, size, leaf, path, merkle.root_at(session, size))
             for first in range(1, size):
                 proof = merkle.prove_consistency(session, first, size)
-                tlog.verify_consistency(first, size, merkle.root_at(session, first),
+                verify_consistency(first, size, merkle.root_at(session, first),
                                         merkle.root_at(session, size), proof)
         frontier_again = merkle.stored_frontier(session, 64)
         assert frontier_again.root() == frontier.root()
@@ -222,7 +232,7 @@ def test_stored_tree_grown_in_uneven_batches_proves_like_the_rfc(database_url):
 
 def test_leaves_grown_from_the_log_equal_the_python_definition(database_url):
     """The builder's path from the change log (computed inside PostgreSQL; in Python on SQLite)
-    stores, for every entry, exactly the leaf hashing/transparency.py defines, in seq order, and
+    stores, for every entry, exactly the leaf txlog/entry.py defines, in seq order, and
     a batch stops early after BATCH_VALUE_BYTES of values."""
     from sqlalchemy import select
 
@@ -245,7 +255,7 @@ def test_leaves_grown_from_the_log_equal_the_python_definition(database_url):
                                        value=long_value + str(n), quality=None, pathway="adult",
                                        logged_at=0, also_shared=False,
                                        seq=None if database_url.startswith("postgresql") else 10**6 + n))
-    frontier, after, batches = tlog.Frontier(), 0, []
+    frontier, after, batches = Frontier(), 0, []
     while True:
         with db.transaction() as session:
             count, after = merkle.extend_from_log(session, frontier, after)
@@ -260,10 +270,10 @@ def test_leaves_grown_from_the_log_equal_the_python_definition(database_url):
         for leaf in leaves:
             e = log[leaf.seq]
             assert len(leaf.nonce) == merkle.NONCE_BYTES
-            expected = tlog.leaf_hash(tlog.leaf_bytes(
-                e.seq, e.pathway, tlog.entry_commitment(e.op, e.signal_type, e.value, leaf.nonce)))
+            expected = leaf_hash(leaf_bytes(
+                e.seq, e.pathway, entry_commitment(e.op, e.signal_type, e.value, leaf.nonce)))
             assert leaf.leaf_hash == expected
-        assert merkle.root_at(session, len(leaves)) == tlog.root_of_leaf_hashes(
+        assert merkle.root_at(session, len(leaves)) == root_of_leaf_hashes(
             [leaf.leaf_hash for leaf in leaves]) == frontier.root()
     assert len({leaf.nonce for leaf in leaves}) == len(leaves)
     db.dispose()

@@ -1,6 +1,6 @@
-"""The partner's verifier (hashing/transparency.py) against a fake log server that misbehaves in
-each of the ways the log exists to expose: a tampered entry, a reordered entry, a forked log (two
-heads of the same size), a bad signature, a withheld entry, a rewritten history."""
+"""The partner's verifier (partner_tools/transparency.py) against a fake log server that misbehaves
+in each of the ways the log exists to expose: a tampered entry, a reordered entry, a forked log
+(two heads of the same size), a bad signature, a withheld entry, a rewritten history."""
 from __future__ import annotations
 
 import base64
@@ -11,9 +11,24 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from hashing import transparency as tlog
+from partner_tools.transparency import Outcome, Verifier, VerifierState, check_pulled_entries
+from txlog.compact import Frontier, root_of_leaf_hashes
+from txlog.entry import entry_commitment, entry_leaf_hash
+from txlog.errors import InconsistencyError, VerificationError
+from txlog.head import (
+    CONSISTENCY_PATH,
+    ENTRIES_PATH,
+    HEAD_PATH,
+    KEY_PATH,
+    b64decode,
+    b64encode,
+    key_id,
+    tree_head_bytes,
+)
+from txlog.proof import consistency_proof, verify_consistency
+from txlog.rfc6962 import leaf_hash
 
-B64 = tlog.b64encode
+B64 = b64encode
 
 
 class FakeLog:
@@ -35,36 +50,35 @@ class FakeLog:
             entry = {"seq": seq, "op": "add", "signal_type": "pdq", "value": os.urandom(32).hex(),
                      "pathway": pathway, "nonce": B64(os.urandom(16))}
             self.entries.append(entry)
-            self.leaves.append(tlog.entry_leaf_hash(entry))
+            self.leaves.append(entry_leaf_hash(entry))
         self.sign()
 
     def sign(self, size: int | None = None, root: bytes | None = None, timestamp: int | None = None):
         size = len(self.leaves) if size is None else size
-        root = tlog.root_of_leaf_hashes(self.leaves[:size]) if root is None else root
+        root = root_of_leaf_hashes(self.leaves[:size]) if root is None else root
         timestamp = timestamp or int(time.time() * 1000)
         self.head = {"tree_size": size, "timestamp": timestamp, "root_hash": B64(root),
-                     "signature": B64(self.key.sign(tlog.tree_head_bytes(size, timestamp, root))),
-                     "key_id": tlog.key_id(self.raw_key)}
+                     "signature": B64(self.key.sign(tree_head_bytes(size, timestamp, root))),
+                     "key_id": key_id(self.raw_key)}
 
     def get(self, path: str, params: dict) -> dict:
-        if path == tlog.KEY_PATH:
+        if path == KEY_PATH:
             return {"public_key": B64(self.raw_key)}
-        if path == tlog.HEAD_PATH:
+        if path == HEAD_PATH:
             return dict(self.head)
-        if path == tlog.CONSISTENCY_PATH:
-            from store import merkle
+        if path == CONSISTENCY_PATH:
             tree = _nodes(self.leaves[:params["second"]])
-            return {"proof": [B64(h) for h in merkle.consistency_proof(
+            return {"proof": [B64(h) for h in consistency_proof(
                 params["first"], params["second"], lambda lv, i: tree[(lv, i)])]}
-        if path == tlog.ENTRIES_PATH:
+        if path == ENTRIES_PATH:
             start, end = params["start"], min(params["end"], params["start"] + 7)  # small pages
             served = []
             for index in range(start, end):
                 entry = dict(self.entries[index], index=index, leaf_hash=B64(self.leaves[index]))
                 if entry["pathway"] not in self.partner_pathways:
-                    entry["commitment"] = B64(tlog.entry_commitment(
+                    entry["commitment"] = B64(entry_commitment(
                         entry.pop("op"), entry.pop("signal_type"), entry.pop("value"),
-                        tlog.b64decode(entry.pop("nonce"))))
+                        b64decode(entry.pop("nonce"))))
                 served.append(entry)
             return {"start": start, "end": end, "pathways": self.partner_pathways,
                     "entries": self.tamper_served(served)}
@@ -72,7 +86,7 @@ class FakeLog:
 
 
 def _nodes(leaf_hashes):
-    frontier, nodes = tlog.Frontier(), {}
+    frontier, nodes = Frontier(), {}
     for i, h in enumerate(leaf_hashes):
         nodes[(0, i)] = h
         for level, index, node in frontier.append(h):
@@ -80,12 +94,12 @@ def _nodes(leaf_hashes):
     return nodes
 
 
-def verify(log: FakeLog, state: tlog.VerifierState, **options) -> tlog.Outcome:
-    return tlog.Verifier(log.get, state, check_entries=True, **options).run()
+def verify(log: FakeLog, state: VerifierState, **options) -> Outcome:
+    return Verifier(log.get, state, check_entries=True, **options).run()
 
 
-def failure(log: FakeLog, state: tlog.VerifierState, **options) -> str:
-    with pytest.raises(tlog.VerificationError) as raised:
+def failure(log: FakeLog, state: VerifierState, **options) -> str:
+    with pytest.raises(VerificationError) as raised:
         verify(log, state, **options)
     return str(raised.value)
 
@@ -96,7 +110,7 @@ def log_and_state():
     log.add(5)
     log.add(2, pathway="under18_at_capture")
     log.add(6)
-    state = tlog.VerifierState()
+    state = VerifierState()
     outcome = verify(log, state)
     assert (outcome.head.tree_size, outcome.entries_checked, outcome.visible_entries) == (13, 13, 11)
     return log, state
@@ -108,7 +122,7 @@ def test_an_honest_growing_log_verifies_run_after_run(log_and_state, tmp_path):
         log.add(grow)
         state_file = tmp_path / "state.json"
         state.save(state_file)
-        state = tlog.VerifierState.load(state_file)
+        state = VerifierState.load(state_file)
         outcome = verify(log, state)
         assert outcome.entries_checked == grow  # only the new entries are fetched
         assert outcome.previous_size == outcome.head.tree_size - grow
@@ -132,7 +146,7 @@ def test_a_tampered_entry_served_with_a_matching_leaf_hash_breaks_the_signed_roo
 
     def forge(served):
         served[0]["value"] = "0" * 64
-        served[0]["leaf_hash"] = B64(tlog.entry_leaf_hash(served[0]))
+        served[0]["leaf_hash"] = B64(entry_leaf_hash(served[0]))
         return served
     log.tamper_served = forge
     assert "do not hash to the signed root" in failure(log, state)
@@ -159,13 +173,32 @@ def test_a_history_rewritten_and_re_signed_fails_the_consistency_proof(log_and_s
     assert "does not extend the verified tree" in failure(log, state)
 
 
+def test_an_inconsistency_carries_both_signed_heads_and_the_proof_as_evidence(log_and_state):
+    log, state = log_and_state
+    verified = state.head
+    log.leaves[3] = leaf_hash(b"history rewritten")  # then re-signed, larger
+    log.add(2)
+    with pytest.raises(InconsistencyError) as raised:
+        verify(log, state)
+    evidence = raised.value.evidence()
+    assert evidence["older_head"] == verified.to_json()
+    assert evidence["newer_head"] == log.head  # exactly what the server signed and served
+    assert (evidence["first"], evidence["second"]) == (13, 15)
+    assert evidence["proof"] == log.get(CONSISTENCY_PATH, {"first": 13, "second": 15})["proof"]
+    # Anyone can re-check it from the evidence alone: the proof does not join the two heads.
+    with pytest.raises(InconsistencyError):
+        verify_consistency(13, 15, b64decode(evidence["first_root"]),
+                           b64decode(evidence["second_root"]),
+                           [b64decode(h) for h in evidence["proof"]])
+
+
 def test_a_forked_log_two_heads_of_the_same_size_is_detected(log_and_state):
     log, state = log_and_state
     other = list(log.leaves)
-    other[-1] = tlog.leaf_hash(b"another entry")
-    log.sign(root=tlog.root_of_leaf_hashes(other))  # a second head for size 13, validly signed
-    with pytest.raises(tlog.VerificationError, match="forked"):
-        tlog.Verifier(log.get, state).run()
+    other[-1] = leaf_hash(b"another entry")
+    log.sign(root=root_of_leaf_hashes(other))  # a second head for size 13, validly signed
+    with pytest.raises(VerificationError, match="forked"):
+        Verifier(log.get, state).run()
 
 
 def test_a_bad_signature_is_detected(log_and_state):
@@ -226,8 +259,8 @@ def test_state_is_kept_only_after_success(log_and_state):
 def test_pulled_entries_are_checked_against_the_verified_entries():
     leaves = {7: {"seq": 7, "op": "add", "signal_type": "pdq", "value": "ab" * 32,
                   "pathway": "adult"}}
-    tlog.check_pulled_entries([dict(leaves[7])], leaves)
-    with pytest.raises(tlog.VerificationError, match="value"):
-        tlog.check_pulled_entries([dict(leaves[7], value="cd" * 32)], leaves)
-    with pytest.raises(tlog.VerificationError, match="not in the verified log"):
-        tlog.check_pulled_entries([dict(leaves[7], seq=8)], leaves)
+    check_pulled_entries([dict(leaves[7])], leaves)
+    with pytest.raises(VerificationError, match="value"):
+        check_pulled_entries([dict(leaves[7], value="cd" * 32)], leaves)
+    with pytest.raises(VerificationError, match="not in the verified log"):
+        check_pulled_entries([dict(leaves[7], seq=8)], leaves)

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from typer.testing import CliRunner
 
-from hashing.webhook import ReplayGuard, WebhookRejected, verify
+from partner_tools.webhook import ReplayGuard, WebhookRejected, verify
 from partners.webhooks import WebhookSigner
 from tests.hashes import BRIDGE, C_PNG
 from tests.partner_helpers import new_case
@@ -53,6 +53,17 @@ def _register(settings, name, url):
                                       settings.database_url],
                                 env={"HASHGUARD_DATA_DIR": str(settings.data_dir)})
     assert result.exit_code == 0, result.output
+
+
+def test_the_signer_and_the_partners_verifier_share_one_wire_contract():
+    """Written twice on purpose (the server may not import partner_tools/): held equal here."""
+    from partner_tools import webhook as partner_side
+    from partners import webhooks as server_side
+
+    assert server_side.TIMESTAMP_HEADER == partner_side.TIMESTAMP_HEADER
+    assert server_side.SIGNATURE_HEADER == partner_side.SIGNATURE_HEADER
+    assert server_side.signed_bytes("1700000000", b'{"a": 1}') \
+        == partner_side.signed_bytes("1700000000", b'{"a": 1}')
 
 
 def test_submit_wakes_the_partner_with_a_verifiable_signed_webhook(client, make_partner, settings):

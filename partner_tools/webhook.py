@@ -1,10 +1,15 @@
-"""Reference verifier for hashguard's webhooks, for partners (client side: no server imports).
+"""Reference verifier for hashguard's webhooks, for partners (partner side: no server imports).
 
 A webhook only says "the change log grew: pull now"; the cursor pull stays the source of truth.
 Each POST carries `Hashguard-Timestamp` (unix seconds) and `Hashguard-Signature:
 ed25519=<base64url signature>` over the bytes `<timestamp>.<body>`, made with the server's
 Ed25519 key; its public key is served at `/.well-known/hashguard-webhook-key`. Verify the
 signature, refuse timestamps outside the window, and refuse replays (ReplayGuard).
+
+The signer is the server's (partners/webhooks.py), which may not import this package: the two
+headers and the signed bytes are written in both, as the wire contract they are, and
+tests/test_webhooks.py checks a real delivery against this verifier and the constants against
+each other.
 """
 from __future__ import annotations
 

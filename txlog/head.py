@@ -1,0 +1,61 @@
+"""The signed tree head: the bytes the service signs (Ed25519; signing is the server's,
+partners/transparency.py, checking the partner's, partner_tools/transparency.py), its JSON form,
+the key id, and the HTTP paths under which the log is served."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import struct
+from dataclasses import dataclass
+
+from txlog.errors import VerificationError
+from txlog.rfc6962 import HASH_SIZE
+
+TREE_HEAD_CONTEXT = b"hashguard-tree-head-v1\x00"
+KEY_PATH = "/.well-known/hashguard-transparency-key"
+HEAD_PATH = "/v1/transparency/head"
+CONSISTENCY_PATH = "/v1/transparency/proof/consistency"
+INCLUSION_PATH = "/v1/transparency/proof/inclusion"
+ENTRIES_PATH = "/v1/transparency/entries"
+
+
+def b64encode(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def b64decode(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)
+
+
+def tree_head_bytes(tree_size: int, timestamp_ms: int, root: bytes) -> bytes:
+    """What the service signs: a fixed context string, the size, the time (ms) and the root."""
+    return TREE_HEAD_CONTEXT + struct.pack(">QQ", tree_size, timestamp_ms) + root
+
+
+def key_id(public_key_raw: bytes) -> str:
+    return hashlib.sha256(public_key_raw).hexdigest()
+
+
+@dataclass(frozen=True)
+class SignedTreeHead:
+    tree_size: int
+    timestamp: int  # unix milliseconds
+    root_hash: bytes
+    signature: bytes
+    key_id: str
+
+    @classmethod
+    def from_json(cls, body: dict) -> "SignedTreeHead":
+        try:
+            head = cls(int(body["tree_size"]), int(body["timestamp"]), b64decode(body["root_hash"]),
+                       b64decode(body["signature"]), str(body["key_id"]))
+        except (KeyError, TypeError, ValueError) as bad:
+            raise VerificationError(f"malformed tree head: {bad}") from None
+        if len(head.root_hash) != HASH_SIZE or head.tree_size < 0:
+            raise VerificationError("malformed tree head: bad root hash or size")
+        return head
+
+    def to_json(self) -> dict:
+        return {"tree_size": self.tree_size, "timestamp": self.timestamp,
+                "root_hash": b64encode(self.root_hash), "signature": b64encode(self.signature),
+                "key_id": self.key_id}
