@@ -161,41 +161,88 @@ def partners_webhook(name: str = typer.Argument(..., help="Partner name."),
 
 @review_app.command("list")
 def review_list(database_url: str = DATABASE_URL_OPTION) -> None:
-    """Hashes in quarantine, with how many partners disputed each."""
+    """Held-back hashes and who disputed them, then each disputing partner's counts.
+
+    One line per hash: id, type, value, how many partners disputed it, the pathways it is held
+    from and the partners (names are for the operator only). Then one `summary` line per
+    partner: disputes that acted in the last 24 hours, disputes queued past its budget (a burst
+    shows here), disputes overruled."""
     from partners import review
 
     db, _ = _database(database_url)
     with db.transaction() as session:
         for item in review.queue(session):
             typer.echo(f"{item.hash_id}\t{item.signal_type}\t{item.value[:64]}\t"
-                       f"disputes: {item.disputes}")
+                       f"disputes: {item.disputes}\tpathways: {','.join(item.pathways)}\t"
+                       f"by: {','.join(item.disputed_by)}")
+        for row in review.summary(session):
+            typer.echo(f"summary\t{row.partner}\tacting today: {row.acting_today}\t"
+                       f"queued: {row.queued}\toverruled: {row.overruled}")
 
 
 @review_app.command("restore")
-def review_restore(hash_id: int = typer.Argument(..., help="Id from `hashguard review list`."),
-                   database_url: str = DATABASE_URL_OPTION) -> None:
-    """The disputes were wrong: share the hash again with every pathway an active case holds."""
+def review_restore(
+    hash_ids: list[int] = typer.Argument(None, help="Ids from `hashguard review list`."),
+    partner: str = typer.Option(None, "--partner",
+                                help="Restore every hash this partner's disputes hold back."),
+    since: int = typer.Option(None, help="With --partner: disputes made at or after (unix s)."),
+    until: int = typer.Option(None, help="With --partner: disputes made before (unix s)."),
+    database_url: str = DATABASE_URL_OPTION,
+) -> None:
+    """The disputes were wrong: share the hashes again with every pathway an active case holds
+    them under. Their disputes are overruled: the same partners disputing again change nothing."""
     from partners import review
 
-    _decide_quarantined(database_url, hash_id, review.restore, f"restored hash {hash_id}")
+    if not hash_ids and not partner:
+        _fail("name hash ids, or --partner")
+    db, _ = _database(database_url)
+    with db.transaction() as session:
+        if partner:
+            restored = review.restore_by_partner(session, partner, since, until)
+            typer.echo(f"restored {restored} hashes disputed by {partner}")
+        for hash_id in hash_ids or []:
+            if not review.restore(session, hash_id):
+                _fail(f"hash {hash_id} is not held back")
+            typer.echo(f"restored hash {hash_id}")
 
 
 @review_app.command("reject")
-def review_reject(hash_id: int = typer.Argument(..., help="Id from `hashguard review list`."),
+def review_reject(hash_ids: list[int] = typer.Argument(..., help="Ids from `hashguard review list`."),
                   database_url: str = DATABASE_URL_OPTION) -> None:
-    """The disputes were right: keep the hash out of the shared set for good."""
+    """The disputes were right: keep the hashes out of the pathways they are held from."""
     from partners import review
 
-    _decide_quarantined(database_url, hash_id, review.reject,
-                        f"rejected hash {hash_id}: it will not be shared again")
-
-
-def _decide_quarantined(database_url: str | None, hash_id: int, decide, done: str) -> None:
     db, _ = _database(database_url)
     with db.transaction() as session:
-        if not decide(session, hash_id):
-            _fail(f"hash {hash_id} is not in quarantine")
-    typer.echo(done)
+        for hash_id in hash_ids:
+            if not review.reject(session, hash_id):
+                _fail(f"hash {hash_id} is not held back")
+            typer.echo(f"rejected hash {hash_id}: it stays out of the disputed pathways")
+
+
+@review_app.command("accept")
+def review_accept(partner: str = typer.Option(..., "--partner"),
+                  database_url: str = DATABASE_URL_OPTION) -> None:
+    """A partner's disputes queued past its budget were right: let them act now."""
+    from partners import review
+
+    settings = _settings(database_url)
+    db, _ = _database(database_url)
+    with db.transaction() as session:
+        held = review.accept_queued(session, partner, settings.dispute_quarantine_threshold)
+    typer.echo(f"accepted {partner}'s queued disputes: {held} (hash, pathway) pairs held back")
+
+
+@review_app.command("dismiss")
+def review_dismiss(partner: str = typer.Option(..., "--partner"),
+                   database_url: str = DATABASE_URL_OPTION) -> None:
+    """A partner's disputes queued past its budget were wrong: they will never count."""
+    from partners import review
+
+    db, _ = _database(database_url)
+    with db.transaction() as session:
+        dismissed = review.dismiss_queued(session, partner)
+    typer.echo(f"dismissed {dismissed} queued disputes of {partner}")
 
 
 @review_app.command("deny")

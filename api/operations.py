@@ -22,6 +22,11 @@ class Metrics:
         self.latency = Histogram("hashguard_http_request_seconds", "HTTP request duration",
                                  ["route", "method"], registry=self.registry,
                                  buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+        # An alert for the operator: a partner disputing past its budget (a burst, or an
+        # attempt to empty the list). Which partner: `hashguard review list`.
+        self.disputes_queued = Counter("hashguard_partner_disputes_queued_total",
+                                       "Disputes queued past their partner's budget",
+                                       registry=self.registry)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()

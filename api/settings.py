@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     long_poll_recheck_seconds: float = 1.0
     # Distinct partners reporting `not_violating` that take a hash out of the shared set.
     dispute_quarantine_threshold: int = Field(2, ge=1)
+    # Each partner's disputes act only within a budget (partners/disputes.py): so many a day,
+    # and at most this share of its pathways' shared set undecided at once (never less than a
+    # day's worth). Past it they wait for the operator (`hashguard review list`).
+    dispute_budget_per_day: int = Field(20, ge=0)
+    dispute_budget_share: float = Field(0.01, ge=0, le=1)
     # Freeze the start-up heap and raise the collector's thresholds once started (api/app.py):
     # for a process that serves; tests starting hundreds of apps in one process turn it off.
     tune_garbage_collector: bool = True

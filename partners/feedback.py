@@ -1,28 +1,23 @@
-"""Partner feedback: idempotent upserts per (partner, hash, action), and dispute quarantine.
+"""Partner feedback: idempotent upserts per (partner, hash, action).
 
-A hash that K distinct partners report `not_violating` leaves the shared set (a `remove` entry)
-until an operator reviews it: the field's answer to "anyone can submit hashes of lawful images".
+What a `not_violating` report (a dispute) may change is partners/disputes.py's business.
 """
 from __future__ import annotations
 
 import time
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from hashing import signals
 from hashing.signals import InvalidHash
-from store import changelog
 from store.cases import hash_digest
 from store.models import (
-    HASH_OK,
-    HASH_QUARANTINED,
     OP_ADD,
     ChangeLogEntry,
     Feedback,
     Hash,
-    SharedHash,
 )
 
 DISPUTE = "not_violating"
@@ -63,24 +58,3 @@ def record_batch(session: Session, partner_id: int,
     for hash_id, action in sorted(latest):
         record(session, partner_id, hash_id, action, latest[(hash_id, action)])
     return {hash_id for hash_id, action in latest if action == DISPUTE}
-
-
-def disputes(session: Session, hash_id: int) -> int:
-    return session.scalar(select(func.count()).select_from(Feedback).where(
-        Feedback.hash_id == hash_id, Feedback.action == DISPUTE)) or 0
-
-
-def quarantine_if_disputed(session: Session, hash_id: int, threshold: int) -> bool:
-    """Quarantine when `threshold` partners dispute; returns True if it happened now."""
-    if disputes(session, hash_id) < threshold:
-        return False
-    changelog.lock_hashes(session, [hash_id])
-    moved = session.execute(update(Hash).where(Hash.id == hash_id, Hash.state == HASH_OK)
-                            .values(state=HASH_QUARANTINED)).rowcount
-    if not moved:
-        return False
-    pathways = session.scalars(select(SharedHash.pathway).where(SharedHash.hash_id == hash_id)
-                               .order_by(SharedHash.pathway)).all()
-    for pathway in pathways:
-        changelog.unshare(session, hash_id, pathway)
-    return True

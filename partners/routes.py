@@ -12,7 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from hashing import signals
 from hashing.signals import InvalidHash
-from partners import feed, feedback
+from partners import disputes, feed, feedback
 from partners.auth import AuthenticatedPartner, authenticate
 from partners.errors import error_responses
 from partners.schemas import (
@@ -118,9 +118,11 @@ def submit_feedback(body: FeedbackBatch, request: Request,
             reports.append((stored.id, item.action, item.tags))
         accepted = len(reports)
         disputed = feedback.record_batch(session, partner.id, reports)
-        quarantined = [h for h in sorted(disputed) if feedback.quarantine_if_disputed(
-            session, h, state.settings.dispute_quarantine_threshold)]
-    if quarantined:
+        outcome = disputes.record(session, partner.id, partner.pathways, sorted(disputed),
+                                  disputes.DisputeRules.from_settings(state.settings))
+    if outcome.queued:
+        state.metrics.disputes_queued.inc(outcome.queued)
+    if outcome.held:
         state.notify_change_log()
     return FeedbackResult(accepted=accepted, rejected=rejected)
 

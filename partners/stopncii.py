@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from hashing.signals import InvalidHash, get
-from partners import feed, feedback
+from partners import disputes, feed, feedback
 from partners.auth import AuthenticatedPartner, authenticate
 from partners.errors import error_responses
 from store import changelog
@@ -121,8 +121,10 @@ def submit_feedback(body: SubmitFeedbackRequest, request: Request,
                 if action is not None:
                     reports.append((stored.id, action, item.tags))
         disputed = feedback.record_batch(session, partner.id, reports)
-        quarantined = [h for h in sorted(disputed) if feedback.quarantine_if_disputed(
-            session, h, state.settings.dispute_quarantine_threshold)]
-    if quarantined:
+        outcome = disputes.record(session, partner.id, partner.pathways, sorted(disputed),
+                                  disputes.DisputeRules.from_settings(state.settings))
+    if outcome.queued:
+        state.metrics.disputes_queued.inc(outcome.queued)
+    if outcome.held:
         state.notify_change_log()
     return SubmitFeedbackResponse(count=accepted)

@@ -73,6 +73,9 @@ class Hash(Base):
     # too big for a B-tree index).
     digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     state: Mapped[str] = mapped_column(String(16), default=HASH_OK, server_default=HASH_OK)
+    # Pathways that disputes keep this hash out of until an operator decides (comma-separated,
+    # NULL for none): a dispute only ever affects the disputing partners' pathways.
+    held_pathways: Mapped[str | None] = mapped_column(String(64))
 
 
 class CaseHash(Base):
@@ -166,6 +169,29 @@ class Feedback(Base):
     tags: Mapped[str] = mapped_column(String(512), default="")
     reported_at: Mapped[int] = mapped_column(BigInteger)
 
+
+
+# A dispute's life (partners/disputes.py): `acting` counts toward holding the hash back from the
+# pathway; `queued` is past its partner's budget and waits for the operator; `overruled` (the
+# operator restored the hash, or rejected the dispute) never counts again, even if the partner
+# disputes again; `upheld` means the operator agreed and the hash stays out of the pathway.
+DISPUTE_ACTING, DISPUTE_QUEUED = "acting", "queued"
+DISPUTE_OVERRULED, DISPUTE_UPHELD = "overruled", "upheld"
+
+
+class Dispute(Base):
+    """A partner's `not_violating` report on a hash, one row per pathway it can affect."""
+
+    __tablename__ = "disputes"
+
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), primary_key=True)
+    hash_id: Mapped[int] = mapped_column(ForeignKey("hashes.id"), primary_key=True, index=True)
+    pathway: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    disputed_at: Mapped[int] = mapped_column(BigInteger)  # unix seconds: the budget's window
+    decided_at: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_disputes_partner_state_time", "partner_id", "state", "disputed_at"),)
 
 
 class PartnerWebhook(Base):

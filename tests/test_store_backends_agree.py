@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from hashing.signals import Signal
-from partners import feedback, review
+from partners import disputes, review
 from store import cases as store_cases
 from store import migrate
 from store.db import Database
@@ -83,8 +83,8 @@ def run(db: Database, operations) -> None:
                 hash_id = _hash_id(session, op[1])
                 if hash_id is None:
                     continue
-                if kind == "quarantine":
-                    feedback.quarantine_if_disputed(session, hash_id, threshold=0)
+                if kind == "quarantine":  # as enough disputes would, in every pathway
+                    disputes.set_held(session, [(hash_id, p) for p in PATHWAYS], held=True)
                 else:
                     getattr(review, kind)(session, hash_id)
         elif kind == "deny":
@@ -98,7 +98,8 @@ def snapshot(db: Database) -> dict:
         q = lambda sql: [tuple(r) for r in session.execute(text(sql))]  # noqa: E731
         return {
             "cases": q("SELECT pathway, status FROM cases ORDER BY id"),
-            "hashes": q("SELECT signal_type, value, quality, state FROM hashes ORDER BY value"),
+            "hashes": q("SELECT signal_type, value, quality, state, held_pathways FROM hashes "
+                        "ORDER BY value"),
             "links": q("SELECT c.id - (SELECT min(id) FROM cases), h.value FROM case_hashes l "
                        "JOIN cases c ON c.id = l.case_id JOIN hashes h ON h.id = l.hash_id "
                        "ORDER BY 1, 2"),
@@ -111,7 +112,7 @@ def snapshot(db: Database) -> dict:
         }
 
 
-TABLES = ("change_log", "shared_hashes", "case_hashes", "feedback", "cases", "hashes")
+TABLES = ("change_log", "shared_hashes", "case_hashes", "feedback", "disputes", "cases", "hashes")
 
 
 @pytest.fixture(scope="module")
@@ -172,15 +173,17 @@ def test_the_property_test_notices_a_difference(backends, tmp_path):
 
 def test_postgres_runs_exactly_the_live_write_rules(backends):
     """No migration holds the only copy of live SQL: a migrated database's functions are the
-    source in store/backends/postgres_functions.py, body for body."""
+    source in store/backends/pg_functions/, body for body."""
     import re
 
-    from store.backends.postgres_functions import FUNCTION_NAMES, LIVE
+    from store.backends.pg_functions import live
+
+    LIVE = live()
 
     postgres, _ = backends
     names = re.findall(r"CREATE OR REPLACE FUNCTION (\w+)\(", LIVE.create)
     bodies = re.findall(r"\$\$(.*?)\$\$", LIVE.create, flags=re.S)
-    assert tuple(names) == FUNCTION_NAMES and len(bodies) == len(names)
+    assert tuple(names) == LIVE.names and len(bodies) == len(names)
     with postgres.read() as session:
         installed = dict(session.execute(text(
             "SELECT proname, prosrc FROM pg_proc WHERE proname = ANY(:names)"),

@@ -5,7 +5,7 @@ Revises: 0005
 
 Until 0005 the live body of `hashguard_create_cases` existed only in a migration, and the same
 rules (best quality, share only `ok`, `also_shared`) were restated in Python's statements for
-every other writer. Now each rule is one function (store/backends/postgres_functions.py says
+every other writer. Now each rule is one function (store/backends/pg_functions/ says
 which), every PostgreSQL writer calls them, and this migration installs the version the code
 names (WRITE_RULES_0006) instead of holding its own copy. `hashguard_create_cases` keeps 0005's
 signature and result.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from alembic import op
 
-from store.backends.postgres_functions import WRITE_RULES_0006
+from store.backends.pg_functions.v0006 import WRITE_RULES as WRITE_RULES_0006
 
 revision = '0006'
 down_revision = '0005'

@@ -3,8 +3,9 @@
 The rules, stated once (each backend implements each rule exactly once):
 1. A hash value is stored once (keyed by the digest of "signal_type:value"); its quality is the
    best any submitter reported (a missing quality never replaces a known one).
-2. Only a hash in state `ok` enters the shared set. A quarantined or rejected hash stays out,
-   whoever submits it, until an operator restores it (partners/review.py).
+2. Only a hash in state `ok` enters the shared set, and only under pathways that disputes do
+   not hold it back from (`held_pathways`). A rejected hash stays out whoever submits it; a
+   held one stays out of that pathway until an operator decides (partners/review.py).
 3. The shared set holds (hash, pathway) pairs. Every pair that enters it logs one `add`, every
    pair that leaves it logs one `remove`, in the order the changes commit (store/changelog.py).
 4. Each entry records `also_shared`: whether, at that point of the log, the hash is also shared
@@ -19,7 +20,7 @@ pathways a restored hash returns to) is portable SQLAlchemy in store/cases.py an
 partners/review.py, written once for both databases.
 
 Backends: store/backends/sqlite.py (SQLAlchemy Core; the embedded default) and
-store/backends/postgres.py (calls the SQL functions in store/backends/postgres_functions.py, so a
+store/backends/postgres.py (calls the SQL functions in store/backends/pg_functions/, so a
 submit is one statement). tests/test_store_backends_agree.py runs random sequences of writes on
 both and compares every row and log entry. The backend is chosen once per database dialect, here;
 nothing else in the store asks which database it runs on.
@@ -38,6 +39,11 @@ class HashRow(NamedTuple):
     signal_type: str
     value: str
     quality: int | None
+    held_pathways: str | None  # comma-separated; None: held back from none
+
+    def may_share(self, pathway: str) -> bool:
+        """Rule 2 (the PostgreSQL functions state it in SQL)."""
+        return self.state == "ok" and pathway not in (self.held_pathways or "").split(",")
 
 
 NewHash = tuple[str, str, "int | None", bytes]  # signal_type, value, quality, digest

@@ -1,5 +1,5 @@
 """The write rules (store/backends/__init__.py) on PostgreSQL: calls to the SQL functions of
-store/backends/postgres_functions.py, with array parameters.
+store/backends/pg_functions/, with array parameters.
 
 Why arrays and one call per step: SQLAlchemy recompiles a multi-row INSERT ... VALUES for every
 distinct row count (measured ~3 ms of CPU per submit, more than the database work itself), and
@@ -20,7 +20,7 @@ from store.models import Hash
 
 _SHARE = text("""
     SELECT * FROM hashguard_share(:pathway, CAST(:ids AS bigint[]), CAST(:states AS text[]),
-        CAST(:ids AS bigint[]), CAST(:types AS text[]), CAST(:hash_values AS text[]),
+        CAST(:held AS text[]), CAST(:ids AS bigint[]), CAST(:types AS text[]), CAST(:hash_values AS text[]),
         CAST(:qualities AS smallint[]), :now, false)
 """)
 
@@ -52,7 +52,8 @@ class PostgresBackend:
         if not hash_ids:
             return []
         return [HashRow(*r) for r in session.execute(
-            select(Hash.id, Hash.state, Hash.signal_type, Hash.value, Hash.quality)
+            select(Hash.id, Hash.state, Hash.signal_type, Hash.value, Hash.quality,
+                   Hash.held_pathways)
             .where(Hash.id.in_(hash_ids)).order_by(Hash.digest).with_for_update())]
 
     def share(self, session: Session, rows: list[HashRow], pathway: str) -> list[int]:
@@ -60,6 +61,7 @@ class PostgresBackend:
             return []
         return sorted(session.scalars(_SHARE, {**_row_arrays(rows), "pathway": pathway,
                                                "states": [r.state for r in rows],
+                                               "held": [r.held_pathways for r in rows],
                                                "now": int(time.time())}))
 
     def unshare(self, session: Session, rows: list[HashRow], pathway: str) -> list[int]:

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from store.backends import HashRow, NewCase, NewHash
 from store.models import HASH_OK, OP_ADD, OP_REMOVE, Case, CaseHash, ChangeLogEntry, Hash, SharedHash
 
-_ROW_COLUMNS = (Hash.id, Hash.state, Hash.signal_type, Hash.value, Hash.quality)
+_ROW_COLUMNS = (Hash.id, Hash.state, Hash.signal_type, Hash.value, Hash.quality,
+                Hash.held_pathways)
 
 
 class SQLiteBackend:
@@ -27,7 +28,7 @@ class SQLiteBackend:
             select(*_ROW_COLUMNS).where(Hash.id.in_(hash_ids)).order_by(Hash.digest))]
 
     def share(self, session: Session, rows: list[HashRow], pathway: str) -> list[int]:
-        eligible = sorted({r.id for r in rows if r.state == HASH_OK})  # rule 2
+        eligible = sorted({r.id for r in rows if r.may_share(pathway)})  # rule 2
         if not eligible:
             return []
         added = sorted(session.scalars(

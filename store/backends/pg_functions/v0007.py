@@ -1,52 +1,18 @@
-"""The PostgreSQL write rules as versioned source: the SQL functions the postgres backend calls.
+"""Write rules 0007: 0006 plus disputes held per pathway (store/backends, rule 2).
 
-Why functions in the database: a submit is one statement and one round trip (a batch of them,
-store/submit_batcher.py), so the rules must run inside the server. Why here and not in a
-migration: a migration is history; a newcomer looking for "what a submit does" should find it
-next to the code that calls it. This follows Alembic's "replaceable objects" recipe: each
-released version is a named constant that never changes; a migration installs one by name
-(migrations/versions/0006 installs WRITE_RULES_0006) and its downgrade installs the previous
-one. To change a rule: add WRITE_RULES_0007 beside this one, point LIVE at it, and add a
-migration that installs it. tests/test_store_backends_agree.py checks that the live functions in
-a migrated database are exactly LIVE, and that these rules leave the same rows and log as the
-SQLite backend's (store/backends/sqlite.py).
-
-Each rule is written once (store/backends/__init__.py states them in words):
-- hashguard_upsert_hashes   one row per distinct hash, the best quality any submitter reported;
-                            rows locked in digest order (concurrent submits cannot deadlock)
-- hashguard_share           only hashes in state 'ok' enter the shared set; each new (hash,
-                            pathway) logs an `add`, with `also_shared`
-- hashguard_unshare         each (hash, pathway) leaving the shared set logs a `remove`
-- hashguard_append          the change-log insert: positioned now under the append lock, or
-                            left to the commit-time trigger (store/changelog.py)
-- hashguard_link_and_share  the submit: upsert, link to cases, share per pathway
-- hashguard_create_cases    a batch of new cases, then hashguard_link_and_share
-
-Why the functions pass rows as arrays instead of re-reading `hashes`: PL/pgSQL keeps one plan
-per statement for the life of a connection, and a plan made while a table is small scans it
-whole; migration 0005 measured a batch growing from <1 ms to 56 ms that way. So hash rows are
-read once, by the upsert (or, for the other writers, by the caller's row-locking SELECT), and
-everything after works on those arrays. Each share/unshare is a statement of its own, so its
-snapshot, taken while the transaction holds the hashes' row locks, sees every earlier writer
-(and the pathways shared earlier in the same batch).
+What changed from 0006: `hashes.held_pathways` lists the pathways disputes keep a hash out of
+(partners/disputes.py); the upsert returns it with the row, and hashguard_share leaves a hash
+out of a pathway it is held from, as it leaves out a hash whose state is not 'ok'.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from store.backends.pg_functions import ReplaceableFunctions
 
-
-@dataclass(frozen=True)
-class ReplaceableFunctions:
-    revision: str
-    create: str
-    drop: str
-
-
-WRITE_RULES_0006 = ReplaceableFunctions(revision="0006", create=r"""
+WRITE_RULES = ReplaceableFunctions(revision="0007", create=r"""
 CREATE OR REPLACE FUNCTION hashguard_upsert_hashes(
     p_types text[], p_values text[], p_qualities smallint[], p_digests bytea[])
 RETURNS TABLE (id bigint, digest bytea, signal_type text, value text, quality smallint,
-               state text)
+               state text, held text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 BEGIN
@@ -61,7 +27,8 @@ BEGIN
         WHEN excluded.quality IS NULL THEN h.quality
         WHEN h.quality IS NULL THEN excluded.quality
         ELSE GREATEST(h.quality, excluded.quality) END
-    RETURNING h.id, h.digest, h.signal_type::text, h.value, h.quality, h.state::text;
+    RETURNING h.id, h.digest, h.signal_type::text, h.value, h.quality, h.state::text,
+              h.held_pathways::text;
 END $$;
 
 CREATE OR REPLACE FUNCTION hashguard_append(
@@ -99,7 +66,7 @@ BEGIN
 END $$;
 
 CREATE OR REPLACE FUNCTION hashguard_share(
-    p_pathway text, p_ids bigint[], p_states text[],
+    p_pathway text, p_ids bigint[], p_states text[], p_held text[],
     p_row_ids bigint[], p_types text[], p_values text[], p_qualities smallint[],
     p_now bigint, p_position_now boolean)
 RETURNS SETOF bigint LANGUAGE plpgsql AS $$
@@ -107,12 +74,13 @@ DECLARE
     v_added bigint[];
     v_also boolean[];
 BEGIN
-    -- A quarantined or rejected hash is not shared: disputes outrank new submissions until an
-    -- operator has looked (partners/review.py).
+    -- A rejected hash is not shared, nor one that disputes hold back from this pathway:
+    -- disputes outrank new submissions until an operator has looked (partners/review.py).
     WITH added AS (
         INSERT INTO shared_hashes (hash_id, pathway)
-        SELECT c.id, p_pathway FROM unnest(p_ids, p_states) AS c(id, state)
+        SELECT c.id, p_pathway FROM unnest(p_ids, p_states, p_held) AS c(id, state, held)
         WHERE c.state = 'ok'
+          AND NOT p_pathway = ANY(string_to_array(coalesce(c.held, ''), ','))
         ORDER BY c.id
         ON CONFLICT DO NOTHING
         RETURNING hash_id)
@@ -159,6 +127,7 @@ DECLARE
     v_ids bigint[];
     v_pathways text[];
     v_states text[];
+    v_held text[];
     v_types text[];
     v_values text[];
     v_qualities smallint[];
@@ -169,7 +138,8 @@ BEGIN
     WITH upserted AS (
         SELECT * FROM hashguard_upsert_hashes(p_types, p_values, p_qualities, p_digests)),
     of_case AS (
-        SELECT h.case_id, h.pathway, up.id, up.signal_type, up.value, up.quality, up.state
+        SELECT h.case_id, h.pathway, up.id, up.signal_type, up.value, up.quality, up.state,
+               up.held
         FROM unnest(p_case_ids, p_pathways, p_digests) AS h(case_id, pathway, d)
         JOIN upserted up ON up.digest = h.d),
     linked AS (
@@ -178,14 +148,15 @@ BEGIN
         ON CONFLICT DO NOTHING
         RETURNING 1),
     to_share AS (
-        SELECT DISTINCT pathway, id, signal_type, value, quality, state FROM of_case)
+        SELECT DISTINCT pathway, id, signal_type, value, quality, state, held FROM of_case)
     SELECT (SELECT count(*) FROM linked),
            array_agg(s.id ORDER BY s.pathway, s.id), array_agg(s.pathway ORDER BY s.pathway, s.id),
            array_agg(s.state ORDER BY s.pathway, s.id),
+           array_agg(s.held ORDER BY s.pathway, s.id),
            array_agg(s.signal_type ORDER BY s.pathway, s.id),
            array_agg(s.value ORDER BY s.pathway, s.id),
            array_agg(s.quality ORDER BY s.pathway, s.id)
-      INTO v_linked, v_ids, v_pathways, v_states, v_types, v_values, v_qualities
+      INTO v_linked, v_ids, v_pathways, v_states, v_held, v_types, v_values, v_qualities
       FROM to_share s;
 
     FOR v_pathway IN SELECT DISTINCT pw FROM unnest(v_pathways) AS pw ORDER BY pw LOOP
@@ -194,6 +165,8 @@ BEGIN
             ARRAY(SELECT x.id FROM unnest(v_ids, v_pathways) WITH ORDINALITY AS x(id, pw, n)
                   WHERE x.pw = v_pathway ORDER BY x.n),
             ARRAY(SELECT x.s FROM unnest(v_states, v_pathways) WITH ORDINALITY AS x(s, pw, n)
+                  WHERE x.pw = v_pathway ORDER BY x.n),
+            ARRAY(SELECT x.h FROM unnest(v_held, v_pathways) WITH ORDINALITY AS x(h, pw, n)
                   WHERE x.pw = v_pathway ORDER BY x.n),
             -- the whole batch's rows: hashguard_append looks entries' values up by id
             v_ids, v_types, v_values, v_qualities, p_now, p_position_now);
@@ -234,17 +207,12 @@ END $$;
 """, drop="""
 DROP FUNCTION IF EXISTS hashguard_link_and_share(bigint[], text[], text[], text[], smallint[],
                                                  bytea[], bigint, boolean);
-DROP FUNCTION IF EXISTS hashguard_share(text, bigint[], text[], bigint[], text[], text[],
-                                        smallint[], bigint, boolean);
+DROP FUNCTION IF EXISTS hashguard_share(text, bigint[], text[], text[], bigint[], text[],
+                                        text[], smallint[], bigint, boolean);
 DROP FUNCTION IF EXISTS hashguard_unshare(text, bigint[], text[], text[], smallint[], bigint,
                                           boolean);
 DROP FUNCTION IF EXISTS hashguard_append(text, text, bigint[], boolean[], bigint[], text[],
                                          text[], smallint[], bigint, boolean);
 DROP FUNCTION IF EXISTS hashguard_upsert_hashes(text[], text[], smallint[], bytea[]);
-""")
-
-# The version the code calls. Migration 0006 installed it; a later one installs its successor.
-LIVE = WRITE_RULES_0006
-# The functions LIVE defines, for the check that a database runs exactly this source.
-FUNCTION_NAMES = ("hashguard_upsert_hashes", "hashguard_append", "hashguard_share",
-                  "hashguard_unshare", "hashguard_link_and_share", "hashguard_create_cases")
+""", names=("hashguard_upsert_hashes", "hashguard_append", "hashguard_share", "hashguard_unshare",
+            "hashguard_link_and_share", "hashguard_create_cases"))
