@@ -9,7 +9,7 @@ APT_PACKAGES := swig ffmpeg build-essential
 TEST_APT_PACKAGES := chromium fonts-ipafont-gothic
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test system-deps test-deps bench checks
+.PHONY: run test test-fast system-deps test-deps bench checks
 
 # Debian packages: swig builds tmkpy, ffmpeg decodes video for TMK. Installed only when missing.
 system-deps:
@@ -46,6 +46,11 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed test-deps node_modules/.installed
 	$(VENV)/bin/python -m pytest
+
+# The quick loop while working (< 5 min here): everything but the browser tests and what is
+# marked slow (the load, crash and 11,000-operation transparency runs). `make test` runs all.
+test-fast: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -m "not slow and not browser"
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/hash_bench.py

@@ -23,6 +23,19 @@ ADMIN_URL = os.environ.get("HASHGUARD_TEST_POSTGRES", "postgresql://postgres@127
 os.environ.setdefault("HASHGUARD_TUNE_GARBAGE_COLLECTOR", "0")
 RUN_ID = uuid.uuid4().hex[:8]
 
+# Test kinds, so that `make test-fast` can leave out what takes minutes (`make test` runs all):
+#   browser      tests/web: the page in headless Chromium and its JS under Node
+#   reliability  tests/reliability: load, crash, fuzzing, properties against real servers
+#   slow         anything over ~20 s on this 2-core machine, marked where it is defined
+_KIND_BY_FOLDER = {"web": "browser", "reliability": "reliability"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        parts = item.path.relative_to(config.rootpath).parts
+        if len(parts) > 2 and parts[0] == "tests" and parts[1] in _KIND_BY_FOLDER:
+            item.add_marker(_KIND_BY_FOLDER[parts[1]])
+
 
 def _admin():
     return psycopg.connect(ADMIN_URL, autocommit=True)

@@ -37,6 +37,7 @@ def verify(server: str, state_file, key: str, *extra: str):
                                         str(state_file), "--key", key, *extra])
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_verifier_passes_through_11000_operations_then_catches_an_altered_row(
         database_url, app, live_server, make_partner, tmp_path):

@@ -308,4 +308,4 @@ def _check(run: Run, url: str, server: ServerProcess, recovered: int, cursors_at
     assert not server.server_errors(), server.server_errors()[:5]
 
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]

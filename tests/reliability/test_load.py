@@ -100,6 +100,7 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_sixty_seconds_of_mixed_load(tmp_path):
     with throwaway_postgres("load") as url:
