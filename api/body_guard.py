@@ -46,7 +46,7 @@ class BodyGuard:
                 types.append(value.decode("latin-1").split(";")[0].strip().lower())
             elif name == b"content-length":
                 lengths.append(value)
-        if any(kind not in _JSON_TYPES for kind in types):
+        if any(kind not in _JSON_TYPES for kind in types):  # an empty one too
             await _refuse(send, *_UNSUPPORTED)
             return
         if any(not _DIGITS.fullmatch(length) or int(length) > self.max_body_bytes

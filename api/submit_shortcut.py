@@ -25,8 +25,8 @@ unhandled propagates to the server-error middleware as it would have.
 """
 from __future__ import annotations
 
-import asyncio
 import functools
+import inspect
 
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -60,7 +60,8 @@ class SubmitShortcut:
         scope["route"] = self.route  # the request log names the route template
         request = Request(scope, _replay(raw, True, receive))
         try:
-            response = await cases.submit_case(body, request, request.headers.get("idempotency-key"))
+            key = request.headers.get("idempotency-key")
+            response = await cases.submit_case(body, request, key)
         except Exception as error:
             response = await self._handled(request, error)
         await response(scope, receive, send)
@@ -136,5 +137,5 @@ def _replay(raw: bytes, complete: bool, receive: Receive) -> Receive:
 def _is_async(handler) -> bool:
     while isinstance(handler, functools.partial):
         handler = handler.func
-    return asyncio.iscoroutinefunction(handler) or asyncio.iscoroutinefunction(
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
         getattr(handler, "__call__", None))

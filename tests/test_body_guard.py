@@ -58,7 +58,8 @@ def test_a_chunked_body_over_the_limit_gets_413_on_every_post_route(guarded, pat
                        chunked(body, 512))
     declared = guarded("POST", path, [JSON, (b"content-length", str(len(body)).encode())],
                        [body])
-    assert (streamed.status, _body(streamed)) == (declared.status, _body(declared)) == (413, TOO_LARGE)
+    assert (streamed.status, _body(streamed)) == (413, TOO_LARGE)
+    assert (declared.status, _body(declared)) == (413, TOO_LARGE)
     assert streamed.header(b"x-content-type-options") == [b"nosniff"]  # still inside the headers
     # In one piece, without a length, the same.
     whole = guarded("POST", path, [JSON], [body])

@@ -98,7 +98,7 @@ _JSON = [b"application/json"]
 _some_types = (
     st.lists(st.sampled_from([b"application/json", b"application/json; charset=utf-8",
                               b"Application/JSON", b"application/json; charset=utf-16",
-                              b"image/jpeg", b"text/plain", b"application/x+json"]), max_size=2))
+                              b"image/jpeg", b"text/plain", b"application/x+json", b""]), max_size=2))
 _key_pool = [b"retry-1", b"retry-2", b"retry-3", b"", b"k" * 255, b"k" * 256, b"\xe9t\xe9",
              b"x" * 300]
 
@@ -196,6 +196,7 @@ def test_generated_submits_get_identical_answers_with_and_without_the_shortcut(p
                     (422, "invalid_request"), (422, "idempotency_key_reused")]:
         assert pair.outcomes.get(outcome, 0) >= 3, (outcome, pair.outcomes)
     assert pair.outcomes[(201, None)] >= 100, pair.outcomes
+    ours = ("invalid_request", "idempotency_key_reused")
     hash_checks = sum(count for (status, code), count in pair.outcomes.items()
-                      if status == 422 and code not in ("invalid_request", "idempotency_key_reused"))
+                      if status == 422 and code not in ours)
     assert hash_checks >= 3, pair.outcomes  # refused by validate_hashes, past the body parsing
