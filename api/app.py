@@ -9,14 +9,14 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import cases, operations, support_config
 from api.logs import RequestLog, configure_logging
 from api.operations import Metrics
-from api.body_guard import BodyGuard, BodyTooLarge
-from api.errors import error_response, install_error_handlers
+from api.body_guard import BodyGuard
+from api.errors import install_error_handlers
 from api.ratelimit import RateLimiter
 from api.security_headers import SecurityHeaders
 from api.submit_shortcut import SubmitShortcut
@@ -100,11 +100,6 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
 
     install_error_handlers(app)
 
-    @app.exception_handler(BodyTooLarge)
-    async def on_body_too_large(_request: Request, _exc: BodyTooLarge):
-        return error_response(413, "body_too_large",
-                              f"request bodies are limited to {settings.max_body_bytes} bytes")
-
     app.state.metrics = Metrics()
     app.include_router(operations.router)
     app.include_router(cases.router)
@@ -118,7 +113,9 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
 
     # Each wraps the ones added before it (the request log is outermost): headers on every
-    # answer, including the guard's refusals; the submit shortcut sees only guarded bodies.
+    # answer, including the guard's refusals; the submit shortcut sees only guarded bodies. The
+    # guard answers its 413/415 itself on every route, also when a streamed body is refused
+    # after the app began reading it (api/body_guard.py).
     app.add_middleware(SubmitShortcut, route=cases.submit_route(),
                        exception_handlers=app.exception_handlers)
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)

@@ -1,4 +1,4 @@
-"""POST /v1/cases straight to its endpoint, past FastAPI's router and parameter solving.
+"""POST /v1/cases straight to its endpoint, past FastAPI's router, when the request is well formed.
 
 Why: submitting is the service's hot path, and under load (bench/submit_bench.py, py-spy of both
 workers, open loop at 500 cases/s) the layers between our middleware and `cases.submit_case`
@@ -8,20 +8,32 @@ exit-stack and exception middlewares, and FastAPI's request handler (content-typ
 validated straight from its bytes (`model_validate_json`, in Rust) and the endpoint is called
 with what FastAPI would have passed it.
 
-Nothing else changes: the route stays declared on the router, so `openapi.yaml` describes it as
-before; this middleware sits inside the body guard, the security headers and the request log;
-errors go to the app's own exception handlers, so they keep their codes and shape; anything
-unexpected propagates to the server-error middleware as it would have. tests/test_submit_shortcut.py
-checks that answers are the same with and without it.
+Only the well-formed request takes the shortcut: a JSON body that validates, and an
+Idempotency-Key (if any) within its limit. Anything else (no body, invalid JSON, bytes pydantic's
+parser refuses but Python's `json` would read such as UTF-16 or a BOM, fields that fail, a key
+too long, a client gone mid-body) is handed to the router with the body bytes already read, so
+FastAPI itself answers it, word for word, in whichever version is installed. What the router and
+the shortcut could still disagree on is therefore only the well-formed case, and there both
+call the same endpoint with the same arguments: tests/test_submit_equivalence.py sends both
+hundreds of generated requests and compares whole answers.
+
+The route stays declared on the router, so `openapi.yaml` describes it as before; this
+middleware sits inside the body guard (which owns 413/415 for every route), the security
+headers and the request log. An error raised by the endpoint goes to the app's handler for it,
+looked up as Starlette does (by status code for an HTTPException, then by class); anything
+unhandled propagates to the server-error middleware as it would have.
 """
 from __future__ import annotations
 
-from fastapi.exceptions import RequestValidationError
+import functools
+import inspect
+
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import cases, idempotency
 from api.schemas import CaseCreate
@@ -29,7 +41,9 @@ from api.schemas import CaseCreate
 
 class SubmitShortcut:
     def __init__(self, app: ASGIApp, route: BaseRoute, exception_handlers: dict):
-        self.app, self.route, self.exception_handlers = app, route, exception_handlers
+        self.app, self.route = app, route
+        # The live dict (handlers added after the middleware stack is built still count).
+        self.exception_handlers = exception_handlers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Anything else, this path under a root_path included, takes the router as before.
@@ -37,41 +51,91 @@ class SubmitShortcut:
                 or scope["path"] != cases.SUBMIT_PATH):
             await self.app(scope, receive, send)
             return
+        chunks, complete = await _read_body(receive)
+        raw = b"".join(chunks)
+        body = _well_formed(scope, raw) if complete else None
+        if body is None:
+            await self.app(scope, _replay(raw, complete, receive), send)
+            return
         scope["route"] = self.route  # the request log names the route template
-        request = Request(scope, receive)
+        request = Request(scope, _replay(raw, True, receive))
         try:
-            response = await self._submit(request)
+            key = request.headers.get("idempotency-key")
+            response = await cases.submit_case(body, request, key)
         except Exception as error:
             response = await self._handled(request, error)
         await response(scope, receive, send)
 
-    async def _submit(self, request: Request):
-        if not request.headers.get("content-type"):
-            # FastAPI reads a body without a content type as bytes, which fails validation.
-            raise _invalid(("body",), "send the body as application/json")
-        try:
-            raw = await request.body()
-        except ClientDisconnect:  # gone mid-body: answered as FastAPI would (nobody reads it)
-            raise HTTPException(400, "the body could not be read") from None
-        try:
-            body = CaseCreate.model_validate_json(raw)
-        except ValidationError as invalid:
-            raise RequestValidationError([{**error, "loc": ("body", *error["loc"])}
-                                          for error in invalid.errors(include_url=False)]) from None
-        key = request.headers.get("idempotency-key")
-        if key is not None and len(key) > idempotency.MAX_KEY_LENGTH:
-            raise _invalid(("header", "idempotency-key"),
-                           f"String should have at most {idempotency.MAX_KEY_LENGTH} characters")
-        return await cases.submit_case(body, request, key)
-
     async def _handled(self, request: Request, error: Exception):
-        """The app's handler for `error`, looked up by class as Starlette's own middleware does."""
+        """The app's handler for `error`, chosen as Starlette's ExceptionMiddleware chooses (a
+        handler for 500 or Exception belongs to the server-error middleware, outside us)."""
+        handlers = self.exception_handlers
+        handler = (handlers.get(error.status_code)
+                   if isinstance(error, HTTPException) and error.status_code != 500 else None)
         for kind in type(error).__mro__:
-            handler = self.exception_handlers.get(kind)
-            if handler is not None:
-                return await handler(request, error)
-        raise error
+            if handler is not None or kind is Exception:
+                break
+            handler = handlers.get(kind)
+        if handler is None:
+            raise error
+        if _is_async(handler):
+            return await handler(request, error)
+        return await run_in_threadpool(handler, request, error)
 
 
-def _invalid(loc: tuple, message: str) -> RequestValidationError:
-    return RequestValidationError([{"type": "value_error", "loc": loc, "msg": message}])
+def _well_formed(scope: Scope, raw: bytes) -> CaseCreate | None:
+    """The validated body if the router would accept this request as it stands, else None.
+
+    The body guard has refused every Content-Type but application/json, so a declared type is
+    JSON here. Pydantic's JSON parser accepts a subset of what `json.loads` does, and from the
+    same text builds the same model (tests/test_submit_equivalence.py generates the cases where
+    they differ: those fail here and go to the router)."""
+    typed, key = False, None
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            typed = True
+        elif name == b"idempotency-key" and key is None:
+            key = value  # the router reads the first; it counts characters (latin-1: bytes)
+    key_ok = key is None or len(key) <= idempotency.MAX_KEY_LENGTH
+    if not typed or not raw or not key_ok:
+        return None
+    try:
+        return CaseCreate.model_validate_json(raw)
+    except ValidationError:
+        return None
+
+
+async def _read_body(receive: Receive) -> tuple[list[bytes], bool]:
+    """The body's chunks, and whether it came whole (False: the client left mid-body)."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return chunks, False
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks, True
+
+
+def _replay(raw: bytes, complete: bool, receive: Receive) -> Receive:
+    """`receive` as if nothing had been read yet: the body in one message, then what follows
+    (the disconnect, if the client left before the end)."""
+    replayed = False
+
+    async def replaying() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": raw, "more_body": not complete}
+        if not complete:
+            return {"type": "http.disconnect"}
+        return await receive()
+
+    return replaying
+
+
+def _is_async(handler) -> bool:
+    while isinstance(handler, functools.partial):
+        handler = handler.func
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        getattr(handler, "__call__", None))
