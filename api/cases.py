@@ -111,12 +111,12 @@ def _authorized_case(request: Request, session, ref: str, token: str, secret: by
 
 def _status_view(session, case: Case) -> CaseStatus:
     hashes = store_cases.case_hashes(session, case)
-    counts = counts_by_hash(session, [h.id for h in hashes], case.pathway)
+    counts = counts_by_hash(session, [h.id for h, _ in hashes], case.pathway, case.opened_event)
     return CaseStatus(
         case_ref=case.ref, status=case.status, pathway=case.pathway,
         created=case.created_at.isoformat(), updated=case.updated_at.isoformat(),
-        hashes=[HashStatus(signal_type=h.signal_type, value=h.value, quality=h.quality,
-                           reports=counts[h.id]) for h in hashes],
+        hashes=[HashStatus(signal_type=h.signal_type, value=h.value, quality=quality,
+                           reports=counts[h.id]) for h, quality in hashes],
     )
 
 

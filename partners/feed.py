@@ -10,11 +10,11 @@ import re
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import case, update
 
 from partners import transparency
 from partners.errors import ServiceError
-from store import changelog
+from store import backends, changelog
 from store.models import Partner
 
 _DIGITS = re.compile(r"[0-9]{1,18}")
@@ -53,7 +53,9 @@ def read_page(database, partner_id: int, pathways: list[str], cursor: int, limit
         rows = changelog.read_after(session, cursor, pathways, limit + 1)
         next_cursor = rows[limit - 1].seq if len(rows) > limit else (rows[-1].seq if rows else cursor)
         tree_size = transparency.tree_size_for(session, next_cursor)
-    acknowledge(database, partner_id, cursor)
+    # What the partner is sent, not the cursor it came with: acknowledging only the latter left
+    # the newest hashes of a quiet feed never counted as pulled.
+    acknowledge(database, partner_id, next_cursor)
     return PageRows(rows[:limit], next_cursor, len(rows) > limit, tree_size)
 
 
@@ -91,14 +93,26 @@ ACKNOWLEDGE_EVERY_SECONDS = 5.0
 
 
 def acknowledge(database, partner_id: int, cursor: int) -> None:
-    """A request with cursor c proves the partner received everything up to c."""
-    memo = database.memo.setdefault("acknowledged", {})  # partner -> (cursor, when written)
-    written, when = memo.get(partner_id, (0, 0.0))
+    """A request with cursor c proves the partner received everything up to c, now.
+
+    "Now" is a tick of the event clock (store/reports.py): a case counts a partner as having
+    pulled its hashes only if the acknowledgement came after the case was opened. So a pull is
+    recorded when the cursor moved or the clock did (a case opened, a report made) since the
+    last record — also on a quiet feed, or a case holding an old value would never count as
+    pulled while one holding a new value does, which would tell them apart."""
+    memo = database.memo.setdefault("acknowledged", {})  # partner -> (cursor, event, when)
+    written, event, when = memo.get(partner_id, (0, 0, 0.0))
     now = time.monotonic()
-    if cursor <= written or now - when < ACKNOWLEDGE_EVERY_SECONDS and written > 0:
+    if written > 0 and now - when < ACKNOWLEDGE_EVERY_SECONDS:
         return
     with database.transaction() as session:
-        session.execute(update(Partner)
-                        .where(Partner.id == partner_id, Partner.acknowledged_seq < cursor)
-                        .values(acknowledged_seq=cursor))
-    memo[partner_id] = (cursor, now)
+        backend = backends.for_session(session)
+        if cursor <= written and backend.event_clock_now(session) <= event:
+            memo[partner_id] = (written, event, now)
+            return
+        event = backend.next_event(session)
+        session.execute(update(Partner).where(Partner.id == partner_id).values(
+            acknowledged_seq=case((Partner.acknowledged_seq < cursor, cursor),
+                                  else_=Partner.acknowledged_seq),
+            acknowledged_event=event))
+    memo[partner_id] = (max(cursor, written), event, now)

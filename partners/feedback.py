@@ -7,11 +7,11 @@ from __future__ import annotations
 import time
 
 from sqlalchemy import exists, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from hashing import signals
 from hashing.signals import InvalidHash
+from store import backends
 from store.cases import hash_digest
 from store.models import (
     OP_ADD,
@@ -40,14 +40,19 @@ def find_visible_hash(session: Session, signal_type: str, value: str,
     return stored if was_shared else None
 
 
-def record(session: Session, partner_id: int, hash_id: int, action: str, tags: list[str]) -> None:
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+def record(session: Session, partner_id: int, hash_id: int, action: str, tags: list[str],
+           event: int | None = None) -> None:
+    """Upsert one report; `event` (the event clock's tick, store/reports.py) is drawn if absent."""
+    backend = backends.for_session(session)
+    event = backend.next_event(session) if event is None else event
     tag_text = ",".join(sorted({t.strip()[:64] for t in tags if t.strip()}))[:512]
-    statement = insert(Feedback).values(partner_id=partner_id, hash_id=hash_id, action=action,
-                                        tags=tag_text, reported_at=int(time.time()))
+    statement = backend.insert(Feedback).values(
+        partner_id=partner_id, hash_id=hash_id, action=action, tags=tag_text,
+        reported_at=int(time.time()), reported_event=event)
     session.execute(statement.on_conflict_do_update(
         index_elements=["partner_id", "hash_id", "action"],
-        set_={"tags": statement.excluded.tags, "reported_at": statement.excluded.reported_at}))
+        set_={"tags": statement.excluded.tags, "reported_at": statement.excluded.reported_at,
+              "reported_event": statement.excluded.reported_event}))
 
 
 def record_batch(session: Session, partner_id: int,
@@ -55,6 +60,7 @@ def record_batch(session: Session, partner_id: int,
     """Record (hash id, action, tags) reports in (hash id, action) order — two concurrent batches
     writing the same rows in different orders would deadlock. Returns the disputed hash ids."""
     latest = {(hash_id, action): tags for hash_id, action, tags in items}
+    event = backends.for_session(session).next_event(session) if latest else 0
     for hash_id, action in sorted(latest):
-        record(session, partner_id, hash_id, action, latest[(hash_id, action)])
+        record(session, partner_id, hash_id, action, latest[(hash_id, action)], event)
     return {hash_id for hash_id, action in latest if action == DISPUTE}

@@ -88,7 +88,8 @@ def fetch_hashes(request: Request,
                                                                         partner.pathways)
     if checkpoint is None:  # nothing logged yet
         checkpoint = max(startTimestamp, 0)
-    feed.acknowledge(request.app.state.database, partner.id, cursor)
+    feed.acknowledge(request.app.state.database, partner.id,
+                     rows[-1].seq if rows else cursor)  # what it is sent (partners/feed.py)
     records = [HashRecord(lastModtimestamp=r.logged_at, signalType=SIGNAL_TO_STOPNCII[r.signal_type],
                           hashValue=r.value, hashStatus=OP_TO_STATUS[r.op])
                for r in rows if r.signal_type in SIGNAL_TO_STOPNCII]

@@ -172,8 +172,8 @@ def withdraw(session: Session, case_row: Case) -> None:
         session, [r for r in rows if r.id not in still_held], case_row.pathway)
 
 
-def case_hashes(session: Session, case: Case) -> list[Hash]:
-    return list(session.scalars(
-        select(Hash).join(CaseHash, CaseHash.hash_id == Hash.id)
-        .where(CaseHash.case_id == case.id).order_by(Hash.id)
-    ))
+def case_hashes(session: Session, case: Case) -> list[tuple[Hash, int | None]]:
+    """The case's hashes, each with the quality this case reported (not the stored best)."""
+    return [tuple(row) for row in session.execute(
+        select(Hash, CaseHash.quality).join(CaseHash, CaseHash.hash_id == Hash.id)
+        .where(CaseHash.case_id == case.id).order_by(Hash.id))]

@@ -58,6 +58,9 @@ class Case(Base):
     idempotency_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
     idempotency_request: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     idempotency_sealed_token: Mapped[bytes | None] = mapped_column(LargeBinary(128))
+    # When the case was opened, on the event clock (EventClock): its status counts only pulls
+    # and reports that came later, so it tells nothing about earlier cases of the same values.
+    opened_event: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Hash(Base):
@@ -86,6 +89,9 @@ class CaseHash(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"),
                                          primary_key=True)
     hash_id: Mapped[int] = mapped_column(ForeignKey("hashes.id"), primary_key=True, index=True)
+    # The quality this case reported (the hash row keeps the best anyone reported, for partners;
+    # showing that in this case's status would tell of an earlier, better copy).
+    quality: Mapped[int | None] = mapped_column(SmallInteger)
 
 
 class SharedHash(Base):
@@ -142,6 +148,8 @@ class Partner(Base):
     # The highest change-log position the partner has confirmed receiving (a pull with cursor c
     # proves receipt of everything up to c): "pulled by N partners" without a write per entry.
     acknowledged_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # When that acknowledgement was last written, on the event clock (store/reports.py).
+    acknowledged_event: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     def pathway_list(self) -> list[str]:
         return [p for p in self.pathways.split(",") if p]
@@ -168,6 +176,8 @@ class Feedback(Base):
     action: Mapped[str] = mapped_column(String(16), primary_key=True)
     tags: Mapped[str] = mapped_column(String(512), default="")
     reported_at: Mapped[int] = mapped_column(BigInteger)
+    # When, on the event clock: a case's status counts only reports made after it was opened.
+    reported_event: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 
@@ -192,6 +202,18 @@ class Dispute(Base):
     decided_at: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (Index("ix_disputes_partner_state_time", "partner_id", "state", "disputed_at"),)
+
+
+class EventClock(Base):
+    """The event clock on SQLite: one row, one counter. It orders case openings, partner reports
+    and pull acknowledgements against each other (store/reports.py), and nothing else: it is
+    not a time. PostgreSQL draws from the sequence `hashguard_events` instead (no row lock on
+    the submit path); this table exists there too, unused, so both schemas are the models'."""
+
+    __tablename__ = "event_clock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
 
 
 class PartnerWebhook(Base):

@@ -6,8 +6,8 @@ def bearer(key: str) -> dict:
     return {"Authorization": f"Bearer {key}"}
 
 
-def new_case(client, values, pathway="adult"):
-    hashes = [{"signal_type": "pdq", "value": v, "quality": 100} for v in values]
+def new_case(client, values, pathway="adult", quality=100):
+    hashes = [{"signal_type": "pdq", "value": v, "quality": quality} for v in values]
     response = client.post("/v1/cases", json={"pathway": pathway, "hashes": hashes})
     assert response.status_code == 201, response.text
     return response.json()

@@ -97,10 +97,11 @@ def snapshot(db: Database) -> dict:
     with db.read() as session:
         q = lambda sql: [tuple(r) for r in session.execute(text(sql))]  # noqa: E731
         return {
-            "cases": q("SELECT pathway, status FROM cases ORDER BY id"),
+            "cases": q("SELECT pathway, status, opened_event FROM cases ORDER BY id"),
             "hashes": q("SELECT signal_type, value, quality, state, held_pathways FROM hashes "
                         "ORDER BY value"),
-            "links": q("SELECT c.id - (SELECT min(id) FROM cases), h.value FROM case_hashes l "
+            "links": q("SELECT c.id - (SELECT min(id) FROM cases), h.value, l.quality "
+                       "FROM case_hashes l "
                        "JOIN cases c ON c.id = l.case_id JOIN hashes h ON h.id = l.hash_id "
                        "ORDER BY 1, 2"),
             "shared": q("SELECT h.value, s.pathway FROM shared_hashes s "
@@ -135,6 +136,7 @@ def _fresh_postgres(db: Database) -> None:
     with db.transaction() as session:
         session.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
         session.execute(text("ALTER SEQUENCE change_log_position RESTART"))
+        session.execute(text("ALTER SEQUENCE hashguard_events RESTART WITH 2"))
 
 
 @settings(max_examples=200, deadline=None,

@@ -51,6 +51,14 @@ NewCase = tuple[dict, list[NewHash]]  # the case's column values, its hashes in 
 
 
 class WriteBackend(Protocol):
+    insert: object  # the dialect's INSERT ... ON CONFLICT construct (sqlite.insert, ...)
+
+    def next_event(self, session: Session) -> int:
+        """A tick of the event clock that orders case openings, reports and acknowledgements."""
+
+    def event_clock_now(self, session: Session) -> int:
+        """The last tick drawn (by anyone)."""
+
     def lock_hashes(self, session: Session, hash_ids: list[int]) -> list[HashRow]:
         """Row-lock the hashes in digest order and return them as locked (rule 5)."""
 

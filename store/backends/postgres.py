@@ -12,6 +12,7 @@ import time
 
 import psycopg
 from sqlalchemy import Connection, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -48,6 +49,18 @@ _CREATE_CASES = """
 
 
 class PostgresBackend:
+    insert = staticmethod(postgresql.insert)  # the dialect's INSERT ... ON CONFLICT construct
+
+    def next_event(self, session) -> int:
+        """A tick of the event clock (store/models.EventClock): a sequence, so no row lock."""
+        return session.execute(text("SELECT nextval('hashguard_events')")).scalar_one()
+
+    def event_clock_now(self, session) -> int:
+        # last_value is the last tick drawn by anyone (sequences are not transactional).
+        return session.execute(text(
+            "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END "
+            "FROM hashguard_events")).scalar_one()
+
     def lock_hashes(self, session: Session, hash_ids: list[int]) -> list[HashRow]:
         if not hash_ids:
             return []

@@ -9,18 +9,39 @@ from __future__ import annotations
 import time
 
 from sqlalchemy import case as sql_case
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from store.backends import HashRow, NewCase, NewHash
-from store.models import HASH_OK, OP_ADD, OP_REMOVE, Case, CaseHash, ChangeLogEntry, Hash, SharedHash
+from store.models import (
+    HASH_OK,
+    OP_ADD,
+    OP_REMOVE,
+    Case,
+    CaseHash,
+    ChangeLogEntry,
+    EventClock,
+    Hash,
+    SharedHash,
+)
 
 _ROW_COLUMNS = (Hash.id, Hash.state, Hash.signal_type, Hash.value, Hash.quality,
                 Hash.held_pathways)
 
 
 class SQLiteBackend:
+    insert = staticmethod(sqlite.insert)  # the dialect's INSERT ... ON CONFLICT construct
+
+    def next_event(self, session) -> int:
+        """A tick of the event clock (store/models.EventClock): one writer at a time here."""
+        return session.execute(update(EventClock).where(EventClock.id == 1)
+                               .values(value=EventClock.value + 1)
+                               .returning(EventClock.value)).scalar_one()
+
+    def event_clock_now(self, session) -> int:
+        return session.scalar(select(EventClock.value).where(EventClock.id == 1))
+
     def lock_hashes(self, session: Session, hash_ids: list[int]) -> list[HashRow]:
         if not hash_ids:
             return []
@@ -52,8 +73,11 @@ class SQLiteBackend:
     def link_and_share(self, session: Session, case_id: int, pathway: str,
                        hashes: list[NewHash]) -> int:
         rows = _upsert_hashes(session, hashes)
+        reported = _best_quality(hashes)  # this case's own, not the stored best
         linked = session.scalars(
-            sqlite.insert(CaseHash).values([{"case_id": case_id, "hash_id": r.id} for r in rows])
+            sqlite.insert(CaseHash).values([
+                {"case_id": case_id, "hash_id": r.id,
+                 "quality": reported[(r.signal_type, r.value)][2]} for r in rows])
             .on_conflict_do_nothing().returning(CaseHash.hash_id)).all()
         self.share(session, rows, pathway)
         return len(linked)
@@ -65,22 +89,28 @@ class SQLiteBackend:
         # forms (store/cases.submit runs one case per transaction).
         ids = []
         for values, hashes in cases:
-            case_id = connection.execute(insert(Case).values(**values).returning(Case.id)).scalar_one()
+            case_id = connection.execute(insert(Case).values(
+                **values, opened_event=self.next_event(connection)).returning(Case.id)).scalar_one()
             self.link_and_share(connection, case_id, values["pathway"], hashes)
             ids.append(case_id)
         return ids
 
 
+def _best_quality(hashes: list[NewHash]) -> dict[tuple[str, str], NewHash]:
+    """One per (type, value), with the best quality among them (None only if all are None)."""
+    best: dict[tuple[str, str], NewHash] = {}
+    for row in hashes:
+        known = best.get(row[:2])
+        if known is None or (row[2] is not None and (known[2] is None or row[2] > known[2])):
+            best[row[:2]] = row
+    return best
+
+
 def _upsert_hashes(session: Session, hashes: list[NewHash]) -> list[HashRow]:
     """Rule 1: one row per digest, best quality kept; returns the rows (new and existing)."""
-    best: dict[bytes, NewHash] = {}
-    for signal_type, value, quality, digest in hashes:
-        known = best.get(digest)
-        if known is None or (quality is not None and (known[2] is None or quality > known[2])):
-            best[digest] = (signal_type, value, quality, digest)
     statement = sqlite.insert(Hash).values([
         {"signal_type": t, "value": v, "quality": q, "digest": d, "state": HASH_OK}
-        for t, v, q, d in (best[d] for d in sorted(best))])
+        for t, v, q, d in sorted(_best_quality(hashes).values(), key=lambda row: row[3])])
     best_quality = sql_case(
         (statement.excluded.quality.is_(None), Hash.quality),
         (Hash.quality.is_(None), statement.excluded.quality),
