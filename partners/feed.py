@@ -1,8 +1,10 @@
 """The native pull: change-log pages after a cursor, filtered by the partner's pathways.
 
-The cursor is the seq of the last entry served, as a decimal string (treat it as opaque). Seq
-order is commit order (store/changelog.py), so `seq > cursor` never skips an entry that
-committed late, and never repeats one.
+The cursor is the position of the last entry served, as a string (treat it as opaque): a decimal
+number for a partner entitled to every pathway (the global position), `p` and a number for one
+entitled to a single pathway (its pathway's own numbering: store/changelog.py says why).
+Position order is commit order, so "after the cursor" never skips an entry that committed late,
+and never repeats one.
 """
 from __future__ import annotations
 
@@ -10,26 +12,67 @@ import re
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import case, update
+from sqlalchemy import case, select, update
 
 from partners import transparency
 from partners.errors import ServiceError
 from store import backends, changelog
-from store.models import Partner
+from store.models import LegacyCursorLimit, Partner
 
-_DIGITS = re.compile(r"[0-9]{1,18}")
+_CURSOR = re.compile(r"(p?)([0-9]{1,18})")
+PATHWAY_NUMBERING = "p"
 MAX_PAGE = 10_000
 DEFAULT_PAGE = 1_000
 MAX_WAIT_SECONDS = 60
+INVALID_CURSOR = ServiceError(400, "invalid_cursor",
+                              "cursor must be a next_cursor this API returned")
 
 
-def parse_cursor(cursor: str | None) -> int:
+@dataclass(frozen=True)
+class Cursor:
+    value: int
+    in_pathway_numbering: bool  # "p<n>": a position in the partner's pathway's own numbering
+
+
+def parse_cursor(cursor: str | None) -> Cursor:
+    """Syntax only; what it points at is checked against the log (resolve_cursor)."""
     if not cursor:
-        return 0  # full sync from the beginning
+        return Cursor(0, False)  # full sync from the beginning
     # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
-    if not _DIGITS.fullmatch(cursor):
-        raise ServiceError(400, "invalid_cursor", "cursor must be a next_cursor this API returned")
-    return int(cursor)
+    match = _CURSOR.fullmatch(cursor)
+    if not match:
+        raise INVALID_CURSOR
+    return Cursor(int(match.group(2)), bool(match.group(1)))
+
+
+def format_cursor(position: int, pathways: list[str]) -> str:
+    if changelog.reads_global_positions(pathways):
+        return str(position)
+    return f"{PATHWAY_NUMBERING}{position}"
+
+
+def resolve_cursor(session, cursor: "Cursor | int", pathways: list[str]) -> int:
+    """The partner's position a cursor stands for. Refused: a cursor past the log's head (it
+    would acknowledge entries the partner never received, making it count as having pulled
+    every future hash), and a cursor of the other numbering — except a decimal cursor handed
+    out before per-pathway positions began (migration 0009), which continues where it was."""
+    if isinstance(cursor, int):  # a position this module computed (the export's loop)
+        return cursor
+    if cursor.value == 0 and not cursor.in_pathway_numbering:
+        return 0
+    reads_global = changelog.reads_global_positions(pathways)
+    if cursor.in_pathway_numbering == reads_global:
+        if reads_global:
+            raise ServiceError(400, "invalid_cursor", "this cursor was made for another set "
+                               "of pathways; start again from an empty cursor")
+        legacy = session.scalar(select(LegacyCursorLimit.last_global_seq)) or 0
+        if cursor.value > legacy:
+            raise INVALID_CURSOR
+        return changelog.position_of_log_seq(session, cursor.value, pathways)
+    if cursor.value > changelog.last_position(session, pathways):
+        raise ServiceError(400, "cursor_beyond_head",
+                           "cursor is past the newest entry; use a next_cursor this API returned")
+    return cursor.value
 
 
 def entry_record(row) -> dict:
@@ -43,27 +86,33 @@ def entry_record(row) -> dict:
 @dataclass(frozen=True)
 class PageRows:
     rows: list
-    next_cursor: int
+    next_cursor: int  # the partner's position
     has_more: bool
     tree_size: int  # the transparency log size this page reflects (partners/transparency.py)
+    cursor_text: str  # next_cursor as the partner receives it (format_cursor)
 
 
-def read_page(database, partner_id: int, pathways: list[str], cursor: int, limit: int) -> PageRows:
+def read_page(database, partner_id: int, pathways: list[str], cursor: "Cursor | int",
+              limit: int) -> PageRows:
     with database.read() as session:
-        rows = changelog.read_after(session, cursor, pathways, limit + 1)
-        next_cursor = rows[limit - 1].seq if len(rows) > limit else (rows[-1].seq if rows else cursor)
-        tree_size = transparency.tree_size_for(session, next_cursor)
+        position = resolve_cursor(session, cursor, pathways)
+        rows = changelog.read_after(session, position, pathways, limit + 1)
+        last = rows[limit - 1] if len(rows) > limit else (rows[-1] if rows else None)
+        next_cursor = last.seq if last else position
+        log_seq = last.log_seq if last else changelog.log_seq_at(session, position, pathways)
+        tree_size = transparency.tree_size_for(session, log_seq)
     # What the partner is sent, not the cursor it came with: acknowledging only the latter left
     # the newest hashes of a quiet feed never counted as pulled.
-    acknowledge(database, partner_id, next_cursor)
-    return PageRows(rows[:limit], next_cursor, len(rows) > limit, tree_size)
+    acknowledge(database, partner_id, log_seq)
+    return PageRows(rows[:limit], next_cursor, len(rows) > limit, tree_size,
+                    format_cursor(next_cursor, pathways))
 
 
-def page(database, partner_id: int, pathways: list[str], cursor: int, limit: int) -> dict:
+def page(database, partner_id: int, pathways: list[str], cursor, limit: int) -> dict:
     """One page as a plain dict (tests, small callers)."""
     result = read_page(database, partner_id, pathways, cursor, limit)
     return {"entries": [entry_record(r) for r in result.rows],
-            "next_cursor": str(result.next_cursor), "has_more": result.has_more,
+            "next_cursor": result.cursor_text, "has_more": result.has_more,
             "tree_size": result.tree_size}
 
 
@@ -79,7 +128,7 @@ def _entry_json(row) -> str:
 def render_json(result: PageRows) -> bytes:
     entries = ",".join(_entry_json(r) for r in result.rows)
     has_more = "true" if result.has_more else "false"
-    return (f'{{"entries":[{entries}],"next_cursor":"{result.next_cursor}",'
+    return (f'{{"entries":[{entries}],"next_cursor":"{result.cursor_text}",'
             f'"has_more":{has_more},"tree_size":{result.tree_size}}}').encode()
 
 

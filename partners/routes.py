@@ -76,14 +76,14 @@ def export(request: Request, cursor: str = Query("", max_length=32),
     return StreamingResponse(body, media_type="application/x-ndjson", headers=headers)
 
 
-def _export_lines(database, partner: AuthenticatedPartner, cursor: int) -> Iterator[bytes]:
+def _export_lines(database, partner: AuthenticatedPartner, cursor) -> Iterator[bytes]:
     while True:
         result = feed.read_page(database, partner.id, partner.pathways, cursor, feed.MAX_PAGE)
         if result.rows:
             yield feed.render_ndjson(result)
         cursor = result.next_cursor
         if not result.has_more:
-            yield json.dumps({"next_cursor": str(cursor)}).encode() + b"\n"
+            yield json.dumps({"next_cursor": result.cursor_text}).encode() + b"\n"
             return
 
 

@@ -72,29 +72,31 @@ def fetch_hashes(request: Request,
                  partner: AuthenticatedPartner = Depends(authenticate)):
     """Change records after the page token, or from `startTimestamp` (unix seconds; records at
     that second are repeated, never skipped) when there is no token."""
+    pathways = partner.pathways
     with request.app.state.database.read() as session:
         if nextPageToken:
-            cursor = feed.parse_cursor(nextPageToken)
+            cursor = feed.resolve_cursor(session, feed.parse_cursor(nextPageToken), pathways)
         else:
-            cursor = changelog.first_seq_at_or_after(session, startTimestamp)
-        rows = changelog.read_after(session, cursor, partner.pathways, pageSize + 1)
+            cursor = changelog.first_position_at_or_after(session, startTimestamp, pathways)
+        rows = changelog.read_after(session, cursor, pathways, pageSize + 1)
         has_more = len(rows) > pageSize
         rows = rows[:pageSize]
         # Not this host's clock for an empty page: an entry still committing may carry an
         # earlier time (taken when it was written, or by a database clock behind ours), and a
         # checkpoint past it would skip it for good. Times never decrease along the log, so the
         # time of the entry the cursor stands on is safe (">=" repeats that second, never skips).
-        checkpoint = rows[-1].logged_at if rows else changelog.logged_at_of(session, cursor,
-                                                                        partner.pathways)
+        checkpoint = (rows[-1].logged_at if rows
+                      else changelog.logged_at_of(session, cursor, pathways))
+        sent = rows[-1].log_seq if rows else changelog.log_seq_at(session, cursor, pathways)
     if checkpoint is None:  # nothing logged yet
         checkpoint = max(startTimestamp, 0)
-    feed.acknowledge(request.app.state.database, partner.id,
-                     rows[-1].seq if rows else cursor)  # what it is sent (partners/feed.py)
+    feed.acknowledge(request.app.state.database, partner.id, sent)  # what it is sent
     records = [HashRecord(lastModtimestamp=r.logged_at, signalType=SIGNAL_TO_STOPNCII[r.signal_type],
                           hashValue=r.value, hashStatus=OP_TO_STATUS[r.op])
                for r in rows if r.signal_type in SIGNAL_TO_STOPNCII]
     next_cursor = rows[-1].seq if rows else cursor
-    return FetchHashesResponse(count=len(records), nextPageToken=str(next_cursor),
+    return FetchHashesResponse(count=len(records),
+                               nextPageToken=feed.format_cursor(next_cursor, pathways),
                                nextSetTimestamp=checkpoint, hasMoreRecords=has_more,
                                hashRecords=records)
 

@@ -20,9 +20,10 @@ import httpx
 import psycopg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
-from store.models import ChangeLogEntry, Partner, PartnerWebhook, WebhookDelivery
+from store import changelog
+from store.models import Partner, PartnerWebhook, WebhookDelivery
 from store.secret_file import read_or_create
 
 log = logging.getLogger("hashguard.webhooks")
@@ -142,8 +143,9 @@ class WebhookDispatcher:
                                     .join(Partner, Partner.id == PartnerWebhook.partner_id)).all()
             due = []
             for hook, partner in hooks:
-                latest = session.scalar(select(func.max(ChangeLogEntry.seq)).where(
-                    ChangeLogEntry.pathway.in_(partner.pathway_list()))) or 0
+                # In the partner's own numbering (store/changelog.py): a global position would
+                # count the other pathway's entries for a partner entitled to one.
+                latest = changelog.last_position(session, partner.pathway_list())
                 if latest > hook.delivered_seq:
                     due.append((partner.id, partner.name, hook.url, latest))
         made = 0
@@ -198,7 +200,8 @@ def set_webhook(session, partner_id: int, url: str | None) -> None:
         if existing is not None:
             session.delete(existing)
         return
-    latest = session.scalar(select(func.max(ChangeLogEntry.seq))) or 0
+    pathways = session.get(Partner, partner_id).pathway_list()
+    latest = changelog.last_position(session, pathways)
     if existing is None:
         session.add(PartnerWebhook(partner_id=partner_id, url=url, delivered_seq=latest))
     else:

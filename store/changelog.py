@@ -69,37 +69,78 @@ def visible_to(pathways: list[str]):
     return condition
 
 
+def reads_global_positions(pathways: list[str]) -> bool:
+    """Whether a partner entitled to `pathways` reads global positions (`seq`): only one entitled
+    to every pathway. Any other reads its pathway's own positions (`pathway_seq`), because gaps in
+    global positions would count another pathway's entries, and time them (a red team's
+    finding). (With more than two pathways, a partner entitled to some but not all would need a
+    numbering of its own; today a partner has one pathway or all.)"""
+    return set(pathways) >= set(PATHWAYS) or len(set(pathways)) > 1
+
+
+def position_column(pathways: list[str]):
+    return ChangeLogEntry.seq if reads_global_positions(pathways) else ChangeLogEntry.pathway_seq
+
+
 def read_after(session: Session, cursor: int, pathways: list[str], limit: int):
-    """Entries with seq > cursor visible to `pathways`, in order, with their hash values: rows of
-    (seq, op, pathway, logged_at, signal_type, value, quality), also addressable by name."""
+    """Entries after position `cursor` visible to `pathways`, in order, with their hash values:
+    rows of (seq, op, pathway, logged_at, signal_type, value, quality, log_seq), also addressable
+    by name. `seq` is the partner's position (see position_column); `log_seq` the global one."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         # A parallel plan (Gather Merge) doubled the time of a 10,000-entry page on 2 cores.
         connection.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+    position = position_column(pathways)
     # Core, not ORM: plain rows, no identity map (a full sync reads millions of them).
     return connection.execute(
-        select(ChangeLogEntry.seq, ChangeLogEntry.op, ChangeLogEntry.pathway,
+        select(position.label("seq"), ChangeLogEntry.op, ChangeLogEntry.pathway,
                ChangeLogEntry.logged_at, ChangeLogEntry.signal_type, ChangeLogEntry.value,
-               ChangeLogEntry.quality)
-        .where(ChangeLogEntry.seq > cursor, visible_to(pathways))
-        .order_by(ChangeLogEntry.seq)
+               ChangeLogEntry.quality, ChangeLogEntry.seq.label("log_seq"))
+        .where(position > cursor, visible_to(pathways))
+        .order_by(position)
         .limit(limit)
     ).all()
 
 
-def first_seq_at_or_after(session: Session, unix_time: int) -> int:
-    """The cursor that starts just before the first entry logged at or after `unix_time`."""
-    first = session.scalar(select(ChangeLogEntry.seq).where(ChangeLogEntry.logged_at >= unix_time)
-                           .order_by(ChangeLogEntry.seq).limit(1))
-    return (first - 1) if first is not None else last_seq(session)
+def first_position_at_or_after(session: Session, unix_time: int, pathways: list[str]) -> int:
+    """The cursor just before the first entry visible to `pathways` logged at or after
+    `unix_time` (positions of one numbering have no gaps, so "the one before" is `- 1`)."""
+    position = position_column(pathways)
+    first = session.scalar(select(position).where(ChangeLogEntry.logged_at >= unix_time,
+                                                  visible_to(pathways))
+                           .order_by(position).limit(1))
+    return (first - 1) if first is not None else last_position(session, pathways)
+
+
+def last_position(session: Session, pathways: list[str]) -> int:
+    return session.scalar(select(func.max(position_column(pathways)))
+                          .where(ChangeLogEntry.pathway.in_(pathways))) or 0
+
+
+def log_seq_at(session: Session, cursor: int, pathways: list[str]) -> int:
+    """The global position of the partner's position `cursor` (0 before the first entry)."""
+    if reads_global_positions(pathways):
+        return cursor
+    return session.scalar(select(ChangeLogEntry.seq).where(
+        ChangeLogEntry.pathway_seq == cursor, ChangeLogEntry.pathway.in_(pathways))) or 0
+
+
+def position_of_log_seq(session: Session, log_seq: int, pathways: list[str]) -> int:
+    """The partner's position of the last entry it sees at or before global position `log_seq`
+    (how a numeric cursor handed out before per-pathway positions continues)."""
+    if reads_global_positions(pathways):
+        return log_seq
+    return session.scalar(select(func.max(ChangeLogEntry.pathway_seq)).where(
+        ChangeLogEntry.seq <= log_seq, ChangeLogEntry.pathway.in_(pathways))) or 0
 
 
 def logged_at_of(session: Session, cursor: int, pathways: list[str]) -> int | None:
-    """The time of the last entry visible to `pathways` at or before `cursor` (None before the
-    first): other pathways' times are not the partner's to learn."""
+    """The time of the last entry visible to `pathways` at or before position `cursor` (None
+    before the first): other pathways' times are not the partner's to learn."""
+    position = position_column(pathways)
     return session.scalar(select(ChangeLogEntry.logged_at)
-                          .where(ChangeLogEntry.seq <= cursor, visible_to(pathways))
-                          .order_by(ChangeLogEntry.seq.desc()).limit(1))
+                          .where(position <= cursor, visible_to(pathways))
+                          .order_by(position.desc()).limit(1))
 
 
 def last_seq(session: Session) -> int:

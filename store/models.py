@@ -117,6 +117,9 @@ class ChangeLogEntry(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    # The entry's position within its pathway (1, 2, 3, ... per pathway), drawn with `seq`: what a
+    # partner entitled to one pathway reads, so it sees no gap where another pathway's entry was.
+    pathway_seq: Mapped[int | None] = mapped_column(BigInteger)
     op: Mapped[str] = mapped_column(String(8))
     hash_id: Mapped[int] = mapped_column(ForeignKey("hashes.id"))
     # Copied from the hash when the entry is made: a full sync reads millions of entries, and
@@ -131,7 +134,7 @@ class ChangeLogEntry(Base):
     # first becomes visible to it and one remove when it stops being visible.
     also_shared: Mapped[bool] = mapped_column(Boolean, default=False)
 
-    __table_args__ = (Index("ix_change_log_pathway_seq", "pathway", "seq"),
+    __table_args__ = (Index("ix_change_log_pathway_position", "pathway", "pathway_seq", unique=True),
                       Index("ix_change_log_hash_id", "hash_id"),
                       Index("ix_change_log_logged_at", "logged_at"))
 
@@ -202,6 +205,18 @@ class Dispute(Base):
     decided_at: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (Index("ix_disputes_partner_state_time", "partner_id", "state", "disputed_at"),)
+
+
+class LegacyCursorLimit(Base):
+    """One row: the last global position when per-pathway positions began (migration 0009). A
+    partner entitled to one pathway may still continue from a numeric cursor it was handed before
+    (a global position) up to this one; past it a numeric cursor would let it probe global
+    positions, and with them the other pathway's entries, so it is refused."""
+
+    __tablename__ = "legacy_cursor_limit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_global_seq: Mapped[int] = mapped_column(BigInteger)
 
 
 class EventClock(Base):

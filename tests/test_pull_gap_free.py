@@ -12,7 +12,7 @@ from hashing.signals import Signal
 from store import cases as store_cases
 from store import changelog
 from store.db import Database
-from store.models import ChangeLogEntry, Hash, SharedHash
+from store.models import Hash, SharedHash
 from tests.partner_helpers import bearer, pull_all, replay
 
 

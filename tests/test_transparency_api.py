@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import stat
 
-import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 

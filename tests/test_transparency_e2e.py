@@ -15,9 +15,7 @@ import pytest
 from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
-from api.app import create_app
 from hashing.signals import Signal
-from partners import transparency
 from store import cases as store_cases
 from store.models import ChangeLogEntry
 

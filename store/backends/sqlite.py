@@ -131,9 +131,12 @@ def _append(session: Session, op: str, pathway: str, hash_ids: list[int],
         SharedHash.hash_id.in_(hash_ids), SharedHash.pathway != pathway)))
     by_id = {r.id: r for r in rows}
     first = (session.scalar(select(func.max(ChangeLogEntry.seq))) or 0) + 1
+    first_in_pathway = (session.scalar(select(func.max(ChangeLogEntry.pathway_seq)).where(
+        ChangeLogEntry.pathway == pathway)) or 0) + 1
     now = int(time.time())
     session.execute(ChangeLogEntry.__table__.insert().values([
-        {"seq": first + n, "op": op, "hash_id": h, "signal_type": by_id[h].signal_type,
+        {"seq": first + n, "pathway_seq": first_in_pathway + n, "op": op, "hash_id": h,
+         "signal_type": by_id[h].signal_type,
          "value": by_id[h].value, "quality": by_id[h].quality, "pathway": pathway,
          "logged_at": now, "also_shared": h in elsewhere} for n, h in enumerate(hash_ids)]))
 

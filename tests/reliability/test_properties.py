@@ -22,7 +22,7 @@ from hashing import signals
 from hashing.signals import InvalidHash
 from partners import admin
 from partners.errors import ServiceError
-from partners.feed import parse_cursor
+from partners.feed import format_cursor, parse_cursor
 from store.models import Hash, SharedHash
 from tests.partner_helpers import bearer, replay
 from tests.reliability.asgi import send_concurrently
@@ -120,8 +120,11 @@ def test_parsing_never_raises_anything_but_invalid_hash(signal_type, value):
 @FAST
 @given(st.integers(0, 10**18 - 1))
 def test_every_cursor_the_api_hands_out_parses_back(position):
-    assert parse_cursor(str(position)) == position
-    assert parse_cursor("") == 0 and parse_cursor(None) == 0
+    for pathways in (["adult"], ["adult", "under18_at_capture"]):
+        parsed = parse_cursor(format_cursor(position, pathways))
+        assert parsed.value == position
+        assert parsed.in_pathway_numbering == (len(pathways) == 1)
+    assert parse_cursor("").value == 0 and parse_cursor(None).value == 0
 
 
 @FAST
@@ -131,9 +134,12 @@ def test_an_ascii_cursor_is_a_position_or_a_400(cursor):
         position = parse_cursor(cursor)
     except ServiceError as refused:
         assert refused.status == 400 and refused.code == "invalid_cursor"
-        assert not (cursor.isdigit() and len(cursor) <= 18)
+        digits = cursor.removeprefix("p")
+        assert not (digits.isdigit() and len(digits) <= 18)
     else:
-        assert position == (int(cursor) if cursor else 0)
+        digits = cursor.removeprefix("p")
+        assert position.value == (int(digits) if digits else 0)
+        assert position.in_pathway_numbering == cursor.startswith("p")
 
 
 
@@ -207,7 +213,7 @@ class Partner:
         assert response.status_code == 200, response.text
         page = response.json()
         if page["entries"]:
-            assert int(self.cursor or 0) < page["entries"][0]["seq"]
+            assert int(self.cursor.removeprefix("p") or 0) < page["entries"][0]["seq"]
         self.entries += page["entries"]
         self.cursor = page["next_cursor"]
         return page["has_more"]
