@@ -147,23 +147,36 @@ def unlimited_client(settings):
     app.state.database.dispose()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_unknown_reference_and_wrong_token_take_the_same_time(unlimited_client):
-    """The clock, end to end: interleaved pairs, medians compared. On PostgreSQL (where the gap
-    was widest) a known reference answered 45 µs slower before the fix, within 8 µs after, on a
-    shared 2-core machine; the bound sits between."""
-    client = unlimited_client
-    known = _submit(client)["case_ref"]
-    unknown = "HG-2222-2222" if known != "HG-2222-2222" else "HG-3333-3333"
+def _median_gap(client, known: str, unknown: str, pairs: int) -> float:
+    """Median over interleaved pairs of (known - unknown) answer time, in seconds. Pairing cancels
+    the drift of a shared machine's load; alternating the order cancels any first-mover cost."""
     headers = {"Authorization": f"Bearer {new_secret_token()}"}
-    samples: dict[str, list[float]] = {known: [], unknown: []}
-    for i in range(3000):
-        # Alternate which goes first, so drift and caching do not favour one side.
+    gaps = []
+    for i in range(pairs):
+        took = {}
         for ref in ((known, unknown) if i % 2 else (unknown, known)):
             start = time.perf_counter()
             answer = client.get(f"/v1/cases/{ref}", headers=headers)
-            samples[ref].append(time.perf_counter() - start)
+            took[ref] = time.perf_counter() - start
             assert answer.status_code == 404
-    difference = statistics.median(samples[known]) - statistics.median(samples[unknown])
-    assert abs(difference) < 20e-6, f"median difference {difference * 1e6:.1f} µs"
+        gaps.append(took[known] - took[unknown])
+    return statistics.median(gaps)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_unknown_reference_and_wrong_token_take_the_same_time(unlimited_client):
+    """The clock, end to end. On PostgreSQL (where the gap was widest) a known reference answered
+    45-55 µs slower before the fix, within 8 µs after, on a shared 2-core machine; the bound sits
+    between. A burst of load can push one round over it, so up to three rounds are measured: a
+    real gap fails every one."""
+    client = unlimited_client
+    known = _submit(client)["case_ref"]
+    unknown = "HG-2222-2222" if known != "HG-2222-2222" else "HG-3333-3333"
+    gaps = []
+    for _ in range(3):
+        gaps.append(_median_gap(client, known, unknown, pairs=2000))
+        if abs(gaps[-1]) < 20e-6:
+            return
+    pytest.fail("known - unknown, median per round: "
+                + ", ".join(f"{g * 1e6:.1f} µs" for g in gaps))
