@@ -16,6 +16,7 @@ from api import cases, operations, support_config
 from api.logs import RequestLog, configure_logging
 from api.operations import Metrics
 from api.body_guard import BodyGuard
+from api.client_limits import client_address
 from api.errors import install_error_handlers
 from api.ratelimit import RateLimiter
 from api.security_headers import SecurityHeaders
@@ -23,6 +24,7 @@ from api.submit_shortcut import SubmitShortcut
 from api.settings import Settings
 from partners import routes as partner_routes
 from partners import stopncii, transparency
+from partners.key_failures import KeyFailureLimit
 from partners.match_index import MatchIndex
 from partners.wakeup import ChangeNotifier, PostgresListener
 from partners.webhooks import WebhookDispatcher, WebhookSigner
@@ -90,6 +92,8 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
         case_writes=_per_client(settings.case_writes_per_hour_per_client, 3600),
         token_lookups=_per_client(settings.token_lookups_per_minute_per_client, 60),
     )
+    app.state.partner_key_failures = KeyFailureLimit(
+        _per_client(settings.partner_key_failures_per_minute_per_client, 60), client_address)
     app.state.partner_rate_limit = RateLimiter(2 * settings.partner_requests_per_second,
                                                settings.partner_requests_per_second)
     app.state.match_index = MatchIndex()

@@ -21,16 +21,29 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def allow(self, subject: str) -> bool:
-        key = hmac.new(self._key, subject.encode(), hashlib.sha256).digest()[:16]
+        key = self._bucket_key(subject)
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(key, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - last) * self.refill)
+            tokens = self._level(key, now)
             allowed = tokens >= 1
             self._buckets[key] = (tokens - 1 if allowed else tokens, now)
             if len(self._buckets) > self.max_keys:
                 self._evict_full(now)
             return allowed
+
+    def peek(self, subject: str) -> bool:
+        """Whether `allow` would pass now, without taking a token (for limits that only charge
+        some outcomes, such as failed partner keys, yet must refuse before doing the work)."""
+        key = self._bucket_key(subject)
+        with self._lock:
+            return self._level(key, time.monotonic()) >= 1
+
+    def _bucket_key(self, subject: str) -> bytes:
+        return hmac.new(self._key, subject.encode(), hashlib.sha256).digest()[:16]
+
+    def _level(self, key: bytes, now: float) -> float:
+        tokens, last = self._buckets.get(key, (self.capacity, now))
+        return min(self.capacity, tokens + (now - last) * self.refill)
 
     def _evict_full(self, now: float) -> None:
         """Drop buckets that have refilled completely: they carry no information."""

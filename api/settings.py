@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     tree_head_interval: float = 1.0  # seconds between builder steps / new heads
     tree_head_max_age: float = 3600.0  # re-sign an unchanged head after this many seconds
     tree_builder: bool = True  # False ("0"): this process serves the log but does not build it
+    # Failed partner-key attempts per client address and minute (keyed hash in memory, like the
+    # per-client limits above); past it, 429 `too_many_failed_keys` before any key lookup.
+    # Successful authentication is never charged. 0 turns it off (partners/key_failures.py).
+    partner_key_failures_per_minute_per_client: int = Field(20, ge=0)
 
     @field_validator("tree_head_interval", "tree_head_max_age")
     @classmethod

@@ -1,5 +1,5 @@
-"""Partner authentication (one DB lookup per request, so a revoked key fails at once) and a
-per-partner rate limit."""
+"""Partner authentication (one DB lookup per request, so a revoked key fails at once), a
+per-partner rate limit, and a cap on failed attempts per client address (partners/key_failures.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,6 +38,8 @@ def presented_key(request: Request) -> str | None:
 
 def authenticate(request: Request) -> AuthenticatedPartner:
     state = request.app.state
+    failures = state.partner_key_failures
+    failures.refuse_if_exhausted(request)  # before the lookup: an exhausted guesser learns nothing
     key = presented_key(request)
     parts = split_key(key) if key else None
     with state.database.read() as session:
@@ -51,6 +53,7 @@ def authenticate(request: Request) -> AuthenticatedPartner:
         # Same HMAC and comparison whether or not the key id exists.
         if not verify(state.server_secret, KEY_PURPOSE, parts[1] if parts else "",
                       row.verifier if row else None):
+            failures.record_failure(request)
             raise UNAUTHORIZED
     if not state.partner_rate_limit.allow(str(row.id)):
         raise ServiceError(429, "rate_limited", "too many requests for this partner; slow down",

@@ -82,7 +82,8 @@ def settings(database_url, tmp_path) -> Settings:
     # Per-client limits off: every TestClient request comes from one address; the limits have
     # their own tests (tests/test_abuse_limits.py).
     return Settings(database_url=database_url, data_dir=tmp_path,
-                    case_writes_per_hour_per_client=0, token_lookups_per_minute_per_client=0)
+                    case_writes_per_hour_per_client=0, token_lookups_per_minute_per_client=0,
+                    partner_key_failures_per_minute_per_client=0)
 
 
 @pytest.fixture

@@ -61,7 +61,8 @@ def settings(database_url, tmp_path) -> Settings:
     return Settings(database_url=database_url, data_dir=tmp_path,
                     case_writes_per_hour_per_client=0, token_lookups_per_minute_per_client=0,
                     token_lookups_per_minute_per_case=10**6, token_lookups_per_second_overall=10**6,
-                    partner_requests_per_second=10**6)
+                    partner_requests_per_second=10**6,
+                    partner_key_failures_per_minute_per_client=0)
 
 
 @pytest.fixture
