@@ -10,17 +10,22 @@ import re
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import exists, select, update
 
 from partners import transparency
 from partners.errors import ServiceError
 from store import changelog
-from store.models import Partner
+from store.models import ChangeLogEntry, Partner
 
 _DIGITS = re.compile(r"[0-9]{1,18}")
 MAX_PAGE = 10_000
 DEFAULT_PAGE = 1_000
 MAX_WAIT_SECONDS = 60
+# Pages are bounded by the bytes of their values as well as by entries: a TMK value is 351 KB,
+# so 10,000 of them would be a 3.5 GB page held in memory twice (rows, then JSON). 8 MB is
+# ~23 TMK entries, or 10,000 PDQ entries (640 KB of values) without ever binding.
+DEFAULT_PAGE_BYTES = 8 * 1024 * 1024
+MAX_PAGE_BYTES = 32 * 1024 * 1024
 
 
 def parse_cursor(cursor: str | None) -> int:
@@ -30,6 +35,28 @@ def parse_cursor(cursor: str | None) -> int:
     if not _DIGITS.fullmatch(cursor):
         raise ServiceError(400, "invalid_cursor", "cursor must be a next_cursor this API returned")
     return int(cursor)
+
+
+def check_cursor(session, cursor: int) -> None:
+    """Refuse a cursor beyond the log's head: no page ever handed it out, and acknowledging it
+    would count the partner as having pulled every future entry."""
+    if cursor > 0 and cursor > changelog.last_seq(session):
+        raise ServiceError(400, "cursor_beyond_head",
+                           "cursor is beyond the last entry of the log; pass a next_cursor "
+                           "this API returned, or an empty cursor for a full sync")
+
+
+def cut_page(rows: list, limit: int, max_bytes: int) -> tuple[list, bool]:
+    """The first `limit` rows whose values total at most `max_bytes` (always at least one row,
+    so a single value larger than the bound still moves the cursor), and whether more remain.
+    `rows` holds up to limit + 1 rows, or ends with the row that crossed `max_bytes`
+    (changelog.read_after)."""
+    total = 0
+    for index, row in enumerate(rows[:limit]):
+        total += len(row[5])
+        if total > max_bytes and index > 0:
+            return rows[:index], True
+    return rows[:limit], len(rows) > limit
 
 
 def entry_record(row) -> dict:
@@ -48,18 +75,22 @@ class PageRows:
     tree_size: int  # the transparency log size this page reflects (partners/transparency.py)
 
 
-def read_page(database, partner_id: int, pathways: list[str], cursor: int, limit: int) -> PageRows:
+def read_page(database, partner_id: int, pathways: list[str], cursor: int, limit: int,
+              max_bytes: int = DEFAULT_PAGE_BYTES) -> PageRows:
     with database.read() as session:
-        rows = changelog.read_after(session, cursor, pathways, limit + 1)
-        next_cursor = rows[limit - 1].seq if len(rows) > limit else (rows[-1].seq if rows else cursor)
+        check_cursor(session, cursor)
+        rows, has_more = cut_page(
+            changelog.read_after(session, cursor, pathways, limit + 1, max_bytes), limit, max_bytes)
+        next_cursor = rows[-1].seq if rows else cursor
         tree_size = transparency.tree_size_for(session, next_cursor)
     acknowledge(database, partner_id, cursor)
-    return PageRows(rows[:limit], next_cursor, len(rows) > limit, tree_size)
+    return PageRows(rows, next_cursor, has_more, tree_size)
 
 
-def page(database, partner_id: int, pathways: list[str], cursor: int, limit: int) -> dict:
+def page(database, partner_id: int, pathways: list[str], cursor: int, limit: int,
+         max_bytes: int = DEFAULT_PAGE_BYTES) -> dict:
     """One page as a plain dict (tests, small callers)."""
-    result = read_page(database, partner_id, pathways, cursor, limit)
+    result = read_page(database, partner_id, pathways, cursor, limit, max_bytes)
     return {"entries": [entry_record(r) for r in result.rows],
             "next_cursor": str(result.next_cursor), "has_more": result.has_more,
             "tree_size": result.tree_size}
@@ -91,7 +122,9 @@ ACKNOWLEDGE_EVERY_SECONDS = 5.0
 
 
 def acknowledge(database, partner_id: int, cursor: int) -> None:
-    """A request with cursor c proves the partner received everything up to c."""
+    """A request with cursor c proves the partner received everything up to c. Callers check
+    the cursor first (check_cursor); the update also requires an entry at or after it, so a
+    cursor beyond the log's head can never be acknowledged."""
     memo = database.memo.setdefault("acknowledged", {})  # partner -> (cursor, when written)
     written, when = memo.get(partner_id, (0, 0.0))
     now = time.monotonic()
@@ -99,6 +132,8 @@ def acknowledge(database, partner_id: int, cursor: int) -> None:
         return
     with database.transaction() as session:
         session.execute(update(Partner)
-                        .where(Partner.id == partner_id, Partner.acknowledged_seq < cursor)
+                        .where(Partner.id == partner_id, Partner.acknowledged_seq < cursor,
+                               exists(select(ChangeLogEntry.seq)
+                                      .where(ChangeLogEntry.seq >= cursor)))
                         .values(acknowledged_seq=cursor))
     memo[partner_id] = (cursor, now)

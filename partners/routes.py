@@ -35,13 +35,19 @@ async def pull(request: Request,
                cursor: str = Query("", max_length=32, description="next_cursor of the previous "
                                    "page; empty for a full sync from the beginning"),
                limit: int = Query(feed.DEFAULT_PAGE, ge=1, le=feed.MAX_PAGE),
+               max_bytes: int = Query(feed.DEFAULT_PAGE_BYTES, ge=1, le=feed.MAX_PAGE_BYTES,
+                                      description="Bound on the total size of the entries' "
+                                                  "values: a page stops before the entry that "
+                                                  "would cross it (has_more is then true); a "
+                                                  "single larger entry still comes alone"),
                wait: float = Query(0, ge=0, le=feed.MAX_WAIT_SECONDS,
                                    description="Long-poll: when nothing is new, hold the request "
                                                "up to this many seconds and answer as soon as an "
                                                "entry commits"),
                partner: AuthenticatedPartner = Depends(authenticate)):
     """Ordered change entries (adds and removes) after `cursor`, for the partner's pathways.
-    Never skips or repeats an entry, including ones whose transaction committed late."""
+    Never skips or repeats an entry, including ones whose transaction committed late. A cursor
+    beyond the log's head is refused (400 `cursor_beyond_head`)."""
     position = feed.parse_cursor(cursor)
     state = request.app.state
     loop = asyncio.get_running_loop()
@@ -49,7 +55,7 @@ async def pull(request: Request,
     while True:
         seen = state.notifier.version  # read before querying: a commit in between wakes us
         result = await run_in_threadpool(feed.read_page, state.database, partner.id,
-                                         partner.pathways, position, limit)
+                                         partner.pathways, position, limit, max_bytes)
         remaining = deadline - loop.time()
         if result.rows or remaining <= 0 or await request.is_disconnected():
             # Rendered directly: re-validating 10,000 entries through the response model would

@@ -69,21 +69,41 @@ def visible_to(pathways: list[str]):
     return condition
 
 
-def read_after(session: Session, cursor: int, pathways: list[str], limit: int):
+def read_after(session: Session, cursor: int, pathways: list[str], limit: int,
+               max_bytes: int | None = None):
     """Entries with seq > cursor visible to `pathways`, in order, with their hash values: rows of
-    (seq, op, pathway, logged_at, signal_type, value, quality), also addressable by name."""
+    (seq, op, pathway, logged_at, signal_type, value, quality), also addressable by name.
+
+    With `max_bytes`, the database also stops once the values read add up to more than
+    `max_bytes`: the row after the one that crosses the bound is not read (the crossing row is a
+    sentinel, like the caller's limit + 1 row), so a page of 351 KB TMK values is never read whole into memory
+    (partners/feed.cut_page trims it)."""
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
+    postgres = connection.dialect.name == "postgresql"
+    if postgres:
         # A parallel plan (Gather Merge) doubled the time of a 10,000-entry page on 2 cores.
         connection.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
-    # Core, not ORM: plain rows, no identity map (a full sync reads millions of them).
-    return connection.execute(
-        select(ChangeLogEntry.seq, ChangeLogEntry.op, ChangeLogEntry.pathway,
+    columns = (ChangeLogEntry.seq, ChangeLogEntry.op, ChangeLogEntry.pathway,
                ChangeLogEntry.logged_at, ChangeLogEntry.signal_type, ChangeLogEntry.value,
                ChangeLogEntry.quality)
-        .where(ChangeLogEntry.seq > cursor, visible_to(pathways))
-        .order_by(ChangeLogEntry.seq)
-        .limit(limit)
+    condition = (ChangeLogEntry.seq > cursor) & visible_to(pathways)
+    if max_bytes is None:
+        # Core, not ORM: plain rows, no identity map (a full sync reads millions of them).
+        return connection.execute(
+            select(*columns).where(condition).order_by(ChangeLogEntry.seq).limit(limit)).all()
+    # octet_length reads a TOASTed value's size from its pointer, without fetching the value;
+    # values are ASCII (hex or base64), so SQLite's length() counts the same bytes.
+    size = (func.octet_length if postgres else func.length)(ChangeLogEntry.value)
+    inner = (select(*columns, size.label("size"),
+                    func.sum(size).over(order_by=ChangeLogEntry.seq, rows=(None, 0)).label("running"),
+                    func.row_number().over(order_by=ChangeLogEntry.seq).label("position"))
+             .where(condition).order_by(ChangeLogEntry.seq).limit(limit).subquery())
+    # A row is read while the rows before it are within the bound; the first two always are,
+    # so a first value larger than the bound still has a sentinel after it.
+    return connection.execute(
+        select(*(inner.c[c.key] for c in columns))
+        .where((inner.c.running - inner.c.size < max_bytes) | (inner.c.position <= 2))
+        .order_by(inner.c.seq)
     ).all()
 
 

@@ -1,0 +1,125 @@
+"""Issue 21, finding 5: every anonymous byte and every partner request has a bounded cost.
+
+Each test performs one of the issue's attacks against the real app on PostgreSQL and SQLite
+(TestClient drives the whole ASGI stack: middleware, routes, store) and checks it no longer
+harms. TMK values are 351 KB each, so they are the lever of every attack here.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from partners import feed
+from tests.hashes import BRIDGE
+from tests.partner_helpers import bearer, new_case, pull_all
+from tests.tmk_variants import tmk_hashes, variant
+
+
+def _tmk_case(client, first: int, count: int) -> dict:
+    response = client.post("/v1/cases", json={"pathway": "adult",
+                                              "hashes": tmk_hashes(first, count)})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _ncii(key: str) -> dict:
+    return {"Ocp-Apim-Subscription-Key": key, "x-functions-key": key}
+
+
+def _values_bytes(entries) -> int:
+    return sum(len(e["value"]) for e in entries)
+
+
+# ---------------------------------------------------------------- the pull cursor
+
+def test_a_cursor_beyond_the_log_head_is_refused_and_never_acknowledged(client, make_partner):
+    """Attack: `cursor=999999999999999999` made the partner count as 'pulled' for every hash
+    shared afterwards (case status lied to the person who submitted)."""
+    key = make_partner("hostile", "adult")
+    _, head = pull_all(client, key)  # an empty log: head is 0
+    response = client.get("/v1/partner/hashes", params={"cursor": "999999999999999999"},
+                          headers=bearer(key))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "cursor_beyond_head"
+    # The same through the StopNCII-shaped surface.
+    response = client.get("/stopncii/v1/FetchHashes",
+                          params={"nextPageToken": "999999999999999999"}, headers=_ncii(key))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "cursor_beyond_head"
+    case = new_case(client, [BRIDGE])
+    status = client.get(f"/v1/cases/{case['case_ref']}", headers=bearer(case["token"])).json()
+    assert status["hashes"][0]["reports"]["pulled"] == 0
+
+
+def test_a_cursor_at_the_head_is_still_fine(client, make_partner):
+    key = make_partner("honest", "adult")
+    new_case(client, [BRIDGE])
+    entries, cursor = pull_all(client, key)
+    assert len(entries) == 1
+    response = client.get("/v1/partner/hashes", params={"cursor": cursor}, headers=bearer(key))
+    assert response.status_code == 200 and response.json()["entries"] == []
+
+
+def test_acknowledge_never_goes_past_the_head_even_if_a_caller_skips_the_check(app):
+    """Defence in depth for callers of feed.acknowledge that do not check the cursor first."""
+    from partners import admin
+    from store.models import Partner
+
+    database = app.state.database
+    with database.transaction() as session:
+        partner_id = admin.add_partner(session, "p", ["adult"]).id
+    feed.acknowledge(database, partner_id, 10**17)
+    with database.read() as session:
+        assert session.get(Partner, partner_id).acknowledged_seq == 0
+
+
+# ---------------------------------------------------------------- pages bounded by bytes
+
+@pytest.fixture
+def thirty_tmk(client):
+    """30 stored TMK values (10.5 MB of values), in cases of 3."""
+    for first in range(0, 30, 3):
+        _tmk_case(client, first, 3)
+
+
+def test_a_pull_page_is_bounded_by_bytes_and_a_full_sync_still_gets_everything(
+        client, make_partner, thirty_tmk):
+    """Attack: `limit=10000` over stored TMK values built a multi-GB page in memory."""
+    key = make_partner("big", "adult")
+    response = client.get("/v1/partner/hashes", params={"limit": 10_000}, headers=bearer(key))
+    assert response.status_code == 200
+    page = response.json()
+    assert _values_bytes(page["entries"]) <= feed.DEFAULT_PAGE_BYTES
+    assert page["has_more"] is True and 0 < len(page["entries"]) < 30
+    # A smaller bound the partner asks for; a single value larger than it still comes alone,
+    # so the cursor always moves.
+    small = client.get("/v1/partner/hashes", params={"max_bytes": 1000},
+                       headers=bearer(key)).json()
+    assert len(small["entries"]) == 1 and small["has_more"] is True
+    entries, _ = pull_all(client, key, limit=10_000)
+    assert sorted(e["value"] for e in entries) == sorted(variant(i) for i in range(30))
+
+
+def test_the_stopncii_page_is_bounded_by_bytes(client, make_partner, thirty_tmk):
+    key = make_partner("ncii", "adult")
+    response = client.get("/stopncii/v1/FetchHashes", params={"pageSize": 10_000},
+                          headers=_ncii(key))
+    assert response.status_code == 200
+    body = response.json()
+    assert sum(len(r["hashValue"]) for r in body["hashRecords"]) <= feed.DEFAULT_PAGE_BYTES
+    assert body["hasMoreRecords"] is True
+
+
+def test_the_export_reads_in_byte_bounded_pages_and_misses_nothing(client, make_partner,
+                                                                   thirty_tmk, monkeypatch):
+    key = make_partner("exporter", "adult")
+    pages = []
+    read_page = feed.read_page
+    monkeypatch.setattr(feed, "read_page", lambda *a, **k: pages.append(read_page(*a, **k))
+                        or pages[-1])
+    lines = client.get("/v1/partner/hashes/export", headers=bearer(key)).text.splitlines()
+    entries = [json.loads(line) for line in lines[:-1]]
+    assert sorted(e["value"] for e in entries) == sorted(variant(i) for i in range(30))
+    assert len(pages) > 1
+    assert all(sum(len(r.value) for r in p.rows) <= feed.DEFAULT_PAGE_BYTES for p in pages)
