@@ -2,7 +2,7 @@
 filter over every shared video's time-averaged frame features, then the level-2 score (the
 best time offset) on the few that pass. Values are 351 KB each, so the index keeps only their
 unit-length level-1 vectors (1 KB) beside the value, and decodes a candidate's full features
-only when it passes level 1.
+only when it passes level 1, for at most the signal's LEVEL2_CANDIDATES_PER_QUERY candidates.
 
 The signal module (hashing/signals/video_tmk_pdqf.py) supplies the scores and thresholds; this
 class only stores and scans, so another two-level type could reuse it."""
@@ -49,16 +49,25 @@ class TmkIndex(SignalIndex):
                     self._vectors.pop(value, None)
 
     def match(self, value: str, pathways) -> list[tuple[str, float]]:
+        """Level 1 over every candidate in one matrix product, then level 2 on at most
+        LEVEL2_CANDIDATES_PER_QUERY of those that pass, most similar first: the level-2 score is
+        the expensive step (decoding a 351 KB value, then the scores), and without the cap one
+        query against many stored near-duplicates cost seconds and hundreds of MB (issue 21)."""
         with self._lock:
             candidates = [(v, vector) for v, vector in self._vectors.items()
                           if self._pathways[v].intersection(pathways)]
+        if not candidates:
+            return []
         signal = self._signal
-        query = signal.level1_vector(value, normalized=True)
+        query = signal.decode(value)  # once, not once per candidate
+        scores = np.stack([vector for _, vector in candidates]) @ signal.level1_vector(
+            query, normalized=True)
+        passing = np.flatnonzero(scores >= signal.LEVEL1_THRESHOLD)
+        best_first = passing[np.argsort(-scores[passing], kind="stable")]
         found = []
-        for candidate, vector in candidates:
-            if float(vector @ query) < signal.LEVEL1_THRESHOLD:
-                continue
-            score = signal.level2_score(value, candidate)
+        for i in best_first[:signal.LEVEL2_CANDIDATES_PER_QUERY]:
+            candidate = candidates[i][0]
+            score = signal.level2_score(query, signal.decode_stored(candidate))
             if score >= signal.LEVEL2_THRESHOLD:
                 found.append((candidate, round(1.0 - score, 6)))
         return sorted(found, key=lambda m: m[1])

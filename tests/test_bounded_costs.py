@@ -6,10 +6,12 @@ harms. TMK values are 351 KB each, so they are the lever of every attack here.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 
+from hashing.signals import video_tmk_pdqf
 from partners import feed
 from tests.hashes import BRIDGE
 from tests.partner_helpers import bearer, new_case, pull_all
@@ -123,3 +125,38 @@ def test_the_export_reads_in_byte_bounded_pages_and_misses_nothing(client, make_
     assert sorted(e["value"] for e in entries) == sorted(variant(i) for i in range(30))
     assert len(pages) > 1
     assert all(sum(len(r.value) for r in p.rows) <= feed.DEFAULT_PAGE_BYTES for p in pages)
+
+
+# ---------------------------------------------------------------- match answers
+
+def test_a_match_against_many_stored_near_duplicates_is_small_and_bounded(client, make_partner):
+    """Attack: store many TMK values that all match one video, then match it: the answer echoed
+    every 351 KB value (11.9 MB for 33) and scored every one at level 2 (3.1 s)."""
+    for first in range(0, 21, 3):
+        _tmk_case(client, first, 3)
+    key = make_partner("matcher", "adult")
+    query = tmk_hashes(100, 1)[0]  # the same clip, yet another header
+    response = client.post("/v1/partner/match", headers=bearer(key), json={"hashes": [query]})
+    assert response.status_code == 200
+    assert len(response.content) < 8_000
+    [result] = response.json()["results"]
+    assert "value" not in result["query"]
+    assert result["query"]["value_sha256"] == hashlib.sha256(query["value"].encode()).hexdigest()
+    stored = {hashlib.sha256(variant(i).encode()).hexdigest() for i in range(21)}
+    matches = result["matches"]
+    assert len(matches) == video_tmk_pdqf.LEVEL2_CANDIDATES_PER_QUERY < 21
+    assert all("value" not in m and m["value_sha256"] in stored for m in matches)
+    assert all(m["distance"] == pytest.approx(0.0, abs=1e-5) for m in matches)
+
+
+def test_a_match_request_answers_a_bounded_number_of_tmk_queries(client, make_partner):
+    _tmk_case(client, 0, 1)
+    key = make_partner("bulk", "adult")
+    cap = video_tmk_pdqf.MAX_MATCH_QUERIES_PER_REQUEST
+    queries = tmk_hashes(50, cap + 1) + [{"signal_type": "pdq", "value": BRIDGE}]
+    response = client.post("/v1/partner/match", headers=bearer(key), json={"hashes": queries})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert all(len(r["matches"]) == 1 for r in results[:cap])
+    assert results[cap]["error"]["code"] == "match_query_limit" and results[cap]["matches"] == []
+    assert "error" not in results[cap + 1]  # other types are not limited by it

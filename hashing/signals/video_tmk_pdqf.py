@@ -35,6 +35,14 @@ NAME = "video_tmk_pdqf"
 MATCH_INDEX = "tmk_two_level"
 LEVEL1_THRESHOLD = 0.7
 LEVEL2_THRESHOLD = 0.7
+# Bounds on one match request's cost (issue 21: one query against 33 stored near-duplicates
+# took 3.1 s). Level 2 runs on at most this many level-1 survivors per query, the most similar
+# first, so a query reports at most this many matches; a query with that many matches is
+# matched all the same.
+LEVEL2_CANDIDATES_PER_QUERY = 16
+# TMK queries answered per match request (each up to 16 level-2 scores, ~2-4 ms each); more
+# are answered with the per-query error `match_query_limit`.
+MAX_MATCH_QUERIES_PER_REQUEST = 8
 
 # The one parameter set the authors' hasher (and tmkpy) produces: PDQ-float frame features,
 # 15 frames/s, Poullot periods and coefficients (tmkfv.cpp). Values with other parameters are
