@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app.state.client_limits = SimpleNamespace(
         case_writes=_per_client(settings.case_writes_per_hour_per_client, 3600),
         token_lookups=_per_client(settings.token_lookups_per_minute_per_client, 60),
+        value_bytes=_per_client(settings.value_bytes_per_hour_per_client, 3600),
     )
     app.state.partner_rate_limit = RateLimiter(2 * settings.partner_requests_per_second,
                                                settings.partner_requests_per_second)

@@ -20,14 +20,16 @@ class RateLimiter:
         self._buckets: dict[bytes, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
-    def allow(self, subject: str) -> bool:
+    def allow(self, subject: str, cost: float = 1) -> bool:
+        """Take `cost` tokens from the subject's bucket if it holds them (a byte budget charges
+        a request by its size; a request budget charges 1)."""
         key = hmac.new(self._key, subject.encode(), hashlib.sha256).digest()[:16]
         now = time.monotonic()
         with self._lock:
             tokens, last = self._buckets.get(key, (self.capacity, now))
             tokens = min(self.capacity, tokens + (now - last) * self.refill)
-            allowed = tokens >= 1
-            self._buckets[key] = (tokens - 1 if allowed else tokens, now)
+            allowed = tokens >= cost
+            self._buckets[key] = (tokens - cost if allowed else tokens, now)
             if len(self._buckets) > self.max_keys:
                 self._evict_full(now)
             return allowed

@@ -10,11 +10,17 @@ import hashlib
 import json
 
 import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from api.app import create_app
+from api.settings import Settings
 
 from hashing.signals import video_tmk_pdqf
 from partners import feed
+from store.models import ChangeLogEntry
 from tests.hashes import BRIDGE
-from tests.partner_helpers import bearer, new_case, pull_all
+from tests.partner_helpers import bearer, new_case, pull_all, withdraw
 from tests.tmk_variants import tmk_hashes, variant
 
 
@@ -160,3 +166,69 @@ def test_a_match_request_answers_a_bounded_number_of_tmk_queries(client, make_pa
     assert all(len(r["matches"]) == 1 for r in results[:cap])
     assert results[cap]["error"]["code"] == "match_query_limit" and results[cap]["matches"] == []
     assert "error" not in results[cap + 1]  # other types are not limited by it
+
+
+# ---------------------------------------------------------------- anonymous byte budgets
+
+@pytest.fixture
+def default_limits_client(database_url, tmp_path):
+    """The service as shipped: every per-client limit at its default."""
+    settings = Settings(database_url=database_url, data_dir=tmp_path)
+    application = create_app(settings, run_migrations=False)
+    with TestClient(application) as test_client:
+        yield test_client
+    application.state.database.dispose()
+
+
+def _log_value_bytes(client) -> int:
+    with client.app.state.database.read() as session:
+        return sum(len(v) for v in session.scalars(select(ChangeLogEntry.value)))
+
+
+def test_eleven_tmk_values_one_header_byte_apart_do_not_fit_one_request(default_limits_client):
+    """Attack: 11 TMK values differing in one header byte fit in one 3.9 MB anonymous body."""
+    body = {"pathway": "adult", "hashes": tmk_hashes(0, 11)}
+    assert len(json.dumps(body)) < 4 * 1024 * 1024  # under the body limit: the bytes limit acts
+    response = default_limits_client.post("/v1/cases", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "request_bytes_limit"
+    assert _log_value_bytes(default_limits_client) == 0
+    # What hashguard's own client sends at most (3 MiB of JSON) still fits.
+    assert default_limits_client.post("/v1/cases", json={
+        "pathway": "adult", "hashes": tmk_hashes(0, 8)}).status_code == 201
+
+
+def test_submit_withdraw_cycles_cannot_grow_the_change_log_without_bound(default_limits_client):
+    """Attack: submit 8 TMK values, withdraw, repeat: each cycle appended 5.6 MB to the
+    append-only change log (~800 MB an hour per address at the old limits)."""
+    answers = []
+    for _ in range(10):
+        response = default_limits_client.post("/v1/cases", json={
+            "pathway": "adult", "hashes": tmk_hashes(0, 8)})
+        answers.append(response.status_code)
+        if response.status_code == 201:
+            withdraw(default_limits_client, response.json())
+        else:
+            assert response.json()["error"]["code"] == "rate_limited"
+            assert int(response.headers["Retry-After"]) > 0
+    budget = Settings().value_bytes_per_hour_per_client
+    assert answers[:5] == [201] * 5 and set(answers[6:]) == {429}
+    # Every stored byte was paid for: one add and one remove entry per value sent.
+    assert _log_value_bytes(default_limits_client) <= 2 * budget
+
+
+def test_a_case_is_bounded_in_bytes_across_additions(database_url, tmp_path):
+    settings = Settings(database_url=database_url, data_dir=tmp_path,
+                        max_value_bytes_per_case=1_000_000)
+    application = create_app(settings, run_migrations=False)
+    with TestClient(application) as client:
+        case = _tmk_case(client, 0, 2)
+        added = client.post(f"/v1/cases/{case['case_ref']}/hashes", headers=bearer(case["token"]),
+                            json={"hashes": tmk_hashes(2, 1)})
+        assert added.status_code == 422 and added.json()["error"]["code"] == "case_bytes_limit"
+        small = client.post(f"/v1/cases/{case['case_ref']}/hashes", headers=bearer(case["token"]),
+                            json={"hashes": [{"signal_type": "pdq", "value": BRIDGE,
+                                              "quality": 100}]})
+        assert small.status_code == 200 and small.json()["hash_count"] == 3
+        assert client.get("/v1/limits").json()["max_value_bytes_per_case"] == 1_000_000
+    application.state.database.dispose()
