@@ -76,8 +76,18 @@ def read_after(session: Session, cursor: int, pathways: list[str], limit: int,
 
     With `max_bytes`, the database also stops once the values read add up to more than
     `max_bytes`: the row after the one that crosses the bound is not read (the crossing row is a
-    sentinel, like the caller's limit + 1 row), so a page of 351 KB TMK values is never read whole into memory
-    (partners/feed.cut_page trims it)."""
+    sentinel, like the caller's limit + 1 row), so a page of 351 KB TMK values is never read
+    whole into memory (partners/feed.cut_page trims it)."""
+    return _read(session, (ChangeLogEntry.seq > cursor) & visible_to(pathways), limit, max_bytes)
+
+
+def read_all_after(session: Session, cursor: int, limit: int, max_bytes: int):
+    """Every entry with seq > cursor, whatever its pathway (the match index's catch-up), bounded
+    like read_after (here the crossing row is kept: the caller applies every row it gets)."""
+    return _read(session, ChangeLogEntry.seq > cursor, limit, max_bytes)
+
+
+def _read(session: Session, condition, limit: int, max_bytes: int | None):
     connection = session.connection()
     postgres = connection.dialect.name == "postgresql"
     if postgres:
@@ -86,7 +96,6 @@ def read_after(session: Session, cursor: int, pathways: list[str], limit: int,
     columns = (ChangeLogEntry.seq, ChangeLogEntry.op, ChangeLogEntry.pathway,
                ChangeLogEntry.logged_at, ChangeLogEntry.signal_type, ChangeLogEntry.value,
                ChangeLogEntry.quality)
-    condition = (ChangeLogEntry.seq > cursor) & visible_to(pathways)
     if max_bytes is None:
         # Core, not ORM: plain rows, no identity map (a full sync reads millions of them).
         return connection.execute(

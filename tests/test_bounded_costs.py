@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tracemalloc
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,10 +19,26 @@ from api.settings import Settings
 
 from hashing.signals import video_tmk_pdqf
 from partners import feed
+from partners.match_index import MatchIndex
 from store.models import ChangeLogEntry
 from tests.hashes import BRIDGE
 from tests.partner_helpers import bearer, new_case, pull_all, withdraw
 from tests.tmk_variants import tmk_hashes, variant
+
+
+# The documented defaults (README, Configuration), written out so that each attack test fails
+# on code without the bound by the attack's effect, not by a missing name.
+PAGE_BYTES = 8 * 1024 * 1024  # partners/feed.DEFAULT_PAGE_BYTES
+TMK_CANDIDATES = 16  # video_tmk_pdqf.LEVEL2_CANDIDATES_PER_QUERY
+TMK_QUERIES = 8  # video_tmk_pdqf.MAX_MATCH_QUERIES_PER_REQUEST
+HOURLY_BYTES = 16 * 1024 * 1024  # Settings.value_bytes_per_hour_per_client
+
+
+def test_the_documented_defaults_are_the_code_s():
+    assert feed.DEFAULT_PAGE_BYTES == PAGE_BYTES
+    assert video_tmk_pdqf.LEVEL2_CANDIDATES_PER_QUERY == TMK_CANDIDATES
+    assert video_tmk_pdqf.MAX_MATCH_QUERIES_PER_REQUEST == TMK_QUERIES
+    assert Settings().value_bytes_per_hour_per_client == HOURLY_BYTES
 
 
 def _tmk_case(client, first: int, count: int) -> dict:
@@ -98,7 +115,7 @@ def test_a_pull_page_is_bounded_by_bytes_and_a_full_sync_still_gets_everything(
     response = client.get("/v1/partner/hashes", params={"limit": 10_000}, headers=bearer(key))
     assert response.status_code == 200
     page = response.json()
-    assert _values_bytes(page["entries"]) <= feed.DEFAULT_PAGE_BYTES
+    assert _values_bytes(page["entries"]) <= PAGE_BYTES
     assert page["has_more"] is True and 0 < len(page["entries"]) < 30
     # A smaller bound the partner asks for; a single value larger than it still comes alone,
     # so the cursor always moves.
@@ -115,7 +132,7 @@ def test_the_stopncii_page_is_bounded_by_bytes(client, make_partner, thirty_tmk)
                           headers=_ncii(key))
     assert response.status_code == 200
     body = response.json()
-    assert sum(len(r["hashValue"]) for r in body["hashRecords"]) <= feed.DEFAULT_PAGE_BYTES
+    assert sum(len(r["hashValue"]) for r in body["hashRecords"]) <= PAGE_BYTES
     assert body["hasMoreRecords"] is True
 
 
@@ -130,7 +147,7 @@ def test_the_export_reads_in_byte_bounded_pages_and_misses_nothing(client, make_
     entries = [json.loads(line) for line in lines[:-1]]
     assert sorted(e["value"] for e in entries) == sorted(variant(i) for i in range(30))
     assert len(pages) > 1
-    assert all(sum(len(r.value) for r in p.rows) <= feed.DEFAULT_PAGE_BYTES for p in pages)
+    assert all(sum(len(r.value) for r in p.rows) <= PAGE_BYTES for p in pages)
 
 
 # ---------------------------------------------------------------- match answers
@@ -150,7 +167,7 @@ def test_a_match_against_many_stored_near_duplicates_is_small_and_bounded(client
     assert result["query"]["value_sha256"] == hashlib.sha256(query["value"].encode()).hexdigest()
     stored = {hashlib.sha256(variant(i).encode()).hexdigest() for i in range(21)}
     matches = result["matches"]
-    assert len(matches) == video_tmk_pdqf.LEVEL2_CANDIDATES_PER_QUERY < 21
+    assert len(matches) == TMK_CANDIDATES < 21
     assert all("value" not in m and m["value_sha256"] in stored for m in matches)
     assert all(m["distance"] == pytest.approx(0.0, abs=1e-5) for m in matches)
 
@@ -158,7 +175,7 @@ def test_a_match_against_many_stored_near_duplicates_is_small_and_bounded(client
 def test_a_match_request_answers_a_bounded_number_of_tmk_queries(client, make_partner):
     _tmk_case(client, 0, 1)
     key = make_partner("bulk", "adult")
-    cap = video_tmk_pdqf.MAX_MATCH_QUERIES_PER_REQUEST
+    cap = TMK_QUERIES
     queries = tmk_hashes(50, cap + 1) + [{"signal_type": "pdq", "value": BRIDGE}]
     response = client.post("/v1/partner/match", headers=bearer(key), json={"hashes": queries})
     assert response.status_code == 200
@@ -211,10 +228,9 @@ def test_submit_withdraw_cycles_cannot_grow_the_change_log_without_bound(default
         else:
             assert response.json()["error"]["code"] == "rate_limited"
             assert int(response.headers["Retry-After"]) > 0
-    budget = Settings().value_bytes_per_hour_per_client
     assert answers[:5] == [201] * 5 and set(answers[6:]) == {429}
     # Every stored byte was paid for: one add and one remove entry per value sent.
-    assert _log_value_bytes(default_limits_client) <= 2 * budget
+    assert _log_value_bytes(default_limits_client) <= 2 * HOURLY_BYTES
 
 
 def test_a_case_is_bounded_in_bytes_across_additions(database_url, tmp_path):
@@ -232,3 +248,21 @@ def test_a_case_is_bounded_in_bytes_across_additions(database_url, tmp_path):
         assert small.status_code == 200 and small.json()["hash_count"] == 3
         assert client.get("/v1/limits").json()["max_value_bytes_per_case"] == 1_000_000
     application.state.database.dispose()
+
+
+def test_the_match_index_keeps_no_tmk_value_in_memory(app, client, make_partner):
+    """Each API process held every stored TMK value (351 KB) in its match index: 1,000 stored
+    values cost ~700 MB per process. Now ~1 KB each; matching reads candidates back."""
+    for first in range(0, 20, 4):
+        _tmk_case(client, first, 4)
+    index = MatchIndex(background_merge=False)
+    tracemalloc.start()
+    try:
+        with app.state.database.read() as session:
+            index.catch_up(session)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 200_000  # the 20 values are 7 MB
+    found = index.match("video_tmk_pdqf", variant(99), ["adult"])
+    assert len(found) == TMK_CANDIDATES and {v for _, v, _ in found} <= {variant(i) for i in range(20)}
