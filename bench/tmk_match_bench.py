@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _server  # noqa: E402
+import _server
 
 TMK_FILE = _server.ROOT.parent / "shared" / "testdata" / "tmk" / "chair-19-sd-bar.tmk"
 PDQ_QUERY = "d8f8f0cce0f4a84f0e370a22028f67f0b36e2ed596623e1d33e6b39c4e9c9b22"  # the bridge photo

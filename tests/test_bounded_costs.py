@@ -16,7 +16,6 @@ from sqlalchemy import select
 
 from api.app import create_app
 from api.settings import Settings
-
 from hashing.signals import video_tmk_pdqf
 from partners import feed
 from partners.match_index import MatchIndex
@@ -24,7 +23,6 @@ from store.models import ChangeLogEntry
 from tests.hashes import BRIDGE
 from tests.partner_helpers import bearer, new_case, pull_all, withdraw
 from tests.tmk_variants import tmk_hashes, variant
-
 
 # The documented defaults (README, Configuration), written out so that each attack test fails
 # on code without the bound by the attack's effect, not by a missing name.
@@ -62,7 +60,7 @@ def test_a_cursor_beyond_the_log_head_is_refused_and_never_acknowledged(client, 
     """Attack: `cursor=999999999999999999` made the partner count as 'pulled' for every hash
     shared afterwards (case status lied to the person who submitted)."""
     key = make_partner("hostile", "adult")
-    _, head = pull_all(client, key)  # an empty log: head is 0
+    assert pull_all(client, key) == ([], "0")  # an empty log: its head is 0
     response = client.get("/v1/partner/hashes", params={"cursor": "999999999999999999"},
                           headers=bearer(key))
     assert response.status_code == 400
