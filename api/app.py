@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app.state.client_limits = SimpleNamespace(
         case_writes=_per_client(settings.case_writes_per_hour_per_client, 3600),
         token_lookups=_per_client(settings.token_lookups_per_minute_per_client, 60),
+        value_bytes=_per_client(settings.value_bytes_per_hour_per_client, 3600),
     )
     app.state.partner_key_failures = KeyFailureLimit(
         _per_client(settings.partner_key_failures_per_minute_per_client, 60), client_address)

@@ -12,7 +12,7 @@ from api.client_limits import limit_case_writes, limit_case_writes_now, limit_to
 from api.deps import bearer_token, database, server_secret
 from api.errors import ApiError, error_responses
 from api.schemas import CaseCreate, CaseCreated, CaseStatus, HashesAdd, HashesAdded, HashStatus
-from api.validation import validate_hashes
+from api.value_budget import budgeted_hashes, check_case_bytes
 from store import cases as store_cases
 from store.db import Database
 from store.models import CASE_ACTIVE, Case
@@ -45,7 +45,7 @@ async def submit_case(
     limit_case_writes_now(request)
     db: Database = request.app.state.database
     secret: bytes = request.app.state.server_secret
-    signals = validate_hashes(body.hashes, _settings(request).max_hashes_per_request)
+    signals = budgeted_hashes(request, body.hashes)  # counts and bytes (issue 21)
     if idempotency_key:
         replay = await run_in_threadpool(_replay, db, secret, idempotency_key, body.pathway,
                                          signals)
@@ -134,7 +134,7 @@ def add_hashes(case_ref: str, body: HashesAdd, request: Request,
                secret: bytes = Depends(server_secret)):
     """Add more hashes to an active case."""
     settings = _settings(request)
-    signals = validate_hashes(body.hashes, settings.max_hashes_per_request)
+    signals = budgeted_hashes(request, body.hashes)
     with db.transaction() as session:
         case = _authorized_case(request, session, case_ref, token, secret)
         if case.status != CASE_ACTIVE:
@@ -143,6 +143,7 @@ def add_hashes(case_ref: str, body: HashesAdd, request: Request,
         if held + len(signals) > settings.max_hashes_per_case:
             raise ApiError(422, "case_hash_limit",
                            f"a case holds at most {settings.max_hashes_per_case} hashes")
+        check_case_bytes(request, session, case, signals)
         added = store_cases.add_hashes(session, case, signals)  # appends last: nothing after it
         total = held + added
     request.app.state.notify_change_log()

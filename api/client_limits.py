@@ -42,3 +42,17 @@ async def limit_case_writes(request: Request) -> None:
 async def limit_token_lookups(request: Request) -> None:
     """Dependency: cap on token checks per client (guessing across many case references)."""
     _limit(request, "token_lookups")
+
+
+def charge_value_bytes(request: Request, size: int) -> None:
+    """Take `size` bytes of hash values from the client's hourly budget (429 when it is spent).
+    Charged for every value sent, stored before or not: resubmitting one value still appends
+    a full copy of it to the change log."""
+    limiter = request.app.state.client_limits.value_bytes
+    if limiter is None or size == 0:
+        return
+    if not limiter.allow(client_address(request), size):
+        wait = min(3600, int(size / limiter.refill) + 1)
+        raise ApiError(429, "rate_limited",
+                       f"this network sent too many bytes of hash values this hour; try again "
+                       f"in {wait} seconds", headers={"Retry-After": str(wait)})

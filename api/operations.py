@@ -45,7 +45,9 @@ def limits(request: Request) -> ClientLimits:
     keeping its own copy of the server's settings."""
     settings = request.app.state.settings
     return ClientLimits(max_hashes_per_request=settings.max_hashes_per_request,
-                        max_hashes_per_case=settings.max_hashes_per_case)
+                        max_hashes_per_case=settings.max_hashes_per_case,
+                        max_value_bytes_per_request=settings.max_value_bytes_per_request,
+                        max_value_bytes_per_case=settings.max_value_bytes_per_case)
 
 
 @router.get("/readyz", responses={503: {"description": "The database is not reachable"}})

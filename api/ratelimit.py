@@ -20,13 +20,15 @@ class RateLimiter:
         self._buckets: dict[bytes, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
-    def allow(self, subject: str) -> bool:
+    def allow(self, subject: str, cost: float = 1) -> bool:
+        """Take `cost` tokens from the subject's bucket if it holds them (a byte budget charges
+        a request by its size; a request budget charges 1)."""
         key = self._bucket_key(subject)
         now = time.monotonic()
         with self._lock:
             tokens = self._level(key, now)
-            allowed = tokens >= 1
-            self._buckets[key] = (tokens - 1 if allowed else tokens, now)
+            allowed = tokens >= cost
+            self._buckets[key] = (tokens - cost if allowed else tokens, now)
             if len(self._buckets) > self.max_keys:
                 self._evict_full(now)
             return allowed

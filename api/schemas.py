@@ -54,6 +54,10 @@ class ClientLimits(BaseModel):
     """What one client may send (the page and the CLI split larger submits to fit)."""
     max_hashes_per_request: int
     max_hashes_per_case: int
+    max_value_bytes_per_request: int | None = Field(
+        None, description="Bytes of hash values per request (a TMK value is 351,128); 0: none")
+    max_value_bytes_per_case: int | None = Field(
+        None, description="Bytes of hash values per case; 0: none")
 
 
 class CaseStatus(BaseModel):

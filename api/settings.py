@@ -62,6 +62,17 @@ class Settings(BaseSettings):
     # per-client limits above); past it, 429 `too_many_failed_keys` before any key lookup.
     # Successful authentication is never charged. 0 turns it off (partners/key_failures.py).
     partner_key_failures_per_minute_per_client: int = Field(20, ge=0)
+    # Bounded cost per anonymous byte (issue 21, finding 5). Hash values are charged by their
+    # length, so at these defaults only large types bind: a TMK value is 351 KB (each is stored
+    # in `hashes` and copied into every change-log entry, add and remove), while 500 PDQ hashes
+    # are 32 KB. 0 turns a limit off. Per request: 3 MiB, what hashguard's client sends at most
+    # (hashing/client.py), 8 TMK values. Per case: 12 MiB, ~35 videos. Per client address and
+    # hour (kept as keyed hashes in memory, api/client_limits.py): 16 MiB, ~47 TMK values, so
+    # one address grows the database by at most ~50 MB an hour (add + remove entries + the
+    # values), where submit/withdraw cycles used to reach ~800 MB.
+    max_value_bytes_per_request: int = 3 * 1024 * 1024
+    max_value_bytes_per_case: int = 12 * 1024 * 1024
+    value_bytes_per_hour_per_client: int = 16 * 1024 * 1024
 
     @field_validator("tree_head_interval", "tree_head_max_age")
     @classmethod

@@ -24,6 +24,11 @@ PATHWAY_NUMBERING = "p"
 MAX_PAGE = 10_000
 DEFAULT_PAGE = 1_000
 MAX_WAIT_SECONDS = 60
+# Pages are bounded by the bytes of their values as well as by entries: a TMK value is 351 KB,
+# so 10,000 of them would be a 3.5 GB page held in memory twice (rows, then JSON). 8 MB is
+# ~23 TMK entries, or 10,000 PDQ entries (640 KB of values) without ever binding.
+DEFAULT_PAGE_BYTES = 8 * 1024 * 1024
+MAX_PAGE_BYTES = 32 * 1024 * 1024
 INVALID_CURSOR = ServiceError(400, "invalid_cursor",
                               "cursor must be a next_cursor this API returned")
 
@@ -75,6 +80,20 @@ def resolve_cursor(session, cursor: "Cursor | int", pathways: list[str]) -> int:
     return cursor.value
 
 
+def cut_page(rows: list, limit: int, max_bytes: int) -> tuple[list, bool]:
+    """The first `limit` rows whose values total at most `max_bytes` (always at least one row,
+    so a single value larger than the bound still moves the cursor), and whether more remain.
+    `rows` holds up to limit + 1 rows, or ends with the row that crossed `max_bytes`
+    (changelog.read_after), after which the database read nothing: a crossing first row alone
+    says "more" (the next page tells, at the cost of one request)."""
+    total = 0
+    for index, row in enumerate(rows[:limit]):
+        total += len(row[5])
+        if total > max_bytes:
+            return (rows[:index], True) if index > 0 else (rows[:1], True)
+    return rows[:limit], len(rows) > limit
+
+
 def entry_record(row) -> dict:
     record = {"seq": row.seq, "op": row.op, "signal_type": row.signal_type, "value": row.value,
               "pathway": row.pathway, "logged_at": row.logged_at}
@@ -93,24 +112,26 @@ class PageRows:
 
 
 def read_page(database, partner_id: int, pathways: list[str], cursor: "Cursor | int",
-              limit: int) -> PageRows:
+              limit: int, max_bytes: int = DEFAULT_PAGE_BYTES) -> PageRows:
     with database.read() as session:
         position = resolve_cursor(session, cursor, pathways)
-        rows = changelog.read_after(session, position, pathways, limit + 1)
-        last = rows[limit - 1] if len(rows) > limit else (rows[-1] if rows else None)
+        rows, has_more = cut_page(
+            changelog.read_after(session, position, pathways, limit + 1, max_bytes), limit,
+            max_bytes)
+        last = rows[-1] if rows else None
         next_cursor = last.seq if last else position
         log_seq = last.log_seq if last else changelog.log_seq_at(session, position, pathways)
         tree_size = transparency.tree_size_for(session, log_seq)
     # What the partner is sent, not the cursor it came with: acknowledging only the latter left
     # the newest hashes of a quiet feed never counted as pulled.
     acknowledge(database, partner_id, log_seq)
-    return PageRows(rows[:limit], next_cursor, len(rows) > limit, tree_size,
-                    format_cursor(next_cursor, pathways))
+    return PageRows(rows, next_cursor, has_more, tree_size, format_cursor(next_cursor, pathways))
 
 
-def page(database, partner_id: int, pathways: list[str], cursor, limit: int) -> dict:
+def page(database, partner_id: int, pathways: list[str], cursor, limit: int,
+         max_bytes: int = DEFAULT_PAGE_BYTES) -> dict:
     """One page as a plain dict (tests, small callers)."""
-    result = read_page(database, partner_id, pathways, cursor, limit)
+    result = read_page(database, partner_id, pathways, cursor, limit, max_bytes)
     return {"entries": [entry_record(r) for r in result.rows],
             "next_cursor": result.cursor_text, "has_more": result.has_more,
             "tree_size": result.tree_size}

@@ -25,13 +25,20 @@ from types import ModuleType
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from hashing.signals import SIGNAL_TYPES, pdq
 from partners.exact_index import ExactIndex
 from partners.pdq_index import PdqIndex
 from partners.signal_index import Entry, SignalIndex
 from partners.tmk_index import TmkIndex
-from store.models import OP_ADD, PATHWAYS, ChangeLogEntry, Hash
+from store import changelog
+from store.models import OP_ADD, PATHWAYS, Hash
+
+# Catch-up reads the log in batches of at most this many entries and about this many bytes of
+# values, so a restart with many TMK values stored never holds them all at once.
+CATCH_UP_ROWS = 50_000
+CATCH_UP_BYTES = 16 * 1024 * 1024
 
 # A signal module's MATCH_INDEX -> the class that serves it.
 INDEX_CLASSES: dict[str, type[SignalIndex]] = {
@@ -57,6 +64,19 @@ class MatchIndex:
         self.indexes: dict[str, SignalIndex] = {
             name: index_class(signal).for_signal(signal, PATHWAYS, background_merge)
             for name, signal in SIGNAL_TYPES.items()}
+        self._engine = None
+        for index in self.indexes.values():
+            if hasattr(index, "set_value_loader"):
+                index.set_value_loader(self._load_values)
+
+    def _load_values(self, digests: list[bytes]) -> dict[bytes, str]:
+        """Values by their store digest (store/cases.hash_digest), for an index that keeps only
+        digests in memory (TMK: 351 KB a value, read back for its few level-2 candidates)."""
+        if self._engine is None or not digests:
+            return {}
+        with Session(self._engine) as session:
+            return dict(session.execute(select(Hash.digest, Hash.value)
+                                        .where(Hash.digest.in_(digests))).all())
 
     @property
     def pdq(self) -> PdqIndex:
@@ -66,14 +86,11 @@ class MatchIndex:
     # ------------------------------------------------------------------ updates
     def catch_up(self, session) -> None:
         """Apply change-log entries committed since the last call."""
+        self._engine = session.get_bind()  # where indexes that keep no values read them back
         while True:
-            rows = session.execute(
-                select(ChangeLogEntry.seq, ChangeLogEntry.op, ChangeLogEntry.pathway,
-                       Hash.signal_type, Hash.value)
-                .join(Hash, Hash.id == ChangeLogEntry.hash_id)
-                .where(ChangeLogEntry.seq > self.applied_seq)
-                .order_by(ChangeLogEntry.seq).limit(50_000)
-            ).all()
+            # Bounded by bytes too: 50,000 TMK entries would be 17 GB in one batch.
+            rows = changelog.read_all_after(session, self.applied_seq, CATCH_UP_ROWS,
+                                            CATCH_UP_BYTES)
             if not rows:
                 return
             with self._apply_lock:

@@ -24,6 +24,8 @@ from partners.schemas import (
     MatchResponse,
     MatchResult,
     Page,
+    QueryEcho,
+    value_fields,
 )
 
 router = APIRouter(prefix="/v1/partner", tags=["partners"])
@@ -35,13 +37,19 @@ async def pull(request: Request,
                cursor: str = Query("", max_length=32, description="next_cursor of the previous "
                                    "page; empty for a full sync from the beginning"),
                limit: int = Query(feed.DEFAULT_PAGE, ge=1, le=feed.MAX_PAGE),
+               max_bytes: int = Query(feed.DEFAULT_PAGE_BYTES, ge=1, le=feed.MAX_PAGE_BYTES,
+                                      description="Bound on the total size of the entries' "
+                                                  "values: a page stops before the entry that "
+                                                  "would cross it (has_more is then true); a "
+                                                  "single larger entry still comes alone"),
                wait: float = Query(0, ge=0, le=feed.MAX_WAIT_SECONDS,
                                    description="Long-poll: when nothing is new, hold the request "
                                                "up to this many seconds and answer as soon as an "
                                                "entry commits"),
                partner: AuthenticatedPartner = Depends(authenticate)):
     """Ordered change entries (adds and removes) after `cursor`, for the partner's pathways.
-    Never skips or repeats an entry, including ones whose transaction committed late."""
+    Never skips or repeats an entry, including ones whose transaction committed late. A cursor
+    beyond the log's head is refused (400 `cursor_beyond_head`)."""
     position = feed.parse_cursor(cursor)
     state = request.app.state
     loop = asyncio.get_running_loop()
@@ -49,7 +57,7 @@ async def pull(request: Request,
     while True:
         seen = state.notifier.version  # read before querying: a commit in between wakes us
         result = await run_in_threadpool(feed.read_page, state.database, partner.id,
-                                         partner.pathways, position, limit)
+                                         partner.pathways, position, limit, max_bytes)
         remaining = deadline - loop.time()
         if result.rows or remaining <= 0 or await request.is_disconnected():
             # Rendered directly: re-validating 10,000 entries through the response model would
@@ -132,19 +140,33 @@ def submit_feedback(body: FeedbackBatch, request: Request,
 def match(body: MatchRequest, request: Request,
           partner: AuthenticatedPartner = Depends(authenticate)):
     """Look hashes up in the shared set: PDQ within distance 31, MD5/SHA-256 exact, TMK by the
-    level-1 then level-2 score (>= 0.7)."""
+    level-1 then level-2 score (>= 0.7). Values longer than 256 characters (TMK) are named by
+    their SHA-256 in the answer, never echoed; a request answers at most 8 TMK queries (more get
+    the per-query error `match_query_limit`)."""
     index = request.app.state.match_index
     with request.app.state.database.read() as session:
         index.catch_up(session)
-    results = []
+    results, answered = [], {}
     for query in body.hashes:
+        echo = QueryEcho(signal_type=query.signal_type, **value_fields(query.value))
         try:
             value = signals.parse(query.signal_type, query.value)
+            _count_query(answered, query.signal_type)
         except InvalidHash as refused:
-            results.append(MatchResult(query=query, matches=[],
+            results.append(MatchResult(query=echo, matches=[],
                                        error={"code": refused.code, "message": refused.message}))
             continue
         found = index.match(query.signal_type, value, partner.pathways)
-        results.append(MatchResult(query=query, matches=[
-            Match(signal_type=t, value=v, distance=d) for t, v, d in found]))
+        results.append(MatchResult(query=echo, matches=[
+            Match(signal_type=t, distance=d, **value_fields(v)) for t, v, d in found]))
     return MatchResponse(results=results)
+
+
+def _count_query(answered: dict[str, int], signal_type: str) -> None:
+    """Per-type cap on the queries one request answers, for types whose module sets one (the
+    costly ones: a TMK query costs milliseconds per candidate, a PDQ query microseconds)."""
+    cap = getattr(signals.get(signal_type), "MAX_MATCH_QUERIES_PER_REQUEST", None)
+    answered[signal_type] = answered.get(signal_type, 0) + 1
+    if cap is not None and answered[signal_type] > cap:
+        raise InvalidHash("match_query_limit", f"a match request answers at most {cap} "
+                                               f"{signal_type} queries; send the rest in another")

@@ -1,6 +1,7 @@
 """Wire models of the partner API."""
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -61,15 +62,41 @@ class MatchRequest(BaseModel):
     hashes: list[MatchQuery] = Field(min_length=1, max_length=1_000)
 
 
+# Match answers name a value longer than this by its SHA-256 instead of echoing it: a TMK
+# value is 351 KB, and echoing each query and match made one answer 11.9 MB (issue 21). PDQ,
+# MD5 and SHA-256 values (32-64 characters) are echoed as before.
+ECHO_MAX_CHARS = 256
+
+
+def value_fields(value: str) -> dict:
+    """`value`, or `value_sha256` (lowercase hex SHA-256 of the value's ASCII text) if long."""
+    if len(value) <= ECHO_MAX_CHARS:
+        return {"value": value}
+    return {"value_sha256": hashlib.sha256(value.encode("ascii", "replace")).hexdigest()}
+
+
+_VALUE = ("The value itself, for values of at most 256 characters (PDQ, MD5, SHA-256)")
+_VALUE_SHA256 = ("Instead of `value` for longer values (TMK): the lowercase hex SHA-256 of the "
+                 "value's base64 text")
+
+
+class QueryEcho(BaseModel):
+    signal_type: str
+    value: str | None = Field(None, description=_VALUE + ", exactly as sent")
+    value_sha256: str | None = Field(None, description=_VALUE_SHA256 + ", exactly as sent")
+
+
 class Match(BaseModel):
     signal_type: str
-    value: str
+    value: str | None = Field(None, description=_VALUE)
+    value_sha256: str | None = Field(None, description=_VALUE_SHA256 + " (as pulled)")
     distance: float = Field(description="PDQ: Hamming bits; exact types: 0; TMK: 1 - level-2 score")
 
 
 class MatchResult(BaseModel):
-    query: MatchQuery
-    matches: list[Match]
+    query: QueryEcho
+    matches: list[Match] = Field(description="TMK: at most 16, the most similar first at "
+                                             "level 1 (a bound on a query's cost)")
     error: dict | None = None
 
 

@@ -78,9 +78,10 @@ def fetch_hashes(request: Request,
             cursor = feed.resolve_cursor(session, feed.parse_cursor(nextPageToken), pathways)
         else:
             cursor = changelog.first_position_at_or_after(session, startTimestamp, pathways)
-        rows = changelog.read_after(session, cursor, pathways, pageSize + 1)
-        has_more = len(rows) > pageSize
-        rows = rows[:pageSize]
+        # Bounded by bytes as well as records (partners/feed.py): VideoTMK values are 351 KB.
+        rows, has_more = feed.cut_page(
+            changelog.read_after(session, cursor, pathways, pageSize + 1,
+                                 feed.DEFAULT_PAGE_BYTES), pageSize, feed.DEFAULT_PAGE_BYTES)
         # Not this host's clock for an empty page: an entry still committing may carry an
         # earlier time (taken when it was written, or by a database clock behind ours), and a
         # checkpoint past it would skip it for good. Times never decrease along the log, so the

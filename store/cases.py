@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 from datetime import datetime, timezone
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from hashing.signals import Signal
@@ -145,6 +145,18 @@ def add_hashes(session: Session, case_row: Case, signals: list[Signal]) -> int:
 
 def count_hashes(session: Session, case: Case) -> int:
     return len(session.scalars(select(CaseHash.hash_id).where(CaseHash.case_id == case.id)).all())
+
+
+def value_bytes(session: Session, case: Case) -> int:
+    """Total length of the case's hash values (api/value_budget.py), summed by the database so
+    that up to 12 MB of values are not loaded to be measured. Values are ASCII; PostgreSQL's
+    octet_length reads a TOASTed value's size without fetching it (SQLite's length() is the
+    same count)."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    size = (func.octet_length if postgres else func.length)(Hash.value)
+    return session.scalar(select(func.coalesce(func.sum(size), 0))
+                          .join(CaseHash, CaseHash.hash_id == Hash.id)
+                          .where(CaseHash.case_id == case.id)) or 0
 
 
 def withdraw(session: Session, case_row: Case) -> None:

@@ -82,23 +82,53 @@ def position_column(pathways: list[str]):
     return ChangeLogEntry.seq if reads_global_positions(pathways) else ChangeLogEntry.pathway_seq
 
 
-def read_after(session: Session, cursor: int, pathways: list[str], limit: int):
+def read_after(session: Session, cursor: int, pathways: list[str], limit: int,
+               max_bytes: int | None = None):
     """Entries after position `cursor` visible to `pathways`, in order, with their hash values:
     rows of (seq, op, pathway, logged_at, signal_type, value, quality, log_seq), also addressable
-    by name. `seq` is the partner's position (see position_column); `log_seq` the global one."""
+    by name. `seq` is the partner's position (see position_column); `log_seq` the global one.
+
+    With `max_bytes`, the database also stops once the values read add up to more than
+    `max_bytes`: rows after the one that crosses the bound are not read (the crossing row is a
+    sentinel, like the caller's limit + 1 row), so a page of 351 KB TMK values is never read
+    whole into memory (partners/feed.cut_page trims it)."""
+    position = position_column(pathways)
+    return _read(session, position, (position > cursor) & visible_to(pathways), limit, max_bytes)
+
+
+def read_all_after(session: Session, cursor: int, limit: int, max_bytes: int):
+    """Every entry with seq > cursor, whatever its pathway (the match index's catch-up), bounded
+    like read_after (here the crossing row is kept: the caller applies every row it gets)."""
+    return _read(session, ChangeLogEntry.seq, ChangeLogEntry.seq > cursor, limit, max_bytes)
+
+
+def _read(session: Session, position, condition, limit: int, max_bytes: int | None):
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
+    postgres = connection.dialect.name == "postgresql"
+    if postgres:
         # A parallel plan (Gather Merge) doubled the time of a 10,000-entry page on 2 cores.
         connection.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
-    position = position_column(pathways)
-    # Core, not ORM: plain rows, no identity map (a full sync reads millions of them).
-    return connection.execute(
-        select(position.label("seq"), ChangeLogEntry.op, ChangeLogEntry.pathway,
+    columns = (position.label("seq"), ChangeLogEntry.op, ChangeLogEntry.pathway,
                ChangeLogEntry.logged_at, ChangeLogEntry.signal_type, ChangeLogEntry.value,
                ChangeLogEntry.quality, ChangeLogEntry.seq.label("log_seq"))
-        .where(position > cursor, visible_to(pathways))
-        .order_by(position)
-        .limit(limit)
+    if max_bytes is None:
+        # Core, not ORM: plain rows, no identity map (a full sync reads millions of them).
+        return connection.execute(
+            select(*columns).where(condition).order_by(position).limit(limit)).all()
+    # octet_length reads a TOASTed value's size from its pointer, without fetching the value;
+    # values are ASCII (hex or base64), so SQLite's length() counts the same bytes. One window
+    # (a running sum): a second one, to keep a sentinel after an oversized first row, cost a
+    # quarter of a 10,000-entry PDQ page; feed.cut_page says "more" for such a row instead.
+    size = (func.octet_length if postgres else func.length)(ChangeLogEntry.value)
+    inner = (select(*columns, size.label("size"),
+                    func.sum(size).over(order_by=position, rows=(None, 0)).label("running"))
+             .where(condition).order_by(position).limit(limit).subquery())
+    # A row is read while the rows before it are within the bound (the first always is).
+    return connection.execute(
+        select(*(inner.c[c.key] for c in columns))
+        .where(inner.c.running - inner.c.size < max_bytes)
+        .order_by(inner.c.seq)
+    ).all()
     ).all()
 
 

@@ -8,7 +8,6 @@ import math
 import random
 import threading
 import time
-from collections import namedtuple
 
 import numpy as np
 import pytest
@@ -21,6 +20,8 @@ from partners import pdq_buckets, pdq_index, pdq_layout
 from partners.pdq_buckets import build_slot
 from partners.pdq_index import PdqIndex
 from partners.pdq_layout import SLOT_BITS, SLOT_FLIPS, SLOT_START, hex_of
+from store import changelog
+from store.db import Database
 from tests.testdata import PDQ_DIR, require_testdata
 
 ADULT, MINOR = "adult", "under18_at_capture"
@@ -518,37 +519,33 @@ def test_a_burst_of_adds_waits_for_merges_instead_of_growing_the_delta(monkeypat
     _assert_same_answers(index, reference, rng, bases)
 
 
-Row = namedtuple("Row", "seq op pathway signal_type value")
+def test_match_index_catch_up_keeps_pdq_exact_and_the_interface(database_url):
+    # On the real store (it read a list posing as a session before catch-up read bounded pages).
+    from tests.test_match_dispatch import share, unshare
 
-
-class FakeSession:
-    """Just enough of a session for MatchIndex.catch_up: the change log as a list."""
-
-    def __init__(self, log: list[Row]) -> None:
-        self.log = log
-
-    def execute(self, statement):
-        after = statement.whereclause.right.value  # ChangeLogEntry.seq > applied_seq
-        rows = [r for r in self.log if r.seq > after][:statement._limit]
-        return type("Result", (), {"all": lambda self: rows})()
-
-
-def test_match_index_catch_up_keeps_pdq_exact_and_the_interface():
     rng = random.Random(4)
     a, b = random_value(rng), random_value(rng)
     md5 = "0" * 31 + "1"
-    log = [Row(1, "add", ADULT, "pdq", a), Row(2, "add", MINOR, "pdq", b),
-           Row(3, "add", ADULT, "video_md5", md5), Row(4, "add", ADULT, "pdq", b),
-           Row(5, "remove", MINOR, "pdq", b)]
-    index = MatchIndex(background_merge=False)
-    session = FakeSession(log)
-    index.catch_up(session)
-    assert index.applied_seq == 5
-    assert index.match("pdq", near(rng, a, 31), [ADULT]) == [("pdq", a, 31.0)]
-    assert index.match("pdq", b, [MINOR]) == []
-    assert index.match("pdq", b, [ADULT]) == [("pdq", b, 0.0)]
-    assert index.match("video_md5", md5, [ADULT]) == [("video_md5", md5, 0.0)]
-    assert index.match("video_md5", md5, [MINOR]) == []
-    log.append(Row(6, "remove", ADULT, "pdq", a))
-    index.catch_up(session)
-    assert index.match("pdq", a, [ADULT]) == []
+    database = Database(database_url)
+    try:
+        [id_a] = share(database, [("pdq", a)], ADULT)
+        [id_b] = share(database, [("pdq", b)], MINOR)
+        share(database, [("video_md5", md5)], ADULT)
+        with database.transaction() as session:
+            changelog.share_many(session, [id_b], ADULT)
+        unshare(database, [id_b], MINOR)
+        index = MatchIndex(background_merge=False)
+        with database.read() as session:
+            index.catch_up(session)
+            assert index.applied_seq == changelog.last_seq(session)
+        assert index.match("pdq", near(rng, a, 31), [ADULT]) == [("pdq", a, 31.0)]
+        assert index.match("pdq", b, [MINOR]) == []
+        assert index.match("pdq", b, [ADULT]) == [("pdq", b, 0.0)]
+        assert index.match("video_md5", md5, [ADULT]) == [("video_md5", md5, 0.0)]
+        assert index.match("video_md5", md5, [MINOR]) == []
+        unshare(database, [id_a], ADULT)
+        with database.read() as session:
+            index.catch_up(session)
+        assert index.match("pdq", a, [ADULT]) == []
+    finally:
+        database.dispose()

@@ -136,10 +136,19 @@ def _set_f32(data: bytearray, offset: int, x: float) -> None:
     struct.pack_into("<f", data, offset, x)
 
 
-def _scale_cos(data: bytearray) -> None:
-    cos_at = HEADER_SIZE + 4 * (4 + 32 + 256)
-    block = np.frombuffer(bytes(data[cos_at:cos_at + 4 * 32 * 256]), dtype="<f4") * 10
-    data[cos_at:cos_at + block.nbytes] = block.astype("<f4").tobytes()
+_AVERAGE_AT = HEADER_SIZE + 4 * (4 + 32)
+_COS_AT = _AVERAGE_AT + 4 * 256
+_SIN_AT = _COS_AT + 4 * 4 * 32 * 256
+
+
+def _scale_cos(data: bytearray, factor: float = 10) -> None:
+    block = np.frombuffer(bytes(data[_COS_AT:_COS_AT + 4 * 32 * 256]), dtype="<f4") * factor
+    data[_COS_AT:_COS_AT + block.nbytes] = block.astype("<f4").tobytes()
+
+
+def _zero_features(data: bytearray) -> None:
+    """Header and constants kept, every feature zero: parses, and was accepted before."""
+    data[_AVERAGE_AT:] = bytes(len(data) - _AVERAGE_AT)
 
 
 MALFORMED = {
@@ -161,6 +170,12 @@ MALFORMED = {
     "zero_frames": (lambda: _mutated(lambda d: struct.pack_into("<i", d, 28, 0)), "tmk_empty"),
     "nan_in_average": (lambda: _mutated(lambda d: _set_f32(d, 176, float("nan"))), "tmk_bad_value"),
     "inflated_features": (lambda: _mutated(_scale_cos), "tmk_bad_norm"),
+    # Issue 21, finding 5: values that parse but are not a hasher's output.
+    "shrunk_features": (lambda: _mutated(lambda d: _scale_cos(d, 0.5)), "tmk_bad_norm"),
+    "sine_of_zero_not_zero": (lambda: _mutated(lambda d: _set_f32(d, _SIN_AT, 0.01)), "tmk_bad_norm"),
+    "all_zero_features": (lambda: _mutated(_zero_features), "tmk_degenerate"),
+    "implausible_frame_count": (lambda: _mutated(lambda d: struct.pack_into("<i", d, 28, 2**31 - 1)),
+                                "tmk_bad_header"),
 }
 
 

@@ -35,6 +35,14 @@ NAME = "video_tmk_pdqf"
 MATCH_INDEX = "tmk_two_level"
 LEVEL1_THRESHOLD = 0.7
 LEVEL2_THRESHOLD = 0.7
+# Bounds on one match request's cost (issue 21: one query against 33 stored near-duplicates
+# took 3.1 s). Level 2 runs on at most this many level-1 survivors per query, the most similar
+# first, so a query reports at most this many matches; a query with that many matches is
+# matched all the same.
+LEVEL2_CANDIDATES_PER_QUERY = 16
+# TMK queries answered per match request (each up to 16 level-2 scores, ~2-4 ms each); more
+# are answered with the per-query error `match_query_limit`.
+MAX_MATCH_QUERIES_PER_REQUEST = 8
 
 # The one parameter set the authors' hasher (and tmkpy) produces: PDQ-float frame features,
 # 15 frames/s, Poullot periods and coefficients (tmkfv.cpp). Values with other parameters are
@@ -46,6 +54,9 @@ NUM_COEFFICIENTS = 32
 DIMENSION = 256
 FILE_LENGTH = expected_length(len(PERIODS), NUM_COEFFICIENTS, DIMENSION)  # 263,344
 WIRE_LENGTH = 4 * -(-FILE_LENGTH // 3)  # 351,128
+# The header's frame count is informational (it does not change a score), so only its
+# plausibility is checked: 48 hours at 15 frames/s.
+MAX_FRAME_COUNT = 48 * 3600 * FRAMES_PER_SECOND
 
 
 def _poullot_coefficients(beta: float = 32.0, m: int = NUM_COEFFICIENTS) -> np.ndarray:
@@ -90,19 +101,37 @@ def _check_profile(f: TMKFeatures) -> TMKFeatures:
         )
     if f.frame_feature_count <= 0:
         raise InvalidHash("tmk_empty", "this TMK value was computed from zero frames")
+    if f.frame_feature_count > MAX_FRAME_COUNT:
+        raise InvalidHash("tmk_bad_header", f"a TMK value of more than {MAX_FRAME_COUNT} frames "
+                                            "(48 hours at 15 frames/s) is not a real video's")
     arrays = (f.pure_average, f.cos_features, f.sin_features)
     if not all(np.isfinite(a).all() for a in arrays):
         raise InvalidHash("tmk_bad_value", "TMK value contains NaN or infinite numbers")
-    # The hasher L2-normalizes each cos/sin vector and scales it by sqrt(a_j); larger vectors
-    # would push level-2 scores above 1 against everything, i.e. forge matches.
-    limit = np.sqrt(COEFFICIENTS) * (1.0 + 1e-3) + 1e-6
-    for features in (f.cos_features, f.sin_features):
-        norms = np.linalg.norm(features.astype(np.float64), axis=2)
-        if (norms > limit[None, :]).any():
-            raise InvalidHash(
-                "tmk_bad_norm", "TMK cos/sin features are not normalized as the hasher writes them"
-            )
+    if not f.pure_average.any():
+        # The level-1 key would be the zero vector: such a value can never match anything, so
+        # storing and serving its 351 KB buys nothing.
+        raise InvalidHash("tmk_degenerate", "this TMK value's average frame feature is all zeros")
+    _check_norms(f)
     return f
+
+
+def _check_norms(f: TMKFeatures) -> None:
+    """The hasher L2-normalizes each cos/sin vector and scales it by sqrt(a_j), so each has norm
+    sqrt(a_j) exactly (float32 rounding aside; the authors' samples are within 1e-6), except the
+    j = 0 sine term, sin(0) = 0 for every frame. A zero vector is allowed too (what normalizing
+    an all-zero sum leaves). Larger vectors would push level-2 scores above 1 against
+    everything, i.e. forge matches; other sizes mean the value is not the hasher's output."""
+    expected = np.sqrt(COEFFICIENTS)[None, :]
+    for name, features in (("cos", f.cos_features), ("sin", f.sin_features)):
+        norms = np.linalg.norm(features.astype(np.float64), axis=2)
+        if (norms > expected * (1.0 + 1e-3) + 1e-6).any():
+            raise InvalidHash("tmk_bad_norm",
+                              "TMK cos/sin features are not normalized as the hasher writes them")
+        if (np.abs(norms - expected) > expected * 1e-3)[norms > 0].any():
+            raise InvalidHash("tmk_bad_norm", f"TMK {name} features have norms the hasher never "
+                                              "writes (each is 0 or sqrt of its coefficient)")
+    if f.sin_features[:, 0, :].any():
+        raise InvalidHash("tmk_bad_norm", "TMK j = 0 sine features are not zero (sin 0 = 0)")
 
 
 def _decode(value: str) -> bytes:
@@ -139,6 +168,13 @@ def parse(value: str) -> str:
 
 def _features(x: str | TMKFeatures) -> TMKFeatures:
     return _check_profile(x) if isinstance(x, TMKFeatures) else decode(x)
+
+
+def decode_stored(value: str) -> TMKFeatures:
+    """Features of a value that passed `parse` when it was stored (the match index's
+    candidates): parsed, not checked again. Scoring passes the result to the functions below,
+    which still check it; the saving is for callers that hold many candidates."""
+    return TMKFeatures.from_bytes(base64.b64decode(value))
 
 
 # ---------------------------------------------------------------- hashing
@@ -244,6 +280,11 @@ def level2_score(a: str | TMKFeatures, b: str | TMKFeatures) -> float:
     cs_j = <a.cos, b.sin>. The score is the largest K over all periods and offsets, divided by
     a_0 + 2 sum a_j. The C++ steps cos/sin(j delta) by a float32 recurrence; we evaluate them
     directly in float64, which agrees to ~1e-6.
+
+    K over the T offsets is a trigonometric polynomial sampled at T equally spaced points, so
+    one inverse FFT per period evaluates it: K = cc_0 + Re(T * ifft(X)) with X_j = e_j - i o_j.
+    That is O(T log T) time and O(T) memory, where evaluating cos/sin(j delta) for every offset
+    took a (T x 31) matrix per period and per score (issue 21: 33 candidates took 3.1 s).
     """
     fa, fb = _features(a), _features(b)
     ca, sa = fa.cos_features.astype(np.float64), fa.sin_features.astype(np.float64)
@@ -251,11 +292,11 @@ def level2_score(a: str | TMKFeatures, b: str | TMKFeatures) -> float:
     cc = np.einsum("pjd,pjd->pj", ca, cb)
     even = cc[:, 1:] + np.einsum("pjd,pjd->pj", sa, sb)[:, 1:]
     odd = np.einsum("pjd,pjd->pj", sa, cb)[:, 1:] - np.einsum("pjd,pjd->pj", ca, sb)[:, 1:]
-    j = np.arange(1, NUM_COEFFICIENTS)
     best = -np.inf
     for i, period in enumerate(PERIODS):
-        angles = np.outer(2.0 * np.pi * np.arange(period) / period, j)
-        kernel = cc[i, 0] + np.cos(angles) @ even[i] + np.sin(angles) @ odd[i]
+        spectrum = np.zeros(period, dtype=np.complex128)
+        spectrum[1:NUM_COEFFICIENTS] = even[i] - 1j * odd[i]
+        kernel = cc[i, 0] + period * np.fft.ifft(spectrum).real
         best = max(best, float(kernel.max()))
     return best / _PAIR_SCORE_NORMALIZER
 
