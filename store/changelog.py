@@ -129,7 +129,6 @@ def _read(session: Session, position, condition, limit: int, max_bytes: int | No
         .where(inner.c.running - inner.c.size < max_bytes)
         .order_by(inner.c.seq)
     ).all()
-    ).all()
 
 
 def first_position_at_or_after(session: Session, unix_time: int, pathways: list[str]) -> int:
