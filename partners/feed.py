@@ -31,6 +31,9 @@ DEFAULT_PAGE_BYTES = 8 * 1024 * 1024
 MAX_PAGE_BYTES = 32 * 1024 * 1024
 INVALID_CURSOR = ServiceError(400, "invalid_cursor",
                               "cursor must be a next_cursor this API returned")
+BEYOND_HEAD = ServiceError(400, "cursor_beyond_head",
+                           "cursor is past the newest entry; pass a next_cursor this API "
+                           "returned, or an empty cursor for a full sync")
 
 
 @dataclass(frozen=True)
@@ -71,12 +74,13 @@ def resolve_cursor(session, cursor: "Cursor | int", pathways: list[str]) -> int:
             raise ServiceError(400, "invalid_cursor", "this cursor was made for another set "
                                "of pathways; start again from an empty cursor")
         legacy = session.scalar(select(LegacyCursorLimit.last_global_seq)) or 0
+        if cursor.value > changelog.last_seq(session):
+            raise BEYOND_HEAD
         if cursor.value > legacy:
             raise INVALID_CURSOR
         return changelog.position_of_log_seq(session, cursor.value, pathways)
     if cursor.value > changelog.last_position(session, pathways):
-        raise ServiceError(400, "cursor_beyond_head",
-                           "cursor is past the newest entry; use a next_cursor this API returned")
+        raise BEYOND_HEAD
     return cursor.value
 
 
@@ -181,6 +185,9 @@ def acknowledge(database, partner_id: int, cursor: int) -> None:
             memo[partner_id] = (written, event, now)
             return
         event = backend.next_event(session)
+        # Never past the head, whatever the caller passed: that would count the partner as
+        # having pulled every future entry.
+        cursor = min(cursor, changelog.last_seq(session))
         session.execute(update(Partner).where(Partner.id == partner_id).values(
             acknowledged_seq=case((Partner.acknowledged_seq < cursor, cursor),
                                   else_=Partner.acknowledged_seq),
