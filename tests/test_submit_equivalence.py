@@ -74,7 +74,7 @@ def _encoded(draw) -> bytes:
     text = json.dumps(document, ensure_ascii=draw(st.booleans()),
                       indent=draw(st.sampled_from([None, None, 1])))
     how = _weighted(draw, (12, "utf-8"), (1, "utf-16"), (1, "utf-8-sig"), (1, "truncated"),
-                    (1, "mangled"), (1, "surrogate"), (2, "padded"))
+                    (1, "mangled"), (1, "surrogate"), (5, "padded"))
     if how == "truncated":
         return text.encode()[:draw(st.integers(0, max(0, len(text) - 1)))]
     if how == "mangled":
