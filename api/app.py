@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import cases, operations, support_config
+from api.idempotency_sweeper import IdempotencySweeper
 from api.logs import RequestLog, configure_logging
 from api.operations import Metrics
 from api.body_guard import BodyGuard
@@ -68,11 +69,14 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
         tree_builder = _app.state.transparency
         if tree_builder.enabled:
             tree_builder.start()
+        sweeper = _app.state.idempotency_sweeper
+        sweeper.start()
         if settings.tune_garbage_collector:
             _settle_garbage_collector()
         yield
         if tree_builder.enabled:
             await asyncio.to_thread(tree_builder.stop)
+        await asyncio.to_thread(sweeper.stop)
         dispatcher.stop()
         if listener is not None:
             listener.stop()
@@ -82,6 +86,9 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app.state.settings = settings
     app.state.database = Database(database_url)
     app.state.server_secret = settings.server_secret()
+    # Deletes Idempotency-Key records once their replay window is over (issue 21, finding 4).
+    app.state.idempotency_sweeper = IdempotencySweeper(app.state.database,
+                                                       settings.idempotency_window_seconds)
     app.state.token_lookup_limits = SimpleNamespace(
         per_case=RateLimiter(settings.token_lookups_per_minute_per_case,
                              settings.token_lookups_per_minute_per_case / 60),

@@ -6,7 +6,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from sqlalchemy.exc import IntegrityError
 
-from api import idempotency
+from api import idempotency, idempotency_keys
 from api.case_tokens import TOKEN_PURPOSE, opened_case
 from api.client_limits import limit_case_writes, limit_case_writes_now, limit_token_lookups
 from api.deps import bearer_token, database, server_secret
@@ -22,6 +22,9 @@ from store.secrets import new_secret_token, verifier
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 SUBMIT_PATH = "/v1/cases"  # api/submit_shortcut.py serves it without the router
 NOT_FOUND = ApiError(404, "case_not_found", "unknown case reference or wrong token")
+WEAK_KEY = ApiError(422, "idempotency_key_weak", idempotency_keys.WEAK_KEY_MESSAGE)
+_SUBMIT_422 = ("Invalid input: `invalid_request`, a refused hash, `idempotency_key_reused` (the key"
+               " came with another request) or `idempotency_key_weak` (not a random key)")
 
 
 def _settings(request: Request):
@@ -29,12 +32,17 @@ def _settings(request: Request):
 
 
 @router.post("", status_code=201, response_model=CaseCreated,
-             responses=error_responses(413, 415, 422, 429))
+             responses={**error_responses(413, 415, 422, 429),
+                        422: {**error_responses(422)[422], "description": _SUBMIT_422}})
 async def submit_case(
     body: CaseCreate,
     request: Request,
-    idempotency_key: str | None = Header(None, max_length=idempotency.MAX_KEY_LENGTH,
-                                         description="Retries with the same key return the same case"),
+    idempotency_key: str | None = Header(
+        None, max_length=idempotency.MAX_KEY_LENGTH,
+        description="Retries with the same key within the replay window (10 minutes by default) "
+                    "return the same case and token; after it the key is forgotten. A random "
+                    "key of at least 128 bits (32 hex digits, 22 base64url characters) or a "
+                    "UUIDv4; anything else is refused (422 `idempotency_key_weak`)."),
 ):
     """Create a case from hashes only. The token in the answer is shown once and never again."""
     # The service's hot path: api/submit_shortcut.py calls this past the router, and there are
@@ -45,10 +53,15 @@ async def submit_case(
     limit_case_writes_now(request)
     db: Database = request.app.state.database
     secret: bytes = request.app.state.server_secret
+    # Here, not in the header's declaration: the shortcut calls this too, so both paths refuse
+    # a weak key with the same answer (tests/test_submit_equivalence.py).
+    if idempotency_key and idempotency_keys.is_weak(idempotency_key):
+        raise WEAK_KEY
+    window = _settings(request).idempotency_window_seconds
     signals = budgeted_hashes(request, body.hashes)  # counts and bytes (issue 21)
     if idempotency_key:
         replay = await run_in_threadpool(_replay, db, secret, idempotency_key, body.pathway,
-                                         signals)
+                                         signals, window)
         if replay is not None:
             return replay
     token = new_secret_token()
@@ -61,7 +74,7 @@ async def submit_case(
         # A concurrent retry with the same Idempotency-Key won the race, or (vanishingly rare)
         # the random reference collided: answer as the winner did, or let the client retry.
         replay = (await run_in_threadpool(_replay, db, secret, idempotency_key, body.pathway,
-                                          signals) if idempotency_key else None)
+                                          signals, window) if idempotency_key else None)
         if replay is None:
             raise ApiError(409, "conflict", "please retry the request") from None
         return replay
@@ -76,18 +89,23 @@ def submit_route():
     return next(route for route in router.routes if route.endpoint is submit_case)
 
 
-def _replay(db: Database, secret: bytes, key: str, pathway: str, signals) -> JSONResponse | None:
+def _replay(db: Database, secret: bytes, key: str, pathway: str, signals,
+            window_seconds: float) -> JSONResponse | None:
     with db.transaction() as session:
         case = store_cases.find_by_idempotency(session, idempotency.key_digest(secret, key))
         if case is None:
             return None
+        sealed = idempotency.unseal(secret, key, case.idempotency_sealed_token)
+        if sealed is None or idempotency.expired(sealed, window_seconds):
+            # Past its window the key is forgotten, also before the sweep gets to it: the
+            # record is deleted now and this request makes a case of its own.
+            store_cases.forget_idempotency(case)
+            return None
         if case.idempotency_request != idempotency.request_digest(secret, pathway, signals):
             raise ApiError(422, "idempotency_key_reused",
                            "this Idempotency-Key was used for a different request")
-        token = idempotency.unseal_token(secret, key, case.idempotency_sealed_token)
+        token = sealed.token
         count = store_cases.count_hashes(session, case)
-    if token is None:
-        return None
     return JSONResponse(CaseCreated(case_ref=case.ref, token=token, status=case.status,
                                     pathway=case.pathway, hash_count=count).model_dump(),
                         status_code=201)

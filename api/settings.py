@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     max_value_bytes_per_case: int = 12 * 1024 * 1024
     value_bytes_per_hour_per_client: int = 16 * 1024 * 1024
 
+    # --- Idempotency-Key replay window (api/idempotency.py says why 10 minutes) ---------------
+    # A retried submit with the same key gets the same case and token only this long after the
+    # first; then the record (key digest, sealed token) is deleted (api/idempotency_sweeper.py)
+    # and the key is forgotten. Longer keeps a key a credential to the case for longer.
+    idempotency_window_seconds: float = Field(600.0, gt=0)
+
     @field_validator("tree_head_interval", "tree_head_max_age")
     @classmethod
     def _at_least_10_ms(cls, seconds: float) -> float:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import uuid
 from collections import Counter
 from enum import Enum
 from importlib.metadata import entry_points
@@ -21,7 +20,8 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import Progress
 
-from hashing.client import ApiError, CaseClient, Unreachable, chunks
+from hashing.client import (ApiError, CaseClient, Unreachable, chunks,
+                            new_idempotency_key)
 from hashing.media import media_kind
 from hashing.scan import Skipped, hash_media_file, iter_files
 
@@ -118,7 +118,7 @@ def submit_command(
     first, *rest = chunks(hashes)
     with CaseClient(server) as client:
         created = _call(lambda: client.create_case(pathway.value, first,
-                                                   idempotency_key=str(uuid.uuid4())))
+                                                   idempotency_key=new_idempotency_key()))
         if not isinstance(created.get("case_ref"), str) or not isinstance(created.get("token"), str):
             _fail("the server's answer has no case reference and token")
         _show_new_case(created, as_json)

@@ -8,8 +8,8 @@ cannot create a second case.
 from __future__ import annotations
 
 import json
+import secrets
 import time
-import uuid
 from urllib.parse import quote
 
 import httpx
@@ -19,6 +19,13 @@ import httpx
 MAX_HASHES_PER_REQUEST = 500
 MAX_BODY_BYTES = 3 * 1024 * 1024
 RETRY_STATUSES = frozenset({502, 503, 504})
+
+
+def new_idempotency_key() -> str:
+    """A fresh Idempotency-Key: 256 random bits, base64url. Within the server's replay window the
+    key and the hashes return the case's token, so it must be as unguessable as the token (the
+    server refuses keys under 128 bits: api/idempotency_keys.py)."""
+    return secrets.token_urlsafe(32)
 
 
 class ApiError(Exception):
@@ -57,19 +64,19 @@ class CaseClient:
                     idempotency_key: str | None = None) -> dict:
         """POST /v1/cases; the answer holds `case_ref` and `token` (shown to the user once)."""
         return self._request("POST", "/v1/cases", payload={"pathway": pathway, "hashes": hashes},
-                             idempotency_key=idempotency_key or str(uuid.uuid4()))
+                             idempotency_key=idempotency_key or new_idempotency_key())
 
     def add_hashes(self, ref: str, hashes: list[dict],
                    idempotency_key: str | None = None) -> dict:
         return self._request("POST", f"{_case_path(ref)}/hashes", payload={"hashes": hashes},
-                             idempotency_key=idempotency_key or str(uuid.uuid4()))
+                             idempotency_key=idempotency_key or new_idempotency_key())
 
     def get_case(self, ref: str) -> dict:
         return self._request("GET", _case_path(ref))
 
     def withdraw(self, ref: str) -> dict:
         return self._request("POST", f"{_case_path(ref)}/withdraw",
-                             idempotency_key=str(uuid.uuid4()))
+                             idempotency_key=new_idempotency_key())
 
     # Transport -------------------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from PIL import UnidentifiedImageError
 
-from hashing.media import media_kind
 from hashing.signals import SIGNALS_FOR_MEDIA, UnusableMedia, pdq
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 from datetime import datetime, timezone
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from hashing.signals import Signal
@@ -135,6 +135,28 @@ def find_by_idempotency(session: Session, digest: bytes) -> Case | None:
     return session.scalars(select(Case).where(Case.idempotency_digest == digest)).first()
 
 
+_FORGOTTEN = {"idempotency_digest": None, "idempotency_request": None,
+              "idempotency_sealed_token": None}
+
+
+def forget_idempotency(case_row: Case) -> None:
+    """Delete the case's replay record: its Idempotency-Key no longer returns the token."""
+    for column, value in _FORGOTTEN.items():
+        setattr(case_row, column, value)
+
+
+def last_case_id(session: Session) -> int:
+    return session.scalar(select(func.max(Case.id))) or 0
+
+
+def forget_idempotency_through(session: Session, last_id: int) -> int:
+    """Delete the replay records of the cases with ids up to `last_id`; returns how many."""
+    # The unique index on idempotency_digest finds the few rows that still hold one.
+    return session.execute(update(Case).where(Case.idempotency_digest.is_not(None),
+                                              Case.id <= last_id).values(_FORGOTTEN)
+                           .execution_options(synchronize_session=False)).rowcount
+
+
 def add_hashes(session: Session, case_row: Case, signals: list[Signal]) -> int:
     """Add hashes to an active case; returns how many were new to it."""
     case_row.updated_at = coarse_now()
@@ -176,9 +198,7 @@ def withdraw(session: Session, case_row: Case) -> None:
                Case.pathway == case_row.pathway))) if hash_ids else set()
     case_row.status = CASE_WITHDRAWN
     case_row.updated_at = coarse_now()
-    case_row.idempotency_digest = None
-    case_row.idempotency_request = None
-    case_row.idempotency_sealed_token = None
+    forget_idempotency(case_row)
     session.flush()  # before the change-log append, which must be the last statement
     backends.for_session(session).unshare(
         session, [r for r in rows if r.id not in still_held], case_row.pathway)

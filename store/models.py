@@ -54,7 +54,8 @@ class Case(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # to the hour
     # Idempotent submit: a keyed digest of the client's Idempotency-Key and of its request body,
     # and the token sealed under a key only that Idempotency-Key unlocks, so that a retry gets the
-    # same case and token. Cleared after the replay window and on withdrawal.
+    # same case and token. Cleared after the replay window (api/idempotency_sweeper.py; the
+    # window's start is sealed with the token, not stored in the clear) and on withdrawal.
     idempotency_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
     idempotency_request: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     idempotency_sealed_token: Mapped[bytes | None] = mapped_column(LargeBinary(128))

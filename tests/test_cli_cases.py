@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from api import idempotency_keys
 from hashing.cli import app
 from hashing.client import chunks
 
@@ -150,7 +150,8 @@ def test_submit_sends_only_the_hashes_never_the_image(recorder):
     assert set(sent) == {"pathway", "hashes"} and sent["pathway"] == "adult"
     [local] = _local_hashes(PHOTO)
     assert sent["hashes"] == [{"signal_type": "pdq", "value": local["value"], "quality": 100}]
-    assert uuid.UUID(request["headers"]["idempotency-key"]).version == 4
+    key = request["headers"]["idempotency-key"]  # 256 random bits, base64url: a strong key
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", key) and not idempotency_keys.is_weak(key)
     assert "authorization" not in request["headers"]
     # the reference and the token, once, in machine-readable lines; a warning that it can't be recovered
     assert _field(out.stdout, "case_ref") == FAKE_REF

@@ -74,7 +74,7 @@ def _encoded(draw) -> bytes:
     text = json.dumps(document, ensure_ascii=draw(st.booleans()),
                       indent=draw(st.sampled_from([None, None, 1])))
     how = _weighted(draw, (12, "utf-8"), (1, "utf-16"), (1, "utf-8-sig"), (1, "truncated"),
-                    (1, "mangled"), (1, "surrogate"), (2, "padded"))
+                    (1, "mangled"), (1, "surrogate"), (5, "padded"))
     if how == "truncated":
         return text.encode()[:draw(st.integers(0, max(0, len(text) - 1)))]
     if how == "mangled":
@@ -99,7 +99,10 @@ _some_types = (
     st.lists(st.sampled_from([b"application/json", b"application/json; charset=utf-8",
                               b"Application/JSON", b"application/json; charset=utf-16",
                               b"image/jpeg", b"text/plain", b"application/x+json", b""]), max_size=2))
-_key_pool = [b"retry-1", b"retry-2", b"retry-3", b"", b"k" * 255, b"k" * 256, b"\xe9t\xe9",
+# The first three are random (so retries replay); the others are empty, weak (refused with
+# idempotency_key_weak inside the shared endpoint), at the length limit or past it.
+_key_pool = [b"5d0e9f53c1b74a2e8b6d3f7a0c4e9b21", b"0b3e6c1f-9a47-4d25-b8e2-7f1c5a9d3e60",
+             b"Xq7pL2vN9sR4tW8yB3mK6h", b"", b"retry-1", b"k" * 255, b"k" * 256, b"\xe9t\xe9",
              b"x" * 300]
 
 
@@ -109,6 +112,8 @@ def requests(draw):
     types = draw(_weighted(draw, (3, st.just(_JSON)), (1, _some_types)))
     keys = draw(_weighted(draw, (2, st.just([])), (2, st.lists(st.sampled_from(_key_pool[:3]),
                                                                  min_size=1, max_size=1)),
+                          (2, st.lists(st.sampled_from(_key_pool[4:6] + _key_pool[7:8]),
+                                       min_size=1, max_size=1)),
                           (1, st.lists(st.sampled_from(_key_pool), max_size=2))))
     headers = [(b"content-type", kind) for kind in types]
     headers += [(b"idempotency-key", key) for key in keys]
@@ -193,10 +198,11 @@ def test_generated_submits_get_identical_answers_with_and_without_the_shortcut(p
     # The generator reaches every kind of answer (else the comparison would prove little).
     print(f"compared {pair.compared} requests:", sorted(pair.outcomes.items(), key=str))
     for outcome in [(201, None), (413, "body_too_large"), (415, "unsupported_media_type"),
-                    (422, "invalid_request"), (422, "idempotency_key_reused")]:
+                    (422, "invalid_request"), (422, "idempotency_key_reused"),
+                    (422, "idempotency_key_weak")]:
         assert pair.outcomes.get(outcome, 0) >= 3, (outcome, pair.outcomes)
     assert pair.outcomes[(201, None)] >= 100, pair.outcomes
-    ours = ("invalid_request", "idempotency_key_reused")
+    ours = ("invalid_request", "idempotency_key_reused", "idempotency_key_weak")
     hash_checks = sum(count for (status, code), count in pair.outcomes.items()
                       if status == 422 and code not in ours)
     assert hash_checks >= 3, pair.outcomes  # refused by validate_hashes, past the body parsing

@@ -18,6 +18,8 @@ from tests.asgi_direct import call
 from tests.hashes import BRIDGE, Q0122
 from tests.test_cases_api import BAD_BODIES, pdq
 
+KEY = "9f3c1b7e5a2d48c6b0e4a7d1c3f5e829"  # random (api/idempotency_keys.py)
+
 JSON = {"Content-Type": "application/json"}
 # (name, body bytes, headers): what a confused or hostile client sends besides BAD_BODIES.
 RAW_REQUESTS = [
@@ -117,7 +119,7 @@ def test_handlers_registered_by_status_code_apply_with_and_without_the_shortcut(
 def test_a_submit_answers_the_same_and_is_logged_under_its_route(client, routed, caplog):
     body = {"pathway": "adult", "hashes": [pdq(BRIDGE), pdq(Q0122)]}
     with caplog.at_level(logging.INFO, logger="hashguard.request"):
-        fast = client.post("/v1/cases", json=body, headers={"Idempotency-Key": "retry-1"})
+        fast = client.post("/v1/cases", json=body, headers={"Idempotency-Key": KEY})
     slow = routed.post("/v1/cases", json=body)
     assert fast.status_code == slow.status_code == 201
     assert fast.json().keys() == slow.json().keys()
@@ -125,7 +127,7 @@ def test_a_submit_answers_the_same_and_is_logged_under_its_route(client, routed,
     assert fast.headers["x-content-type-options"] == "nosniff"
     logged = [r.fields for r in caplog.records if r.name == "hashguard.request"]
     assert [(f["route"], f["status"]) for f in logged] == [("/v1/cases", 201)] * 2
-    again = client.post("/v1/cases", json=body, headers={"Idempotency-Key": "retry-1"})
+    again = client.post("/v1/cases", json=body, headers={"Idempotency-Key": KEY})
     assert again.json()["case_ref"] == fast.json()["case_ref"]  # the header reached the endpoint
 
 
