@@ -27,12 +27,21 @@ class Page(BaseModel):
                                        "that covers every entry up to next_cursor")
 
 
+# What a partner may say about a hash besides its action: words from this vocabulary, never free
+# text. Free text would sit beside a victim's hash (a name, a URL, right-to-left tricks for the
+# operator's terminal), and odd code points (a NUL, a lone surrogate) broke PostgreSQL's insert.
+FEEDBACK_TAGS = ("ncii", "sextortion", "csam", "nudity", "benign", "false_positive", "artwork",
+                 "news", "duplicate", "other")
+Tag = Literal[FEEDBACK_TAGS]
+
+
 class FeedbackItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
     signal_type: str = Field(max_length=32)
     value: str = Field(max_length=400_000)
     action: Action
-    tags: list[str] = Field(default_factory=list, max_length=20)
+    tags: list[Tag] = Field(default_factory=list, max_length=20,
+                            description="Words from a fixed vocabulary (never free text)")
 
 
 class FeedbackBatch(BaseModel):

@@ -17,6 +17,7 @@ from hashing.signals import InvalidHash, get
 from partners import disputes, feed, feedback
 from partners.auth import AuthenticatedPartner, authenticate
 from partners.errors import error_responses
+from partners.schemas import FEEDBACK_TAGS
 from store import changelog
 
 router = APIRouter(prefix="/stopncii/v1", tags=["stopncii"])
@@ -122,8 +123,9 @@ def submit_feedback(body: SubmitFeedbackRequest, request: Request,
                 if stored is None:
                     continue
                 accepted += 1
-                if action is not None:
-                    reports.append((stored.id, action, item.tags))
+                if action is not None:  # their tags are free text: keep only our words
+                    reports.append((stored.id, action,
+                                    [t for t in item.tags if t in FEEDBACK_TAGS]))
         disputed = feedback.record_batch(session, partner.id, reports)
         outcome = disputes.record(session, partner.id, partner.pathways, sorted(disputed),
                                   disputes.DisputeRules.from_settings(state.settings))
