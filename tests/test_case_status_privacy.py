@@ -71,3 +71,18 @@ def test_pulled_counts_the_page_a_partner_was_sent(client, make_partner, monkeyp
     response = client.get("/v1/partner/hashes", headers=bearer(key))
     assert [e["value"] for e in response.json()["entries"]] == [BRIDGE]
     assert status(client, case)["hashes"][0]["reports"]["pulled"] == 1
+
+
+def test_log_times_are_to_the_hour_like_case_times(client, app, make_partner):
+    """A case says only the hour it was opened; its `add` entries must not say the second."""
+    from sqlalchemy import text
+
+    key = make_partner("platform", "adult")
+    case = new_case(client, [BRIDGE])
+    client.post(f"/v1/cases/{case['case_ref']}/withdraw", headers=bearer(case["token"]))
+    entries, _ = pull_all(client, key)
+    assert [e["op"] for e in entries] == ["add", "remove"]
+    assert all(e["logged_at"] % 3600 == 0 for e in entries)
+    with app.state.database.read() as session:
+        stored = session.scalars(text("SELECT logged_at FROM change_log")).all()
+    assert stored and all(t % 3600 == 0 for t in stored)

@@ -15,6 +15,8 @@ The rules, stated once (each backend implements each rule exactly once):
    with the row as the lock read it; the change-log append is a transaction's last write.
 6. A submit links each hash to its case and shares it under the case's pathway; within one
    batch, pathways are shared in name order and entries logged in (pathway, hash id) order.
+7. An entry's time (`logged_at`) is to the hour, like a case's: to the second it would date the
+   submission behind an `add`, which a database dump could line up with request logs.
 What is not a write rule of the shared set (which cases still hold a hash on withdrawal, which
 pathways a restored hash returns to) is portable SQLAlchemy in store/cases.py and
 partners/review.py, written once for both databases.
@@ -46,6 +48,7 @@ class HashRow(NamedTuple):
         return self.state == "ok" and pathway not in (self.held_pathways or "").split(",")
 
 
+LOG_TIME_STEP = 3600  # rule 7, in seconds (the PostgreSQL functions say 3600 too)
 NewHash = tuple[str, str, "int | None", bytes]  # signal_type, value, quality, digest
 NewCase = tuple[dict, list[NewHash]]  # the case's column values, its hashes in digest order
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
-from store.backends import HashRow, NewCase, NewHash
+from store.backends import LOG_TIME_STEP, HashRow, NewCase, NewHash
 from store.models import (
     HASH_OK,
     OP_ADD,
@@ -133,7 +133,7 @@ def _append(session: Session, op: str, pathway: str, hash_ids: list[int],
     first = (session.scalar(select(func.max(ChangeLogEntry.seq))) or 0) + 1
     first_in_pathway = (session.scalar(select(func.max(ChangeLogEntry.pathway_seq)).where(
         ChangeLogEntry.pathway == pathway)) or 0) + 1
-    now = int(time.time())
+    now = int(time.time()) // LOG_TIME_STEP * LOG_TIME_STEP  # rule 7
     session.execute(ChangeLogEntry.__table__.insert().values([
         {"seq": first + n, "pathway_seq": first_in_pathway + n, "op": op, "hash_id": h,
          "signal_type": by_id[h].signal_type,

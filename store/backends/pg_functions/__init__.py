@@ -45,5 +45,5 @@ class ReplaceableFunctions:
 
 def live() -> ReplaceableFunctions:
     """The version the code calls (imported late: the versions import this module)."""
-    from store.backends.pg_functions import v0009
-    return v0009.WRITE_RULES
+    from store.backends.pg_functions import v0010
+    return v0010.WRITE_RULES
