@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import Settings
 from store import migrate
+from tests.helpers import ADMIN_URL, admin_connection, pg_url
 
-ADMIN_URL = os.environ.get("HASHGUARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 # The suite starts hundreds of apps in one process: freezing each one's heap would keep it
 # alive for good (tests/test_gc_tuning.py covers the setting itself).
 os.environ.setdefault("HASHGUARD_TUNE_GARBAGE_COLLECTOR", "0")
@@ -37,28 +37,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(_KIND_BY_FOLDER[parts[1]])
 
 
-def _admin():
-    return psycopg.connect(ADMIN_URL, autocommit=True)
-
-
-def _pg_url(name: str) -> str:
-    base, _, _ = ADMIN_URL.rpartition("/")
-    return f"{base}/{name}"
-
-
 @pytest.fixture(scope="session")
 def postgres_template():
     try:
-        conn = _admin()
+        conn = admin_connection()
     except psycopg.OperationalError as down:
         pytest.fail(f"PostgreSQL is not reachable at {ADMIN_URL}: {down}", pytrace=False)
     template = f"hashguard_tpl_{RUN_ID}"
     with conn:
         conn.execute(f'CREATE DATABASE "{template}"')
-    migrate.upgrade(_pg_url(template))
+    migrate.upgrade(pg_url(template))
     created = [template]
     yield template, created
-    with _admin() as conn:
+    with admin_connection() as conn:
         for name in reversed(created):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -71,10 +62,10 @@ def database_url(request, tmp_path):
         return url
     template, created = request.getfixturevalue("postgres_template")
     name = f"hashguard_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    with _admin() as conn:
+    with admin_connection() as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     created.append(name)
-    return _pg_url(name)
+    return pg_url(name)
 
 
 @pytest.fixture

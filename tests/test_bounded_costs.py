@@ -21,7 +21,7 @@ from partners import feed
 from partners.match_index import MatchIndex
 from store.models import ChangeLogEntry
 from tests.hashes import BRIDGE
-from tests.partner_helpers import bearer, new_case, pull_all, withdraw
+from tests.helpers import bearer, new_case, pull_all, withdraw
 from tests.tmk_variants import tmk_hashes, variant
 
 # The documented defaults (README, Configuration), written out so that each attack test fails

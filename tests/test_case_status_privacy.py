@@ -5,7 +5,7 @@ creation and through the same later pulls and reports."""
 from __future__ import annotations
 
 from tests.hashes import BRIDGE, C_PNG
-from tests.partner_helpers import bearer, new_case, pull_all
+from tests.helpers import bearer, new_case, pull_all
 
 
 def status(client, case) -> dict:

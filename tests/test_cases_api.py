@@ -8,35 +8,16 @@ import pytest
 from sqlalchemy import func, select
 
 from store.db import Database
-from store.models import Case, CaseHash, ChangeLogEntry, Hash, SharedHash
+from store.models import Case, CaseHash
 from tests.hashes import BRIDGE, C_PNG, MD5, Q0122, Q0291, pdq
-
-
-def submit(client, hashes, pathway="adult", **headers):
-    return client.post("/v1/cases", json={"pathway": pathway, "hashes": hashes}, headers=headers)
-
-
-def auth(token):
-    return {"Authorization": f"Bearer {token}"}
-
-
-def shared_set(database_url) -> set[tuple[str, str, str]]:
-    db = Database(database_url)
-    with db.transaction() as s:
-        rows = s.execute(select(Hash.signal_type, Hash.value, SharedHash.pathway)
-                         .join(SharedHash, SharedHash.hash_id == Hash.id)).all()
-    db.dispose()
-    return {tuple(r) for r in rows}
-
-
-def change_log(database_url) -> list[tuple[str, str]]:
-    db = Database(database_url)
-    with db.transaction() as s:
-        rows = s.execute(select(ChangeLogEntry.op, Hash.value)
-                         .join(Hash, Hash.id == ChangeLogEntry.hash_id)
-                         .order_by(ChangeLogEntry.seq)).all()
-    db.dispose()
-    return [tuple(r) for r in rows]
+from tests.helpers import (
+    BAD_BODIES,
+    auth,
+    change_log,
+    database_dump,
+    shared_set,
+    submit,
+)
 
 
 def test_submit_returns_reference_and_a_strong_token_once(client, database_url):
@@ -90,18 +71,6 @@ def test_token_is_never_stored_or_logged_in_clear(client, database_url, caplog):
     dump = database_dump(database_url)
     assert body["token"] not in dump and body["case_ref"] in dump  # the dump is real
     assert body["token"] not in caplog.text
-
-
-def database_dump(database_url) -> str:
-    """Every row of every table, as text (what a leaked backup would show)."""
-    db = Database(database_url)
-    text = []
-    with db.transaction() as s:
-        for table in Case.metadata.sorted_tables:
-            for row in s.execute(select(table)).all():
-                text.append(" ".join(v.hex() if isinstance(v, bytes) else str(v) for v in row))
-    db.dispose()
-    return "\n".join(text)
 
 
 def test_withdraw_removes_hashes_but_keeps_one_another_active_case_holds(client, database_url):
@@ -167,30 +136,6 @@ def test_add_hashes_to_a_case(client, database_url):
     late = client.post(f"/v1/cases/{body['case_ref']}/hashes", headers=auth(body["token"]),
                        json={"hashes": [pdq(Q0291)]})
     assert late.status_code == 409 and late.json()["error"]["code"] == "case_withdrawn"
-
-
-BAD_BODIES = {
-    "not hex": ({"pathway": "adult", "hashes": [pdq("zz")]}, "pdq_bad_format"),
-    "all zeros": ({"pathway": "adult", "hashes": [pdq("0" * 64)]}, "pdq_degenerate"),
-    "all ones": ({"pathway": "adult", "hashes": [pdq("f" * 64)]}, "pdq_degenerate"),
-    "low quality": ({"pathway": "adult", "hashes": [pdq(BRIDGE, 10)]}, "pdq_low_quality"),
-    "no quality": ({"pathway": "adult", "hashes": [{"signal_type": "pdq", "value": BRIDGE}]},
-                   "pdq_quality_missing"),
-    "unknown type": ({"pathway": "adult", "hashes": [{"signal_type": "sha1", "value": "ab"}]},
-                     "unknown_signal_type"),
-    "bad md5": ({"pathway": "adult", "hashes": [{"signal_type": "video_md5", "value": "x"}]},
-                "video_md5_bad_format"),
-    "bad tmk": ({"pathway": "adult", "hashes": [{"signal_type": "video_tmk_pdqf", "value": "AAAA"}]},
-                None),
-    "unknown pathway": ({"pathway": "martian", "hashes": [pdq(BRIDGE)]}, "invalid_request"),
-    "no hashes": ({"pathway": "adult", "hashes": []}, "invalid_request"),
-    "missing hashes": ({"pathway": "adult"}, "invalid_request"),
-    "a list": ([], "invalid_request"),
-    "extra field": ({"pathway": "adult", "hashes": [pdq(BRIDGE)], "email": "a@b.c"},
-                    "invalid_request"),
-    "quality out of range": ({"pathway": "adult", "hashes": [pdq(BRIDGE, 101)]}, "invalid_request"),
-    "too many": ({"pathway": "adult", "hashes": [pdq(BRIDGE)] * 501}, "too_many_hashes"),
-}
 
 
 @pytest.mark.parametrize("name", BAD_BODIES)

@@ -15,7 +15,7 @@ import pytest
 
 from api.settings import Settings
 from partners import review
-from tests.partner_helpers import bearer, new_case, pull_all
+from tests.helpers import bearer, new_case, pull_all
 
 BUDGET = 5  # per partner per day, small so the tests are quick
 
@@ -153,7 +153,7 @@ def test_the_operator_sees_who_and_decides_in_bulk_from_the_cli(client, app, mak
                                                                  settings):
     from typer.testing import CliRunner
 
-    from tests.test_partner_api import _cli
+    from tests.helpers import cli_app
 
     listed = values(8, seed=7)
     new_case(client, listed)
@@ -163,7 +163,7 @@ def test_the_operator_sees_who_and_decides_in_bulk_from_the_cli(client, app, mak
     dispute(client, second, listed)
     env = {"HASHGUARD_DATA_DIR": str(settings.data_dir)}
     url = ["--database-url", settings.database_url]
-    run = lambda *args: CliRunner().invoke(_cli(), [*args, *url], env=env)  # noqa: E731
+    run = lambda *args: CliRunner().invoke(cli_app(), [*args, *url], env=env)  # noqa: E731
     shown = run("review", "list")
     assert shown.exit_code == 0, shown.output
     lines = shown.stdout.splitlines()

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from store.models import Feedback
 from tests.hashes import BRIDGE
-from tests.partner_helpers import bearer, new_case
+from tests.helpers import bearer, new_case
 
 ODD_TAGS = ["nul\x00byte", "\ud800", "\u202eevil", "\U0001f600", "a" * 64, "free text here"]
 

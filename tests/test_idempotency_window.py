@@ -27,7 +27,8 @@ from store.db import Database
 from store.models import Case
 from store.secrets import new_secret_token, verifier
 from tests.hashes import BRIDGE, Q0122, pdq
-from tests.test_cases_api import auth, shared_set, submit
+from tests.helpers import auth, shared_set, submit
+
 
 def new_idempotency_key() -> str:
     return secrets.token_urlsafe(32)  # as the CLI makes them (hashing/client.py)

@@ -3,7 +3,6 @@ index its module names, kept current from a real change log (PostgreSQL and SQLi
 merge never holds up lookups (issue 20, bug 5)."""
 from __future__ import annotations
 
-import hashlib
 import random
 import threading
 import time
@@ -15,10 +14,8 @@ from hashing.signals import SIGNAL_TYPES, pdq, video_md5, video_sha256, video_tm
 from partners import pdq_index
 from partners.match_index import INDEX_CLASSES, MatchIndex, index_class
 from partners.pdq_index import PdqIndex
-from store import changelog
 from store.db import Database
-from store.models import Hash
-from tests.test_tmk import wire
+from tests.helpers import catch_up, share, unshare, wire
 
 ADULT, MINOR = "adult", "under18_at_capture"
 # Two encodings of the same clip (they match) and another clip (it does not): the TMK authors'
@@ -36,29 +33,6 @@ def near(rng: random.Random, value: str, distance: int) -> str:
     for bit in rng.sample(range(256), distance):
         number ^= 1 << bit
     return f"{number:064x}"
-
-
-def share(db: Database, hashes: list[tuple[str, str]], pathway: str = ADULT) -> list[int]:
-    """Store the (signal_type, value) hashes and share them under `pathway`, as a submit does:
-    the change log gets one `add` per hash."""
-    with db.transaction() as session:
-        rows = [Hash(signal_type=t, value=v,
-                     digest=hashlib.sha256(f"{t}:{v}".encode()).digest()) for t, v in hashes]
-        session.add_all(rows)
-        session.flush()
-        ids = [row.id for row in rows]
-        changelog.share_many(session, ids, pathway)
-    return ids
-
-
-def unshare(db: Database, ids: list[int], pathway: str = ADULT) -> None:
-    with db.transaction() as session:
-        changelog.unshare_many(session, ids, pathway)
-
-
-def catch_up(db: Database, index: MatchIndex) -> None:
-    with db.read() as session:
-        index.catch_up(session)
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from PIL import Image
 
 from hashing.signals import pdq
 from hashing.signals.base import UnusableMedia
-from partners.match_index import MatchIndex
 from partners import pdq_buckets, pdq_index, pdq_layout
+from partners.match_index import MatchIndex
 from partners.pdq_buckets import build_slot
 from partners.pdq_index import PdqIndex
 from partners.pdq_layout import SLOT_BITS, SLOT_FLIPS, SLOT_START, hex_of
@@ -521,7 +521,7 @@ def test_a_burst_of_adds_waits_for_merges_instead_of_growing_the_delta(monkeypat
 
 def test_match_index_catch_up_keeps_pdq_exact_and_the_interface(database_url):
     # On the real store (it read a list posing as a session before catch-up read bounded pages).
-    from tests.test_match_dispatch import share, unshare
+    from tests.helpers import share, unshare
 
     rng = random.Random(4)
     a, b = random_value(rng), random_value(rng)

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from hashing.signals import pdq
 from tests.hashes import BRIDGE, BRIDGE_CPP, C_PNG, MD5, Q0122, Q0291
-from tests.partner_helpers import bearer, new_case, pull_all, replay, withdraw
+from tests.helpers import bearer, cli_app, new_case, pull_all, replay, withdraw
 
 
 def test_partners_see_only_the_pathways_they_are_entitled_to(client, make_partner):
@@ -84,34 +84,27 @@ def test_requests_without_a_valid_key_get_401(client, make_partner, headers):
 def test_a_revoked_key_fails_on_its_next_request(client, app, make_partner, settings):
     key = make_partner("leaky", "adult")
     assert client.get("/v1/partner/hashes", headers=bearer(key)).status_code == 200
-    result = CliRunner().invoke(_cli(), ["partners", "keys", "revoke", "leaky", "--all",
+    result = CliRunner().invoke(cli_app(), ["partners", "keys", "revoke", "leaky", "--all",
                                          "--database-url", settings.database_url],
                                 env={"HASHGUARD_DATA_DIR": str(settings.data_dir)})
     assert result.exit_code == 0, result.output
     assert client.get("/v1/partner/hashes", headers=bearer(key)).status_code == 401
 
 
-def _cli():
-    from hashing.cli import _load_plugins, app
-
-    _load_plugins()
-    return app
-
-
 def test_partner_cli_creates_keys_that_work(client, settings):
     env = {"HASHGUARD_DATA_DIR": str(settings.data_dir)}
     url = ["--database-url", settings.database_url]
     runner = CliRunner()
-    added = runner.invoke(_cli(), ["partners", "add", "cliplat", "--pathways", "adult"] + url, env=env)
+    added = runner.invoke(cli_app(), ["partners", "add", "cliplat", "--pathways", "adult"] + url, env=env)
     assert added.exit_code == 0, added.output
-    created = runner.invoke(_cli(), ["partners", "keys", "create", "cliplat"] + url, env=env)
+    created = runner.invoke(cli_app(), ["partners", "keys", "create", "cliplat"] + url, env=env)
     assert created.exit_code == 0, created.output
     key = created.stdout.strip().splitlines()[-1]
     assert key.startswith("hgp_") and len(key) > 40
     assert client.get("/v1/partner/hashes", headers=bearer(key)).status_code == 200
-    listed = runner.invoke(_cli(), ["partners", "list"] + url, env=env)
+    listed = runner.invoke(cli_app(), ["partners", "list"] + url, env=env)
     assert "cliplat" in listed.stdout and "active keys: 1" in listed.stdout
-    bad = runner.invoke(_cli(), ["partners", "add", "x", "--pathways", "teen"] + url, env=env)
+    bad = runner.invoke(cli_app(), ["partners", "add", "x", "--pathways", "teen"] + url, env=env)
     assert bad.exit_code == 1
 
 
@@ -157,10 +150,10 @@ def test_disputed_hash_is_quarantined_then_reviewed(client, make_partner, settin
     assert pull_all(client, keys[0], cursor)[0] == []
     env = {"HASHGUARD_DATA_DIR": str(settings.data_dir)}
     url = ["--database-url", settings.database_url]
-    listed = CliRunner().invoke(_cli(), ["review", "list"] + url, env=env)
+    listed = CliRunner().invoke(cli_app(), ["review", "list"] + url, env=env)
     hash_id = listed.stdout.split("\t")[0]
     assert BRIDGE in listed.stdout and f"disputes: {len(keys)}" in listed.stdout
-    restored = CliRunner().invoke(_cli(), ["review", "restore", hash_id] + url, env=env)
+    restored = CliRunner().invoke(cli_app(), ["review", "restore", hash_id] + url, env=env)
     assert restored.exit_code == 0, restored.output
     entries, _ = pull_all(client, keys[0], cursor)
     assert [(e["op"], e["value"]) for e in entries] == [("add", BRIDGE)]
@@ -237,13 +230,13 @@ def test_operator_denylist_keeps_a_benign_hash_out_even_when_submitted(client, m
     url = ["--database-url", settings.database_url]
     new_case(client, [C_PNG])
     _, cursor = pull_all(client, key)
-    denied = CliRunner().invoke(_cli(), ["review", "deny", "pdq", C_PNG] + url, env=env)
+    denied = CliRunner().invoke(cli_app(), ["review", "deny", "pdq", C_PNG] + url, env=env)
     assert denied.exit_code == 0, denied.output
     entries, cursor = pull_all(client, key, cursor)
     assert [(e["op"], e["value"]) for e in entries] == [("remove", C_PNG)]
-    CliRunner().invoke(_cli(), ["review", "deny", "pdq", Q0291] + url, env=env)
+    CliRunner().invoke(cli_app(), ["review", "deny", "pdq", Q0291] + url, env=env)
     new_case(client, [Q0291, BRIDGE])  # a benign value never reaches partners
     entries, _ = pull_all(client, key, cursor)
     assert [(e["op"], e["value"]) for e in entries] == [("add", BRIDGE)]
-    bad = CliRunner().invoke(_cli(), ["review", "deny", "pdq", "zz"] + url, env=env)
+    bad = CliRunner().invoke(cli_app(), ["review", "deny", "pdq", "zz"] + url, env=env)
     assert bad.exit_code == 1

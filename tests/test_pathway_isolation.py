@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 
 from tests.hashes import BRIDGE, C_PNG, Q0122, Q0291
-from tests.partner_helpers import bearer, new_case, pull_all
-from tests.test_webhooks import Receiver, _register
+from tests.helpers import Receiver, bearer, new_case, pull_all, register_webhook
 
 
 def interleaved(client):
@@ -55,7 +54,7 @@ def test_stopncii_page_tokens_count_only_what_the_partner_received(client, make_
 def test_webhooks_count_only_the_partners_pathway(client, make_partner, settings):
     receiver = Receiver()
     make_partner("hooked", "adult")
-    _register(settings, "hooked", receiver.url)
+    register_webhook(settings, "hooked", receiver.url)
     new_case(client, [BRIDGE], pathway="adult")
     new_case(client, [C_PNG], pathway="under18_at_capture")
     new_case(client, [Q0122], pathway="under18_at_capture")

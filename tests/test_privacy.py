@@ -17,7 +17,7 @@ from sqlalchemy import inspect
 
 from store.db import make_engine
 from tests.hashes import BRIDGE, C_PNG, Q0122
-from tests.test_cases_api import database_dump
+from tests.helpers import database_dump
 
 UA = "PrivacyProbe/1.0 unique-ua-7731"
 ADDRESS = "203.0.113.77"

@@ -13,7 +13,7 @@ from store import cases as store_cases
 from store import changelog
 from store.db import Database
 from store.models import Hash, SharedHash
-from tests.partner_helpers import bearer, pull_all, replay
+from tests.helpers import bearer, pull_all, replay
 
 
 def random_pdq(rng: random.Random) -> str:

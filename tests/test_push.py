@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.hashes import BRIDGE, C_PNG
-from tests.partner_helpers import bearer, new_case, pull_all
+from tests.helpers import bearer, new_case, pull_all
 
 
 def test_long_poll_returns_when_a_submit_commits(client, make_partner):

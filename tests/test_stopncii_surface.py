@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.hashes import BRIDGE, C_PNG, MD5, Q0122
-from tests.partner_helpers import bearer, new_case, withdraw
+from tests.helpers import bearer, new_case, withdraw
 
 stopncii = pytest.importorskip("threatexchange.exchanges.clients.stopncii.api")
 

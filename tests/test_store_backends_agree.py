@@ -24,7 +24,7 @@ from store import cases as store_cases
 from store import migrate
 from store.db import Database
 from store.models import PATHWAYS, Case
-from tests.conftest import _admin, _pg_url
+from tests.helpers import admin_connection, pg_url
 
 # A small pool, so that sequences keep meeting the same values (duplicates, re-shares, a value
 # in two pathways, a withdrawn value still held by another case).
@@ -122,10 +122,10 @@ def backends(tmp_path_factory, request):
     fresh for each example)."""
     template, created = request.getfixturevalue("postgres_template")
     name = f"hashguard_agree_{uuid.uuid4().hex[:8]}"
-    with _admin() as conn:
+    with admin_connection() as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     created.append(name)
-    postgres = Database(_pg_url(name))
+    postgres = Database(pg_url(name))
     sqlite_template = tmp_path_factory.mktemp("agree") / "template.db"
     migrate.upgrade(f"sqlite:///{sqlite_template}")
     yield postgres, sqlite_template

@@ -18,7 +18,6 @@ from store.db import Database
 from store.models import Case, CaseHash, ChangeLogEntry, Hash, SharedHash
 from store.submit_batcher import _Pending
 
-
 # Group commit is the PostgreSQL write path (SQLite has one writer and no batches).
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 

@@ -16,7 +16,7 @@ from api.errors import error_response
 from api.submit_shortcut import SubmitShortcut
 from tests.asgi_direct import call
 from tests.hashes import BRIDGE, Q0122
-from tests.test_cases_api import BAD_BODIES, pdq
+from tests.helpers import BAD_BODIES, pdq
 
 KEY = "9f3c1b7e5a2d48c6b0e4a7d1c3f5e829"  # random (api/idempotency_keys.py)
 

@@ -23,6 +23,7 @@ import pytest
 from hashing.signals import video_tmk_pdqf as tmk
 from hashing.signals.base import InvalidHash, Signal, UnusableMedia
 from hashing.signals.tmk_format import HEADER_SIZE, TMKFeatures
+from tests.helpers import wire
 
 TMK_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "tmk"
 SAMPLES = [
@@ -57,10 +58,6 @@ def sample(name: str, ext: str) -> Path:
 
 def tmk_bytes(name: str) -> bytes:
     return sample(name, "tmk").read_bytes()
-
-
-def wire(name: str) -> str:
-    return base64.b64encode(tmk_bytes(name)).decode("ascii")
 
 
 def _ids(pairs):

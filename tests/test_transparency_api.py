@@ -13,7 +13,7 @@ from api.app import create_app
 from partner_tools.transparency import verify_tree_head
 from partners import transparency
 from store import merkle
-from tests.partner_helpers import bearer, new_case, pull_all, withdraw
+from tests.helpers import bearer, new_case, pull_all, withdraw
 from txlog.entry import entry_leaf_hash
 from txlog.head import SignedTreeHead, b64decode
 from txlog.proof import verify_consistency, verify_inclusion

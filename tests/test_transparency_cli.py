@@ -11,7 +11,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from tests.partner_helpers import new_case
+from tests.helpers import new_case
 
 
 def verify(server: str, state_file, *extra: str):

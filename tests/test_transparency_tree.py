@@ -223,6 +223,7 @@ def test_stored_tree_grown_in_uneven_batches_proves_like_the_rfc(database_url):
         assert frontier_again.root() == frontier.root()
         # Subtrees below MIN_STORED_LEVEL are hashed from their leaves, never stored.
         from sqlalchemy import func, select
+
         from store.transparency_models import TransparencyNode
         levels = session.execute(select(TransparencyNode.level, func.count())
                                  .group_by(TransparencyNode.level)).all()

@@ -11,7 +11,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from partner_tools.transparency import Outcome, Verifier, VerifierState, check_pulled_entries
+from partner_tools.transparency import (
+    Outcome,
+    Verifier,
+    VerifierState,
+    check_pulled_entries,
+)
 from txlog.compact import Frontier, root_of_leaf_hashes
 from txlog.entry import entry_commitment, entry_leaf_hash
 from txlog.errors import InconsistencyError, VerificationError

@@ -2,57 +2,14 @@
 blocking a submit; forged, stale and replayed deliveries are rejected by that verifier."""
 from __future__ import annotations
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from typer.testing import CliRunner
 
 from partner_tools.webhook import ReplayGuard, WebhookRejected, verify
 from partners.webhooks import WebhookSigner
 from tests.hashes import BRIDGE, C_PNG
-from tests.partner_helpers import new_case
-
-
-class Receiver:
-    """A partner's webhook endpoint on loopback that records deliveries."""
-
-    def __init__(self, answers=(200,), delay=0.0):
-        self.deliveries, self.answers, self.delay = [], list(answers), delay
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.deliveries.append((time.monotonic(), dict(self.headers), body))
-                time.sleep(receiver.delay)
-                status = receiver.answers.pop(0) if len(receiver.answers) > 1 else receiver.answers[0]
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def wait_for(self, count, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while len(self.deliveries) < count and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self.deliveries
-
-
-def _register(settings, name, url):
-    from hashing.cli import _load_plugins, app
-
-    _load_plugins()
-    result = CliRunner().invoke(app, ["partners", "webhook", name, url, "--database-url",
-                                      settings.database_url],
-                                env={"HASHGUARD_DATA_DIR": str(settings.data_dir)})
-    assert result.exit_code == 0, result.output
+from tests.helpers import Receiver, new_case, register_webhook
 
 
 def test_the_signer_and_the_partners_verifier_share_one_wire_contract():
@@ -69,7 +26,7 @@ def test_the_signer_and_the_partners_verifier_share_one_wire_contract():
 def test_submit_wakes_the_partner_with_a_verifiable_signed_webhook(client, make_partner, settings):
     receiver = Receiver()
     make_partner("hooked", "adult")
-    _register(settings, "hooked", receiver.url)
+    register_webhook(settings, "hooked", receiver.url)
     public_key = client.get("/.well-known/hashguard-webhook-key").json()["public_key"]
     new_case(client, [BRIDGE])
     submitted = time.monotonic()
@@ -86,7 +43,7 @@ def test_failed_deliveries_are_retried_and_logged(client, make_partner, settings
 
     receiver = Receiver(answers=(500, 200))
     make_partner("flaky", "adult")
-    _register(settings, "flaky", receiver.url)
+    register_webhook(settings, "flaky", receiver.url)
     new_case(client, [C_PNG])
     receiver.wait_for(2, timeout=15)
     time.sleep(0.2)
@@ -99,7 +56,7 @@ def test_failed_deliveries_are_retried_and_logged(client, make_partner, settings
 def test_a_hanging_webhook_never_slows_a_submit(client, make_partner, settings):
     receiver = Receiver(delay=3.0)
     make_partner("slow", "adult")
-    _register(settings, "slow", receiver.url)
+    register_webhook(settings, "slow", receiver.url)
     new_case(client, [BRIDGE])
     receiver.wait_for(1)
     started = time.monotonic()

@@ -20,7 +20,7 @@ import httpx
 import psycopg
 
 from store import migrate
-from tests.conftest import ADMIN_URL, _pg_url
+from tests.helpers import ADMIN_URL, pg_url
 
 HASHGUARD = Path(sys.executable).with_name("hashguard")
 # Fixed so that restarts verify the tokens and keys made before them (never use for real data).
@@ -49,7 +49,7 @@ def throwaway_postgres(prefix: str):
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        url = _pg_url(name)
+        url = pg_url(name)
         migrate.upgrade(url)
         yield url
     finally:

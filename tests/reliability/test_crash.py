@@ -29,7 +29,7 @@ from sqlalchemy import select
 from store import changelog
 from store.db import Database
 from store.models import CASE_ACTIVE, Case, CaseHash, ChangeLogEntry, Hash, SharedHash
-from tests.partner_helpers import replay
+from tests.helpers import replay
 from tests.reliability.server import (
     ServerProcess,
     add_partner,

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from tests.partner_helpers import bearer, new_case
+from tests.helpers import bearer, new_case
 from tests.reliability.asgi import send_concurrently
 from tests.reliability.server import random_pdq
 

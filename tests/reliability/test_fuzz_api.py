@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from schemathesis.config import SchemathesisConfig
-from hypothesis import HealthCheck, Phase, settings as hypothesis_settings
+from hypothesis import HealthCheck, Phase
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -30,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 
 from api.settings import Settings
 from store import migrate
-from tests.partner_helpers import bearer, new_case
+from tests.helpers import bearer, new_case
 from tests.reliability.server import random_pdq
 
 CONTRACT = Path(__file__).resolve().parents[2] / "openapi.yaml"

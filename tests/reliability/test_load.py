@@ -4,9 +4,9 @@ resident memory that stays flat after a warm-up (growth < 10 %)."""
 from __future__ import annotations
 
 import random
-from collections import Counter
 import threading
 import time
+from collections import Counter
 
 import httpx
 import pytest

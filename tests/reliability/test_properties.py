@@ -13,7 +13,8 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings as hypothesis_settings
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -24,7 +25,7 @@ from partners import admin
 from partners.errors import ServiceError
 from partners.feed import format_cursor, parse_cursor
 from store.models import Hash, SharedHash
-from tests.partner_helpers import bearer, replay
+from tests.helpers import bearer, replay
 from tests.reliability.asgi import send_concurrently
 from tests.reliability.server import random_pdq
 

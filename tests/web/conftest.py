@@ -11,77 +11,19 @@
 """
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("HASHGUARD_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # CI runs as root, where Chromium's sandbox cannot start
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-]
-ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-SCREENSHOTS = ARTIFACTS / "screenshots"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def running_server(data_dir: Path, **settings: str):
-    """`hashguard serve` on a free loopback port with SQLite in `data_dir`; yields its base URL.
-    `settings` become HASHGUARD_<NAME> environment variables (e.g. max_hashes_per_request)."""
-    port = _free_port()
-    exe = Path(sys.executable).with_name("hashguard")
-    env = {**os.environ, "HASHGUARD_DATA_DIR": str(data_dir)}
-    env.pop("HASHGUARD_DATABASE_URL", None)
-    env.update({f"HASHGUARD_{name.upper()}": str(value) for name, value in settings.items()})
-    log = open(data_dir / "server.log", "wb")
-    server = subprocess.Popen(
-        [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--database-url", f"sqlite:///{data_dir / 'hashguard.db'}"],
-        cwd=data_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("hashguard serve did not start:\n"
-                                     + (data_dir / "server.log").read_text(errors="replace"))
-            time.sleep(0.1)
-        yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+from tests.web.helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DESKTOP,
+    SCREENSHOTS,
+    artifacts_dir,
+    running_server,
+)
 
 
 @pytest.fixture(scope="session")
@@ -109,13 +51,6 @@ def browser(playwright_instance):
     browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield browser
     browser.close()
-
-
-def artifacts_dir() -> Path:
-    """test-artifacts/, which ignores itself in git: a test run leaves no untracked files."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / ".gitignore").write_text("*\n")
-    return ARTIFACTS
 
 
 @pytest.fixture(scope="session")
@@ -196,29 +131,3 @@ def image_set(tmp_path_factory) -> list[Path]:
     return make_image_set(tmp_path_factory.mktemp("image-set"))
 
 
-def wait_until(page, expression: str, timeout: float = 60.0, interval: float = 0.05):
-    """Poll a JS expression until truthy. (Playwright's wait_for_function evaluates strings with
-    eval, which the page's CSP forbids, as it should.)"""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = page.evaluate(expression)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for: {expression}")
-        time.sleep(interval)
-
-
-def wait_for_hashes(page, count: int, timeout: float = 120.0):
-    """Wait until `count` files are listed and none is still being hashed."""
-    wait_until(page, "document.querySelectorAll('#file-list li.file').length === %d && "
-                     "!document.querySelector('#file-list li.file[data-status=hashing]')" % count,
-               timeout=timeout)
-
-
-def node_available() -> str:
-    node = shutil.which("node")
-    if not node:
-        pytest.fail("the web tests need Node.js (apt-get install nodejs; `make test` installs it)",
-                    pytrace=False)
-    return node

@@ -21,7 +21,7 @@ import numpy as np
 from hashing.media import load_canonical_image
 from hashing.signals.pdq import distance, hash_array
 from tests.testdata import PDQ_DIR, require_testdata
-from tests.web.conftest import artifacts_dir, wait_for_hashes
+from tests.web.helpers import artifacts_dir, wait_for_hashes
 from tests.web.imageset import reference_images
 
 AUTHORS_BAR = 10

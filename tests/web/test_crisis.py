@@ -18,7 +18,13 @@ from pathlib import Path
 import pytest
 
 from tests.testdata import PDQ_DIR, require_testdata
-from tests.web.conftest import PHONE, PROJECT_ROOT, node_available, wait_for_hashes, wait_until
+from tests.web.helpers import (
+    PHONE,
+    PROJECT_ROOT,
+    node_available,
+    wait_for_hashes,
+    wait_until,
+)
 
 WEB = PROJECT_ROOT / "web"
 HERE = Path(__file__).resolve().parent

@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 from hashing.media import load_canonical_image
 from hashing.signals.pdq import hash_array
 from tests.testdata import TMK_DIR, require_testdata
-from tests.web.conftest import PROJECT_ROOT, node_available
+from tests.web.helpers import PROJECT_ROOT, node_available
 from tests.web.imageset import reference_images
 
 HERE = Path(__file__).resolve().parent

@@ -18,16 +18,12 @@ import pytest
 from hashing.signals import pdq as pdq_signal
 from hashing.signals import video_md5, video_sha256
 from tests.testdata import PDQ_DIR, TMK_DIR, require_testdata
-from tests.web.conftest import DESKTOP, PHONE, wait_for_hashes, wait_until
+from tests.web.helpers import DESKTOP, PHONE, strings, wait_for_hashes, wait_until
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 PHOTO = PDQ_DIR / "bridge-mods" / "aaa-orig.jpg"
 VIDEO = TMK_DIR / "chair-19-sd-bar.mp4"
 LOW_QUALITY = PDQ_DIR / "misc-images" / "small.jpg"
-
-
-def strings(lang: str) -> dict:
-    return json.loads((WEB / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))
 
 
 def expected_hashes() -> list[dict]:

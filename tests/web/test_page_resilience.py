@@ -14,13 +14,11 @@ from __future__ import annotations
 import json
 import os
 
+import httpx
 import pytest
 
-import httpx
-
 from tests.testdata import PDQ_DIR, require_testdata
-from tests.web.conftest import running_server, wait_for_hashes, wait_until
-from tests.web.test_page_e2e import strings
+from tests.web.helpers import running_server, strings, wait_for_hashes, wait_until
 
 PHOTO = PDQ_DIR / "bridge-mods" / "aaa-orig.jpg"
 OTHER_PHOTO = PDQ_DIR / "bridge-mods" / "high-contrast.jpg"
