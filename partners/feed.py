@@ -63,7 +63,7 @@ def resolve_cursor(session, cursor: "Cursor | int", pathways: list[str]) -> int:
     """The partner's position a cursor stands for. Refused: a cursor past the log's head (it
     would acknowledge entries the partner never received, making it count as having pulled
     every future hash), and a cursor of the other numbering — except a decimal cursor handed
-    out before per-pathway positions began (migration 0009), which continues where it was."""
+    out before per-pathway positions began (migration 0008), which continues where it was."""
     if isinstance(cursor, int):  # a position this module computed (the export's loop)
         return cursor
     if cursor.value == 0 and not cursor.in_pathway_numbering:

@@ -209,7 +209,7 @@ class Dispute(Base):
 
 
 class LegacyCursorLimit(Base):
-    """One row: the last global position when per-pathway positions began (migration 0009). A
+    """One row: the last global position when per-pathway positions began (migration 0008). A
     partner entitled to one pathway may still continue from a numeric cursor it was handed before
     (a global position) up to this one; past it a numeric cursor would let it probe global
     positions, and with them the other pathway's entries, so it is refused."""

@@ -5,22 +5,25 @@ store/submit_batcher.py), so the rules must run inside the server. Why here and 
 migration: a migration is history; a newcomer looking for "what a submit does" should find it
 next to the code that calls it. This follows Alembic's "replaceable objects" recipe: each
 released version is a named constant that never changes; a migration installs one by name
-(e.g. migrations/versions/0007 installs v0007.WRITE_RULES) and its downgrade installs the previous
-one. To change a rule: copy the live version to a new module, change it, point LIVE at it, and
-add a migration that drops the old functions and installs the new ones. tests/test_store_backends_agree.py checks that the live functions in
-a migrated database are exactly LIVE, and that these rules leave the same rows and log as the
-SQLite backend's (store/backends/sqlite.py).
+(migrations/versions/0010 installs v0010.WRITE_RULES) and its downgrade installs the previous
+one. To change a rule: copy the live version to a new module, change it, point `live()` at it,
+and add a migration that drops the old functions and installs the new ones.
+tests/test_store_backends_agree.py checks that a migrated database runs exactly the live source,
+and that these rules leave the same rows and log as the SQLite backend's (sqlite.py).
 
 Each rule is written once (store/backends/__init__.py states them in words):
 - hashguard_upsert_hashes   one row per distinct hash, the best quality any submitter reported;
                             rows locked in digest order (concurrent submits cannot deadlock)
-- hashguard_share           only hashes in state 'ok' enter the shared set; each new (hash,
-                            pathway) logs an `add`, with `also_shared`
+- hashguard_share           only hashes in state 'ok', and not held back from the pathway by
+                            disputes, enter the shared set; each new (hash, pathway) logs an
+                            `add`, with `also_shared`
 - hashguard_unshare         each (hash, pathway) leaving the shared set logs a `remove`
 - hashguard_append          the change-log insert: positioned now under the append lock, or
                             left to the commit-time trigger (store/changelog.py)
 - hashguard_link_and_share  the submit: upsert, link to cases, share per pathway
-- hashguard_create_cases    a batch of new cases, then hashguard_link_and_share
+- hashguard_create_cases    a batch of new cases, each drawing a tick of the event clock, then
+                            hashguard_link_and_share
+- change_log_assign_position  the commit trigger: both positions of an entry, and its time
 
 Why the functions pass rows as arrays instead of re-reading `hashes`: PL/pgSQL keeps one plan
 per statement for the life of a connection, and a plan made while a table is small scans it

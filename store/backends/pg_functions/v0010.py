@@ -1,10 +1,9 @@
-"""Write rules 0010: 0009 with change-log times to the hour (store/backends, rule 7).
+"""Write rules 0010: the first version kept as source, installed by migrations/versions/0010.
 
-What changed from 0009: `logged_at` is drawn to the hour, like case times. To the second it
-dated each case's submission (its `add` entries), which a database dump could line up with
-request logs although the case itself says only the hour. Times still never decrease along the
-log, so a checkpoint by time (the StopNCII surface's) repeats at most the current hour's entries
-and never skips one.
+The rules in words are in store/backends/__init__.py; here each is one function (see this
+package's docstring for which). Besides the submit's functions, this version holds the commit
+trigger's `change_log_assign_position`, which draws both positions of an entry (the global one
+and its pathway's own) and its time, to the hour.
 """
 from __future__ import annotations
 

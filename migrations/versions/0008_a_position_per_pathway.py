@@ -1,39 +1,27 @@
 """Change-log entries get a position within their pathway; the trigger's function joins the source
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0008
+Revises: 0007
 
 Why (a red team's finding): a partner entitled to one pathway read global positions, so each gap
 between its entries counted the other pathway's entries, and their timing; its webhooks said the
 same. Now each entry also has `pathway_seq`, drawn from its pathway's own sequence under the same
-append lock (store/backends/pg_functions/v0009.py), and such partners read those (store/changelog.py).
+append lock (the write rules installed by 0010), and such partners read those
+(store/changelog.py).
 Existing entries are numbered in seq order per pathway; webhook delivery marks of single-pathway
 partners move to the same numbering; `legacy_cursor_limit` records the last global position, up
 to which a numeric cursor handed out before still works.
 """
-import importlib.util
-from pathlib import Path
-
 import sqlalchemy as sa
 from alembic import op
 
-from store.backends.pg_functions.v0008 import WRITE_RULES as WRITE_RULES_0008
-from store.backends.pg_functions.v0009 import WRITE_RULES as WRITE_RULES_0009
 
-revision = '0009'
-down_revision = '0008'
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
 PATHWAYS = ("adult", "under18_at_capture")
-
-
-def _revision_0003():
-    path = Path(__file__).with_name("0003_submit_in_one_round_trip.py")
-    spec = importlib.util.spec_from_file_location("hashguard_migration_0003", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def upgrade() -> None:
@@ -67,15 +55,10 @@ def upgrade() -> None:
             op.execute(f"SELECT setval('change_log_position_{pathway}', "
                        f"(SELECT coalesce(max(pathway_seq), 0) + 1 FROM change_log "
                        f"WHERE pathway = '{pathway}'), false)")
-        op.execute(WRITE_RULES_0008.drop)
-        op.execute(WRITE_RULES_0009.create)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(WRITE_RULES_0009.drop)
-        op.execute(WRITE_RULES_0008.create)
-        op.execute(_revision_0003()._ASSIGN_POSITIONS_PER_TRANSACTION)
         for pathway in PATHWAYS:
             op.execute(f"DROP SEQUENCE change_log_position_{pathway}")
     for pathway in PATHWAYS:

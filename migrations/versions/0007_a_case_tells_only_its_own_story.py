@@ -1,7 +1,7 @@
 """An event clock, so that a case's status counts only what happened after it was opened
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0007
+Revises: 0006
 
 Why (a red team's finding): an abuser who submits the image's hash in a fresh case read
 `pulled: 3, removed: 1` from its status — the victim's earlier case and the platforms' reports —
@@ -16,11 +16,9 @@ this migration still counts what it counted; cases opened after it start from 2.
 import sqlalchemy as sa
 from alembic import op
 
-from store.backends.pg_functions.v0007 import WRITE_RULES as WRITE_RULES_0007
-from store.backends.pg_functions.v0008 import WRITE_RULES as WRITE_RULES_0008
 
-revision = '0008'
-down_revision = '0007'
+revision = '0007'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
@@ -46,14 +44,10 @@ def upgrade() -> None:
                "(SELECT h.quality FROM hashes h WHERE h.id = case_hashes.hash_id)")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE SEQUENCE hashguard_events START 2")
-        op.execute(WRITE_RULES_0007.drop)
-        op.execute(WRITE_RULES_0008.create)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(WRITE_RULES_0008.drop)
-        op.execute(WRITE_RULES_0007.create)
         op.execute("DROP SEQUENCE hashguard_events")
     for table, column in (("feedback", "reported_event"), ("partners", "acknowledged_event"),
                           ("case_hashes", "quality"), ("cases", "opened_event")):

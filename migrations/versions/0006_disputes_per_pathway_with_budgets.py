@@ -1,14 +1,14 @@
 """Disputes per pathway, with a life of their own (acting, queued, overruled, upheld)
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0006
+Revises: 0005
 
 Why (a red team's findings): two adult-only partners emptied the whole list with one request
 each, their disputes also took hashes out of the under-18 list, and a restored hash went straight
 back into quarantine when the same partners posted again. Quarantine was one global state per
 hash, counted from every `not_violating` ever reported. Now:
 - `hashes.held_pathways`: the pathways disputes keep a hash out of (NULL: none); the write
-  rules (store/backends/pg_functions/v0007.py) leave a hash out of a pathway it is held from;
+  rules (store/backends, rule 2) leave a hash out of a pathway it is held from;
 - `disputes`: one row per (partner, hash, pathway), whose state says whether it counts.
 Existing quarantined hashes become `ok` and held from every pathway, their disputes `acting`,
 so the operator's queue is what it was.
@@ -16,11 +16,9 @@ so the operator's queue is what it was.
 import sqlalchemy as sa
 from alembic import op
 
-from store.backends.pg_functions.v0006 import WRITE_RULES as WRITE_RULES_0006
-from store.backends.pg_functions.v0007 import WRITE_RULES as WRITE_RULES_0007
 
-revision = '0007'
-down_revision = '0006'
+revision = '0006'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
@@ -54,15 +52,9 @@ def upgrade() -> None:
             f"JOIN partners p ON p.id = f.partner_id "
             f"WHERE f.action = 'not_violating' AND h.held_pathways IS NOT NULL "
             f"AND (',' || p.pathways || ',') LIKE '%,{pathway},%'")
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(WRITE_RULES_0006.drop)
-        op.execute(WRITE_RULES_0007.create)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(WRITE_RULES_0007.drop)
-        op.execute(WRITE_RULES_0006.create)
     op.execute("UPDATE hashes SET state = 'quarantined' WHERE held_pathways IS NOT NULL "
                "AND state = 'ok'")
     op.drop_index("ix_disputes_partner_state_time", "disputes")
