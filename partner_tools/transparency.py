@@ -127,7 +127,7 @@ class TreeState:
     entries_last_position: int = 0  # the pathway_seq of the last recomputed leaf
 
     @classmethod
-    def from_json(cls, body: dict) -> "TreeState":
+    def from_json(cls, body: dict) -> TreeState:
         state = cls(
             head=SignedTreeHead.from_json(body["head"]) if body.get("head") else None,
             entries_size=int(body.get("entries_size", 0)),
@@ -154,7 +154,7 @@ class VerifierState:
     trees: dict[str, TreeState] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path) -> "VerifierState":
+    def load(cls, path: Path) -> VerifierState:
         """Raises StateFileError unless the whole file is well-formed, the frontiers included
         (found only later, it would be mistaken for something else: bug fixed in issue 20), and
         LegacyStateFileError for a file of the retired single tree."""
@@ -163,7 +163,7 @@ class VerifierState:
         try:
             body = json.loads(path.read_text())
             if not isinstance(body, dict):
-                raise ValueError("not a JSON object")
+                raise TypeError("not a JSON object")
             if "version" not in body and "head" in body:
                 raise LegacyStateFileError(path)
             if body.get("version") != STATE_VERSION:

@@ -28,7 +28,13 @@ from store.transparency_models import (
 )
 from txlog.compact import Frontier, frontier_keys
 from txlog.entry import COMMITMENT_CONTEXT, NONCE_BYTES, entry_commitment, leaf_bytes
-from txlog.proof import NodeLookup, consistency_proof, inclusion_path, needed_nodes, range_hash
+from txlog.proof import (
+    NodeLookup,
+    consistency_proof,
+    inclusion_path,
+    needed_nodes,
+    range_hash,
+)
 from txlog.rfc6962 import leaf_hash, node_hash
 
 # Subtrees below this level are not stored: a proof needing one reads its (at most 8) leaves

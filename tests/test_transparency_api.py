@@ -108,7 +108,7 @@ def test_tree_size_for_a_pull_cursor(client, app, make_partner):
     for i in range(4):
         new_case(client, [pdq(i + 1)])
         new_case(client, [pdq(100 + i)], pathway="under18_at_capture")
-    entries, cursor = pull_all(client, key)
+    entries, _ = pull_all(client, key)
     with app.state.database.read() as session:  # the builder has not run yet
         assert merkle.tree_size_for(session, "adult", entries[-1]["seq"] * 2) == 4
     catch_up(app)

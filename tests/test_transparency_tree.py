@@ -231,6 +231,7 @@ def test_stored_tree_grown_in_uneven_batches_proves_like_the_rfc(database_url):
         assert frontiers["adult"].root() != frontiers["under18_at_capture"].root()
         # Subtrees below MIN_STORED_LEVEL are hashed from their leaves, never stored.
         from sqlalchemy import func, select
+
         from store.transparency_models import TransparencyNode
         levels = session.execute(select(TransparencyNode.tree, TransparencyNode.level, func.count())
                                  .group_by(TransparencyNode.tree, TransparencyNode.level)).all()
@@ -241,6 +242,7 @@ def test_stored_tree_grown_in_uneven_batches_proves_like_the_rfc(database_url):
 
 def _nonces(session, pathway):
     from sqlalchemy import select
+
     from store.transparency_models import TransparencyLeaf
     return session.scalars(select(TransparencyLeaf.nonce)
                            .where(TransparencyLeaf.tree == merkle.tree_id(pathway))

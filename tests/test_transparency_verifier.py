@@ -23,12 +23,12 @@ from txlog.compact import Frontier, root_of_leaf_hashes
 from txlog.entry import entry_commitment, entry_leaf_hash
 from txlog.errors import InconsistencyError, VerificationError
 from txlog.head import (
-    SignedTreeHead,
     CONSISTENCY_PATH,
     ENTRIES_PATH,
     HEAD_PATH,
     KEY_PATH,
     TREES_PATH,
+    SignedTreeHead,
     b64decode,
     b64encode,
     key_id,

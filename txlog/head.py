@@ -61,7 +61,7 @@ class SignedTreeHead:
     pathway: str | None = None  # None: a v1 head of the retired single tree
 
     @classmethod
-    def from_json(cls, body: dict) -> "SignedTreeHead":
+    def from_json(cls, body: dict) -> SignedTreeHead:
         try:
             head = cls(int(body["tree_size"]), int(body["timestamp"]), b64decode(body["root_hash"]),
                        b64decode(body["signature"]), str(body["key_id"]),
