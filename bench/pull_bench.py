@@ -518,7 +518,7 @@ def main() -> int:
             if os.environ.get("HASHGUARD_TREE_BUILDER") != "0":
                 # A service in use has its transparency tree built; a first build of N entries
                 # inside the measured phases would be timed as pull cost.
-                took = wait_for_tree(server.base_url, n)
+                took = wait_for_tree(url, n)
                 print(f"transparency tree built over the loaded log in {took:.0f} s (not measured)")
 
             o = run_phase(server, key, "paged", {"page": args.page}, args.py_spy)

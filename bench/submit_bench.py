@@ -533,7 +533,7 @@ def main() -> int:
                   f"(shared, logged) + VACUUM ANALYZE in {took:.0f} s")
         with running_server(url, workers=args.workers) as server:
             if args.existing_cases and os.environ.get("HASHGUARD_TREE_BUILDER") != "0":
-                took = wait_for_tree(server.base_url, args.existing_cases * HASHES_PER_CASE)
+                took = wait_for_tree(url, args.existing_cases * HASHES_PER_CASE)
                 print(f"transparency tree caught up with the populated log in {took:.0f} s")
             print(f"server: uvicorn, {args.workers} worker(s), access log off; "
                   f"client: {CLIENTS[args.client]}, keep-alive, in a separate process (uvloop); "

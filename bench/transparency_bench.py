@@ -1,9 +1,10 @@
 """Transparency log benchmarks on PostgreSQL.
 
     python bench/transparency_bench.py tree [--entries 1000000]
-        Builds the tree over N change-log entries (bulk-loaded), then times extending it at that
-        size in small steps (what the background builder does), and serving inclusion and
-        consistency proofs at that size (store functions, and over HTTP through the app).
+        Builds the trees (one per pathway: 6/7 of the entries adult, 1/7 under-18) over N
+        change-log entries (bulk-loaded), then times extending them at that size in small steps
+        (what the background builder does), and serving inclusion and consistency proofs of the
+        adult tree at its size (store functions, and over HTTP through the app, as a partner).
     python bench/transparency_bench.py submit [--seconds 20] [--concurrency 32] [--rounds 2]
         Submit throughput with and without tree maintenance, side by side: the same app in
         alternating rounds (fresh database each), the builder on (HASHGUARD_TREE_BUILDER=1,
@@ -30,8 +31,9 @@ from _server import BENCH_SECRET, app_factory, running_server, throwaway_databas
 # --- tree: extend and prove at 1 M entries -----------------------------------------------------
 
 def bulk_load(url: str, first: int, count: int) -> None:
-    """Hashes and change-log entries first..first+count-1, seq = id (the commit-time trigger is
-    disabled for the load: this throwaway database has no concurrent writers)."""
+    """Hashes and change-log entries first..first+count-1, seq = id, every 7th under-18, and
+    pathway_seq numbered within each pathway (the commit-time trigger is disabled for the load:
+    this throwaway database has no concurrent writers)."""
     import psycopg
 
     with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
@@ -42,9 +44,10 @@ def bulk_load(url: str, first: int, count: int) -> None:
                    sha256(('d' || i)::bytea), 'ok'
             FROM generate_series(%(a)s::bigint, %(b)s::bigint) i""", {"a": first, "b": first + count - 1})
         conn.execute("""
-            INSERT INTO change_log (id, seq, op, hash_id, signal_type, value, quality, pathway,
-                                    logged_at, also_shared)
-            SELECT i, i, 'add', i, 'pdq', encode(sha256(('v' || i)::bytea), 'hex'), 100,
+            INSERT INTO change_log (id, seq, pathway_seq, op, hash_id, signal_type, value,
+                                    quality, pathway, logged_at, also_shared)
+            SELECT i, i, CASE WHEN i %% 7 = 0 THEN i / 7 ELSE i - i / 7 END, 'add', i, 'pdq',
+                   encode(sha256(('v' || i)::bytea), 'hex'), 100,
                    CASE WHEN i %% 7 = 0 THEN 'under18_at_capture' ELSE 'adult' END, 0, false
             FROM generate_series(%(a)s::bigint, %(b)s::bigint) i""", {"a": first, "b": first + count - 1})
         conn.execute("ALTER TABLE change_log ENABLE TRIGGER change_log_position_at_commit")
@@ -81,10 +84,11 @@ def tree_bench(entries: int) -> None:
         db = Database(url)
         builder = TreeBuilder(db, Ed25519PrivateKey.generate())
         t0 = time.perf_counter()
-        size = builder.catch_up()
+        sizes = builder.catch_up()
         took = time.perf_counter() - t0
-        print(f"initial build: {size:,} leaves in {took:.1f} s = {1e6 * took / size:.1f} µs/entry "
-              f"(batches of {merkle.BATCH_ENTRIES})")
+        size = sum(sizes.values())
+        print(f"initial build: {size:,} leaves ({sizes}) in {took:.1f} s = "
+              f"{1e6 * took / size:.1f} µs/entry (batches of {merkle.BATCH_ENTRIES})")
 
         # Extending at 1 M: 100 steps of 100 new entries, each step one transaction + a signed head.
         step_entries, steps = 100, 100
@@ -108,19 +112,28 @@ def tree_bench(entries: int) -> None:
         print(f"extend at {size:,}: step of 1 entry + signed head: p50 {ms(one, 50)} ms, "
               f"p99 {ms(one, 99)} ms")
 
-        size = builder.catch_up()
+        size = builder.catch_up()["adult"]  # proofs of the larger tree
         rng = random.Random(1)
         with db.read() as session:
-            incl = timed(lambda: merkle.prove_inclusion(session, rng.randrange(size), size), 500)
+            incl = timed(lambda: merkle.prove_inclusion(
+                session, "adult", rng.randrange(size), size), 500)
             cons = timed(lambda: merkle.prove_consistency(
-                session, rng.randrange(1, size), size), 500)
+                session, "adult", rng.randrange(1, size), size), 500)
         print(f"proofs at {size:,} (store functions, one read each): inclusion p50 {ms(incl, 50)} "
               f"ms p99 {ms(incl, 99)} ms; consistency p50 {ms(cons, 50)} ms p99 {ms(cons, 99)} ms")
 
+        # The trees are read with a partner key: its rate limit off, as the other benches do.
         os.environ.update(HASHGUARD_DATABASE_URL=url, HASHGUARD_SECRET=BENCH_SECRET,
+                          HASHGUARD_PARTNER_REQUESTS_PER_SECOND="1000000",
                           HASHGUARD_DATA_DIR=tempfile.mkdtemp(prefix="hashguard_bench_"))
         app = app_factory()
         client = TestClient(app)  # no lifespan: no builder thread, only the routes
+        from partners import admin
+        with app.state.database.transaction() as session:  # the trees are partners' to read
+            partner = admin.add_partner(session, "bench", ["adult"])
+            client.headers["Authorization"] = "Bearer " + admin.create_key(
+                session, partner, app.state.server_secret)
+
         def get(path, params):
             response = client.get(path, params=params)
             assert response.status_code == 200, response.text
@@ -162,7 +175,7 @@ def submit_bench(seconds: float, concurrency: int, rounds: int, warmup: float, w
                 with running_server(url, workers=workers, env={
                         "HASHGUARD_TREE_BUILDER": "1" if builder_on else "0"}) as server:
                     if builder_on:  # the tree over the populated log, built before measuring
-                        wait_for_tree(server.base_url, existing_cases * HASHES_PER_CASE)
+                        wait_for_tree(url, existing_cases * HASHES_PER_CASE)
                     outcome = run_phase(server, "submit", concurrency, warmup, seconds, "raw")
                     label = f"round {round_ + 1}, tree maintenance {'ON ' if builder_on else 'OFF'}"
                     rate = describe(label, outcome, "cases")

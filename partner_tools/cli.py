@@ -51,15 +51,24 @@ def transparency_getter(http: httpx.Client) -> verifier.Get:
     return get
 
 
+NEEDS_KEY = ("the transparency log's trees are visible only to partners, each to those "
+             "entitled to its pathway: pass your partner key with --key (or "
+             "HASHGUARD_PARTNER_KEY)")
+
+
 def verify(
     server: str = typer.Option("http://127.0.0.1:8000", "--server", envvar="HASHGUARD_SERVER",
                                help="hashguard service URL (env HASHGUARD_SERVER)."),
     state: Path = typer.Option(None, "--state",
-                               help="File keeping the last verified head (default: "
+                               help="File keeping the last verified head of each tree (default: "
                                     "~/.local/state/hashguard/transparency-HOST-PORT.json)."),
     key: str = typer.Option(None, "--key", envvar="HASHGUARD_PARTNER_KEY",
-                            help="Partner API key (env HASHGUARD_PARTNER_KEY): also recompute "
-                                 "every new entry's leaf from the entries you receive."),
+                            help="Partner API key (env HASHGUARD_PARTNER_KEY); required: the "
+                                 "trees are served to the partners of their pathway only. "
+                                 "Every new entry's leaf is recomputed from the entries."),
+    pathway: list[str] = typer.Option(None, "--pathway",
+                                      help="Verify this pathway's tree (repeatable); default: "
+                                           "every pathway the key is entitled to."),
     public_key: str = typer.Option(None, "--public-key",
                                    help="Pin the log's key (base64 raw Ed25519, as "
                                         "`hashguard transparency public-key` prints); default: "
@@ -67,8 +76,8 @@ def verify(
     full: bool = typer.Option(False, "--full", help="Recheck every entry, not only new ones."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Check the new signed tree head against the last verified one (signature, consistency
-    proof) and, with --key, that the entries hash to it. Exits 1 on any mismatch."""
+    """Check each tree's new signed head against the last verified one (signature, consistency
+    proof) and that the entries hash to it. Exits 1 on any mismatch."""
     server = _check_server(server)
     state_file = state or _default_state_file(server)
     try:
@@ -77,12 +86,15 @@ def verify(
         # reported as a bad --public-key).
         pinned = verifier.parse_public_key(public_key) if public_key else None
         remembered = verifier.VerifierState.load(state_file)
-        headers = {"Accept": "application/json"}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
+        if not key:
+            # Until migration 0011 heads were public and this verified them without a key; a
+            # head now tells a pathway's size and time, which is its partners' only.
+            _fail(NEEDS_KEY)
+        headers = {"Accept": "application/json", "Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=server, headers=headers, timeout=60) as http:
             outcome = verifier.Verifier(transparency_getter(http), remembered, pinned_key=pinned,
-                                        check_entries=bool(key), full=full).run()
+                                        check_entries=True, full=full,
+                                        pathways=pathway or None).run()
     except (verifier.PublicKeyError, verifier.StateFileError) as mistake:
         _fail(str(mistake))
     except VerificationError as failure:
@@ -90,20 +102,29 @@ def verify(
             _print_json({"ok": False, "error": str(failure), "evidence": failure.evidence()})
         _fail(f"transparency log verification FAILED: {failure}")
     remembered.save(state_file)
-    head = outcome.head
-    result = {"ok": True, "tree_size": head.tree_size, "previous_tree_size": outcome.previous_size,
-              "timestamp": head.timestamp, "root_hash": b64encode(head.root_hash),
-              "key_id": head.key_id, "entries_checked": outcome.entries_checked,
+    trees = {t.pathway: _tree_result(t) for t in outcome.trees}
+    result = {"ok": True, "trees": trees, "entries_checked": outcome.entries_checked,
               "visible_entries": outcome.visible_entries, "state": str(state_file)}
+    if len(trees) == 1:  # the single tree's fields where they were before per-pathway trees
+        result.update({k: v for k, v in next(iter(trees.values())).items()
+                       if k not in ("entries_checked", "visible_entries")})
     if as_json:
         _print_json(result)
         return
-    since = ("first verified head" if outcome.previous_size is None
-             else f"consistent with the verified tree of {outcome.previous_size} entries")
-    print(f"ok: tree of {head.tree_size} entries, root {result['root_hash']} ({since})")
-    if key:
-        print(f"entries recomputed: {outcome.entries_checked} "
-              f"({outcome.visible_entries} of your pathways in full)")
+    for tree in outcome.trees:
+        since = ("first verified head" if tree.previous_size is None
+                 else f"consistent with the verified tree of {tree.previous_size} entries")
+        print(f"ok: {tree.pathway} tree of {tree.head.tree_size} entries, root "
+              f"{trees[tree.pathway]['root_hash']} ({since}); entries recomputed: "
+              f"{tree.entries_checked}")
+
+
+def _tree_result(tree: verifier.TreeOutcome) -> dict:
+    head = tree.head
+    return {"tree_size": head.tree_size, "previous_tree_size": tree.previous_size,
+            "timestamp": head.timestamp, "root_hash": b64encode(head.root_hash),
+            "key_id": head.key_id, "entries_checked": tree.entries_checked,
+            "visible_entries": tree.visible_entries}
 
 
 def register(app: typer.Typer) -> None:

@@ -111,8 +111,12 @@ class PageRows:
     rows: list
     next_cursor: int  # the partner's position
     has_more: bool
-    tree_size: int  # the transparency log size this page reflects (partners/transparency.py)
+    tree_size: int  # the partner's transparency tree size this page reflects (see tree_sizes)
     cursor_text: str  # next_cursor as the partner receives it (format_cursor)
+    # Per pathway of the partner: the size of that pathway's tree this page reflects
+    # (partners/transparency.py). `tree_size` is the only one's for a partner entitled to one
+    # pathway, and their sum (leaves up to the cursor) for one entitled to several.
+    tree_sizes: dict[str, int]
 
 
 def read_page(database, partner_id: int, pathways: list[str], cursor: "Cursor | int",
@@ -125,11 +129,12 @@ def read_page(database, partner_id: int, pathways: list[str], cursor: "Cursor | 
         last = rows[-1] if rows else None
         next_cursor = last.seq if last else position
         log_seq = last.log_seq if last else changelog.log_seq_at(session, position, pathways)
-        tree_size = transparency.tree_size_for(session, log_seq)
+        tree_sizes = transparency.tree_sizes_for(session, pathways, log_seq)
     # What the partner is sent, not the cursor it came with: acknowledging only the latter left
     # the newest hashes of a quiet feed never counted as pulled.
     acknowledge(database, partner_id, log_seq)
-    return PageRows(rows, next_cursor, has_more, tree_size, format_cursor(next_cursor, pathways))
+    return PageRows(rows, next_cursor, has_more, sum(tree_sizes.values()),
+                    format_cursor(next_cursor, pathways), tree_sizes)
 
 
 def page(database, partner_id: int, pathways: list[str], cursor, limit: int,
@@ -138,7 +143,7 @@ def page(database, partner_id: int, pathways: list[str], cursor, limit: int,
     result = read_page(database, partner_id, pathways, cursor, limit, max_bytes)
     return {"entries": [entry_record(r) for r in result.rows],
             "next_cursor": result.cursor_text, "has_more": result.has_more,
-            "tree_size": result.tree_size}
+            "tree_size": result.tree_size, "tree_sizes": result.tree_sizes}
 
 
 # Entries rendered straight from row tuples, without a dict or json.dumps per entry (together
@@ -153,8 +158,10 @@ def _entry_json(row) -> str:
 def render_json(result: PageRows) -> bytes:
     entries = ",".join(_entry_json(r) for r in result.rows)
     has_more = "true" if result.has_more else "false"
+    sizes = ",".join(f'"{p}":{n}' for p, n in result.tree_sizes.items())  # pathway names: fixed
     return (f'{{"entries":[{entries}],"next_cursor":"{result.cursor_text}",'
-            f'"has_more":{has_more},"tree_size":{result.tree_size}}}').encode()
+            f'"has_more":{has_more},"tree_size":{result.tree_size},'
+            f'"tree_sizes":{{{sizes}}}}}').encode()
 
 
 def render_ndjson(result: PageRows) -> bytes:

@@ -23,8 +23,14 @@ class Page(BaseModel):
     entries: list[Entry]
     next_cursor: str = Field(description="Pass back as `cursor`; opaque")
     has_more: bool
-    tree_size: int = Field(description="Size of the transparency log (GET /v1/transparency/head) "
-                                       "that covers every entry up to next_cursor")
+    tree_size: int = Field(description="Size of the partner's transparency tree (GET "
+                                       "/v1/transparency/head) that covers every entry up to "
+                                       "next_cursor; for a partner entitled to several pathways, "
+                                       "the sum of tree_sizes")
+    tree_sizes: dict[str, int] = Field(description="Per pathway of the partner: the size of that "
+                                                   "pathway's tree (GET /v1/transparency/head?"
+                                                   "pathway=...) covering every entry up to "
+                                                   "next_cursor")
 
 
 # What a partner may say about a hash besides its action: words from this vocabulary, never free

@@ -1,6 +1,12 @@
 """The transparency log's service side: the signing key, the background tree builder, and the
-public endpoints (signed tree head, inclusion and consistency proofs, the well-known public key)
-plus the partner-only entries endpoint that lets a partner recompute the leaves.
+endpoints: the well-known public key (public), and for partners the signed tree head, inclusion
+and consistency proofs, and the entries that let a partner recompute the leaves.
+
+One tree per pathway, each served only to partners entitled to its pathway (`pathway` query
+parameter; without it, a partner entitled to one pathway gets that one's tree). Heads were public
+when there was one tree; they are not any more: a head tells a tree's size and time, and a public
+head of the under-18 tree would let anyone, an adult-only partner included, count and time the
+under-18 list (issue 21; README "Transparency log" says which principle wins and why).
 
 `install(app)` wires all of it into an app: the routes, and the builder started and stopped with
 the app's lifespan; its settings are the app's (api/settings.py: HASHGUARD_TRANSPARENCY_KEY,
@@ -24,11 +30,11 @@ from sqlalchemy import text
 from partners.auth import AuthenticatedPartner, authenticate
 from partners.errors import ServiceError, error_responses
 from store import changelog, merkle
+from store.models import PATHWAYS
 from store.secret_file import read_or_create
 from store.secrets import decode_secret
 from txlog import head as tlog
 from txlog.compact import Frontier
-from txlog.entry import entry_commitment
 
 log = logging.getLogger("hashguard.transparency")
 
@@ -75,11 +81,11 @@ def public_key_pem(key: Ed25519PrivateKey) -> str:
 # --- The builder -------------------------------------------------------------------------------
 
 class TreeBuilder:
-    """Appends committed change-log entries to the tree and signs heads.
+    """Appends committed change-log entries to their pathway's tree and signs heads.
 
-    `step()` is one transaction; `catch_up()` steps until nothing is pending. The background
-    thread steps every `interval` seconds, so while entries arrive a new head is signed at least
-    that often.
+    `step()` is one transaction over every pathway; `catch_up()` steps until nothing is pending.
+    The background thread steps every `interval` seconds, so while entries arrive a new head of
+    each tree that grew is signed at least that often.
     """
 
     def __init__(self, database, key: Ed25519PrivateKey, interval: float = DEFAULT_INTERVAL_S,
@@ -88,38 +94,50 @@ class TreeBuilder:
         self.interval, self.max_age = interval, max_age
         self.key_id = bytes.fromhex(tlog.key_id(public_key_raw(key)))
         self._lock = threading.Lock()
-        self._frontier: Frontier | None = None
-        self._last_seq = -1  # highest seq known to be in the tree (a hint, re-read when stale)
-        self._head_at = 0.0  # when this process last saw a head signed (monotonic clock)
+        self._frontiers: dict[str, Frontier] = {}
+        self._last_seq = -1  # highest global seq known to be in a tree (a hint, re-read when stale)
+        self._head_at = 0.0  # when this process last saw every head fresh (monotonic clock)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def catch_up(self) -> int:
-        """Append everything committed so far and sign a head for it; returns the tree size."""
+    def catch_up(self) -> dict[str, int]:
+        """Append everything committed so far and sign heads for it; returns each tree's size."""
         while self.step(force=True):
             pass
-        return self._frontier.size if self._frontier else 0
+        return {p: (self._frontiers[p].size if p in self._frontiers else 0) for p in PATHWAYS}
 
     def step(self, force: bool = False) -> bool:
         """One append transaction. Returns True when more entries are pending."""
         with self._lock:
             if not force and not self._work_pending():
                 return False
+            frontiers, more = {}, False
             with self.database.transaction() as session:
                 if session.get_bind().dialect.name == "postgresql" and not session.scalar(
                         text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": BUILDER_LOCK}):
                     return False  # another process is appending right now
-                size = merkle.tree_size(session)
-                frontier = self._frontier
-                if frontier is None or frontier.size != size:
-                    frontier = merkle.stored_frontier(session, size)
-                frontier = Frontier(frontier.size, frontier.hashes)  # cache kept on rollback
-                appended, last_seq = merkle.extend_from_log(
-                    session, frontier, merkle.last_logged_seq(session))
-                self._sign_if_due(session, frontier)
-            self._frontier = frontier
-            self._last_seq = last_seq
-            return appended >= merkle.BATCH_ENTRIES
+                # Read before appending: the hint may then only lag what was appended.
+                log_head = changelog.last_seq(session)
+                oldest_head_at = time.monotonic()
+                for pathway in PATHWAYS:
+                    frontier = self._frontier(session, pathway)
+                    appended, _ = merkle.extend_from_log(
+                        session, pathway, frontier, merkle.last_logged_position(session, pathway))
+                    more |= appended >= merkle.BATCH_ENTRIES
+                    oldest_head_at = min(oldest_head_at,
+                                         self._sign_if_due(session, pathway, frontier))
+                    frontiers[pathway] = frontier
+            self._frontiers = frontiers
+            self._last_seq = -1 if more else log_head
+            self._head_at = oldest_head_at
+            return more
+
+    def _frontier(self, session, pathway: str) -> Frontier:
+        size = merkle.tree_size(session, pathway)
+        frontier = self._frontiers.get(pathway)
+        if frontier is None or frontier.size != size:
+            frontier = merkle.stored_frontier(session, pathway, size)
+        return Frontier(frontier.size, frontier.hashes)  # the cache is kept on rollback
 
     def _work_pending(self) -> bool:
         """Cheap check before taking a write lock: a new entry, or a head too old."""
@@ -128,19 +146,20 @@ class TreeBuilder:
         with self.database.read() as session:
             return changelog.last_seq(session) > self._last_seq
 
-    def _sign_if_due(self, session, frontier: Frontier) -> None:
-        latest = merkle.latest_head(session)
+    def _sign_if_due(self, session, pathway: str, frontier: Frontier) -> float:
+        """Sign a head of the pathway's tree unless its latest one is current and young; returns
+        when (monotonic clock) the tree's latest head was signed."""
+        latest = merkle.latest_head(session, pathway)
         now_ms = int(time.time() * 1000)
         if latest is not None and latest.tree_size == frontier.size \
                 and now_ms - latest.timestamp_ms < self.max_age * 1000:
-            self._head_at = time.monotonic() - (now_ms - latest.timestamp_ms) / 1000
-            return
+            return time.monotonic() - (now_ms - latest.timestamp_ms) / 1000
         # Never older than the last head, even if this host's clock is behind another's.
         timestamp = max(now_ms, latest.timestamp_ms if latest else 0)
         root = frontier.root()
-        signature = self.key.sign(tlog.tree_head_bytes(frontier.size, timestamp, root))
-        merkle.add_head(session, frontier.size, timestamp, root, signature, self.key_id)
-        self._head_at = time.monotonic()
+        signature = self.key.sign(tlog.tree_head_bytes(frontier.size, timestamp, root, pathway))
+        merkle.add_head(session, pathway, frontier.size, timestamp, root, signature, self.key_id)
+        return time.monotonic()
 
     def start(self) -> None:
         if self._thread is not None:
@@ -179,9 +198,11 @@ class TreeHead(BaseModel):
     tree_size: int
     timestamp: int = Field(description="unix milliseconds")
     root_hash: str = Field(description="RFC 9162 Merkle tree hash (SHA-256), base64")
-    signature: str = Field(description="Ed25519 over `hashguard-tree-head-v1\\0` || uint64 "
-                                       "tree_size || uint64 timestamp || root_hash, base64")
+    signature: str = Field(description="Ed25519 over `hashguard-tree-head-v2\\0` || uint32 "
+                                       "length || pathway (UTF-8) || uint64 tree_size || uint64 "
+                                       "timestamp || root_hash, base64")
     key_id: str
+    pathway: str = Field(description="the pathway whose tree this is (signed)")
 
 
 class InclusionProof(BaseModel):
@@ -189,128 +210,175 @@ class InclusionProof(BaseModel):
     tree_size: int
     leaf_hash: str
     audit_path: list[str] = Field(description="RFC 9162 inclusion path, leaf to root, base64")
+    pathway: str
 
 
 class ConsistencyProof(BaseModel):
     first: int
     second: int
     proof: list[str] = Field(description="RFC 9162 consistency proof, base64")
+    pathway: str
 
 
 class LogEntry(BaseModel):
-    index: int
-    seq: int = Field(description="the entry's change-log position (the pull's `seq`)")
+    index: int = Field(description="the leaf's index in its pathway's tree")
+    seq: int = Field(description="the entry's position as the partner's pull numbers it (the "
+                                 "pull's `seq`: pathway_seq for a partner entitled to one "
+                                 "pathway, the global position for one entitled to all)")
+    pathway_seq: int | None = Field(None, description="the entry's position within its pathway "
+                                                       "(what the leaf commits to)")
     leaf_hash: str
     pathway: str | None = None
-    op: str | None = Field(None, description="only for the pathways the partner receives")
+    op: str | None = None
     signal_type: str | None = None
     value: str | None = None
     nonce: str | None = Field(None, description="the commitment's nonce, base64")
-    commitment: str | None = Field(None, description="for the other pathways, instead of op, "
-                                                     "signal_type, value and nonce")
+    commitment: str | None = Field(None, description="no longer served: a partner is served "
+                                                     "only the trees of its own pathways, in full")
 
 
 class LogEntries(BaseModel):
     start: int
     end: int = Field(description="one past the last entry returned; ask again from here")
-    pathways: list[str] = Field(description="the pathways whose entries come in full")
+    pathway: str = Field(description="the tree these are the leaves of")
+    pathways: list[str] = Field(description="the pathways the partner is entitled to")
     entries: list[LogEntry]
+
+
+class Trees(BaseModel):
+    pathways: list[str] = Field(description="the pathways whose trees the partner may read: "
+                                            "pass one as `pathway` to the other endpoints")
 
 
 # --- Routes ------------------------------------------------------------------------------------
 
 router = APIRouter(tags=["transparency"])
 
+PATHWAY_QUERY = Query(None, max_length=32, description=(
+    "the pathway whose tree to read; may be left out by a partner entitled to exactly one"))
+
 
 def _builder(request: Request) -> TreeBuilder:
     return request.app.state.transparency
 
 
+def partner_tree(pathway: str | None = PATHWAY_QUERY,
+                 partner: AuthenticatedPartner = Depends(authenticate)) -> str:
+    """The tree a request reads: the named pathway if the partner is entitled to it; without one,
+    the partner's only pathway. A tree of a pathway the partner is not entitled to is refused,
+    like everything else of that pathway (DESIGN.md: who may learn what)."""
+    if pathway is None:
+        if len(partner.pathways) != 1:
+            raise ServiceError(400, "pathway_required",
+                               "name the tree to read: pathway=" + " or pathway=".join(
+                                   partner.pathways))
+        return partner.pathways[0]
+    if pathway not in PATHWAYS:
+        raise ServiceError(400, "unknown_pathway",
+                           "pathway must be one of " + ", ".join(PATHWAYS))
+    if pathway not in partner.pathways:
+        raise ServiceError(403, "pathway_not_entitled",
+                           "this partner key is not entitled to that pathway's tree")
+    return pathway
+
+
 @router.get(tlog.KEY_PATH, response_model=PublicKey)
 def public_key(request: Request):
     """The Ed25519 key that signs tree heads (pin it: `hashguard transparency public-key`
-    prints the same on the server)."""
+    prints the same on the server). Public: it tells nothing about any tree."""
     key = _builder(request).key
     raw = public_key_raw(key)
     return PublicKey(public_key=tlog.b64encode(raw), key_id=tlog.key_id(raw),
                      pem=public_key_pem(key))
 
 
-@router.get(tlog.HEAD_PATH, response_model=TreeHead, responses=error_responses(503))
-def head(request: Request):
-    """The latest signed tree head: the log's size and Merkle root, signed."""
+@router.get(tlog.TREES_PATH, response_model=Trees, responses=error_responses(401, 429))
+def trees(partner: AuthenticatedPartner = Depends(authenticate)):
+    """The trees (one per pathway) the partner may read and verify."""
+    return Trees(pathways=[p for p in PATHWAYS if p in partner.pathways])
+
+
+@router.get(tlog.HEAD_PATH, response_model=TreeHead,
+            responses=error_responses(400, 401, 403, 429, 503))
+def head(request: Request, pathway: str = Depends(partner_tree)):
+    """The latest signed head of the pathway's tree: its size and Merkle root, signed."""
     with request.app.state.database.read() as session:
-        latest = merkle.latest_head(session)
+        latest = merkle.latest_head(session, pathway)
     if latest is None:
         raise ServiceError(503, "no_tree_head", "the transparency log has no signed head yet")
     return TreeHead(tree_size=latest.tree_size, timestamp=latest.timestamp_ms,
                     root_hash=tlog.b64encode(latest.root_hash),
-                    signature=tlog.b64encode(latest.signature), key_id=latest.key_id.hex())
+                    signature=tlog.b64encode(latest.signature), key_id=latest.key_id.hex(),
+                    pathway=pathway)
 
 
 @router.get(tlog.INCLUSION_PATH, response_model=InclusionProof,
-            responses=error_responses(400, 422))
+            responses=error_responses(400, 401, 403, 422, 429))
 def inclusion(request: Request, index: int = Query(..., ge=0),
-              tree_size: int = Query(..., ge=1)):
-    """Proof that leaf `index` is in the tree of `tree_size` leaves (RFC 9162 2.1.3)."""
+              tree_size: int = Query(..., ge=1), pathway: str = Depends(partner_tree)):
+    """Proof that leaf `index` is in the pathway's tree of `tree_size` leaves (RFC 9162 2.1.3)."""
     if index >= tree_size:
         raise ServiceError(400, "index_out_of_range", "index must be below tree_size")
     with request.app.state.database.read() as session:
-        _check_size(session, tree_size)
-        leaf, path = merkle.prove_inclusion(session, index, tree_size)
+        _check_size(session, pathway, tree_size)
+        leaf, path = merkle.prove_inclusion(session, pathway, index, tree_size)
     return InclusionProof(index=index, tree_size=tree_size, leaf_hash=tlog.b64encode(leaf),
-                          audit_path=[tlog.b64encode(h) for h in path])
+                          audit_path=[tlog.b64encode(h) for h in path], pathway=pathway)
 
 
 @router.get(tlog.CONSISTENCY_PATH, response_model=ConsistencyProof,
-            responses=error_responses(400, 422))
-def consistency(request: Request, first: int = Query(..., ge=0), second: int = Query(..., ge=0)):
-    """Proof that the tree of `second` leaves extends the tree of `first` (RFC 9162 2.1.4)."""
+            responses=error_responses(400, 401, 403, 422, 429))
+def consistency(request: Request, first: int = Query(..., ge=0), second: int = Query(..., ge=0),
+                pathway: str = Depends(partner_tree)):
+    """Proof that the pathway's tree of `second` leaves extends its tree of `first` (RFC 9162
+    2.1.4)."""
     if first > second:
         raise ServiceError(400, "invalid_range", "first must not exceed second")
     with request.app.state.database.read() as session:
-        _check_size(session, second)
-        proof = merkle.prove_consistency(session, first, second)
-    return ConsistencyProof(first=first, second=second, proof=[tlog.b64encode(h) for h in proof])
+        _check_size(session, pathway, second)
+        proof = merkle.prove_consistency(session, pathway, first, second)
+    return ConsistencyProof(first=first, second=second, proof=[tlog.b64encode(h) for h in proof],
+                            pathway=pathway)
 
 
 @router.get(tlog.ENTRIES_PATH, response_model=LogEntries, response_model_exclude_none=True,
-            responses=error_responses(400, 401, 422, 429))
+            responses=error_responses(400, 401, 403, 422, 429))
 def entries(request: Request, start: int = Query(..., ge=0), end: int = Query(..., ge=1),
-            partner: AuthenticatedPartner = Depends(authenticate)):
-    """Leaves [start, end) (at most 1,000 per answer) with what each logs: in full for the
-    partner's pathways, as the commitment otherwise. Recomputing the leaves and the root
-    checks that no logged entry was altered since."""
+            partner: AuthenticatedPartner = Depends(authenticate),
+            pathway: str = Depends(partner_tree)):
+    """Leaves [start, end) of the pathway's tree (at most 1,000 per answer) with what each logs,
+    in full. Recomputing the leaves and the root checks that no logged entry was altered
+    since."""
     if start >= end:
         raise ServiceError(400, "invalid_range", "start must be below end")
     end = min(end, start + MAX_ENTRIES)
+    global_positions = changelog.reads_global_positions(partner.pathways)
     out, size = [], 0
     with request.app.state.database.read() as session:
-        _check_size(session, end)
-        for row in merkle.entries(session, start, end):
-            out.append(_entry(row, partner.pathways))
+        _check_size(session, pathway, end)
+        for row in merkle.entries(session, pathway, start, end):
+            out.append(_entry(row, global_positions))
             size += len(row.value or "")
             if size > MAX_ENTRY_VALUE_BYTES:
                 break
-    return LogEntries(start=start, end=start + len(out), pathways=partner.pathways, entries=out)
+    return LogEntries(start=start, end=start + len(out), pathway=pathway,
+                      pathways=partner.pathways, entries=out)
 
 
-def _entry(row, pathways: list[str]) -> LogEntry:
-    entry = LogEntry(index=row.leaf_index, seq=row.seq, leaf_hash=tlog.b64encode(row.leaf_hash))
-    if row.value is None:
-        return entry  # the change-log row is gone: the verifier reports it
-    entry.pathway = row.pathway
-    if row.pathway in pathways:
-        entry.op, entry.signal_type, entry.value = row.op, row.signal_type, row.value
-        entry.nonce = tlog.b64encode(row.nonce)
-    else:
-        entry.commitment = tlog.b64encode(
-            entry_commitment(row.op, row.signal_type, row.value, row.nonce))
-    return entry
+def _entry(row, global_positions: bool) -> LogEntry:
+    # `seq`: the leaf's global position only for a partner that reads global positions; for one
+    # entitled to a single pathway, its pathway position (as its pull numbers the entry).
+    if row.value is None:  # the change-log row is gone: the verifier reports it
+        return LogEntry(index=row.leaf_index, seq=row.seq if global_positions else row.position,
+                        leaf_hash=tlog.b64encode(row.leaf_hash))
+    return LogEntry(index=row.leaf_index, seq=row.log_seq if global_positions else row.pathway_seq,
+                    pathway_seq=row.pathway_seq, leaf_hash=tlog.b64encode(row.leaf_hash),
+                    pathway=row.pathway, op=row.op, signal_type=row.signal_type, value=row.value,
+                    nonce=tlog.b64encode(row.nonce))
 
 
-def _check_size(session, size: int) -> None:
-    if size > merkle.tree_size(session):
+def _check_size(session, pathway: str, size: int) -> None:
+    if size > merkle.tree_size(session, pathway):
         raise ServiceError(400, "tree_size_too_large", "the log does not have that many entries yet")
 
 
@@ -329,6 +397,7 @@ def install(app) -> None:
     app.include_router(router)
 
 
-def tree_size_for(session, seq: int) -> int:
-    """The tree size a pull page ending at cursor `seq` reflects (for partners/feed.py)."""
-    return merkle.tree_size_for(session, seq)
+def tree_sizes_for(session, pathways: list[str], log_seq: int) -> dict[str, int]:
+    """The size of each of the partner's trees that a pull page ending at global position
+    `log_seq` reflects (for partners/feed.py): only the partner's own pathways' trees."""
+    return {p: merkle.tree_size_for(session, p, log_seq) for p in PATHWAYS if p in pathways}

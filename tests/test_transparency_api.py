@@ -1,6 +1,8 @@
-"""The transparency log as a partner meets it, on PostgreSQL and SQLite: signed heads over what was
-submitted and withdrawn, proofs that verify, entries filtered by pathway, the `hashguard
-transparency verify` verb over HTTP, and a row altered in the database caught by it."""
+"""The transparency log as a partner meets it, on PostgreSQL and SQLite: signed heads of each
+pathway's tree over what was submitted and withdrawn, proofs that verify, entries of the
+partner's own trees only, the `hashguard transparency verify` verb over HTTP, and a row altered in
+the database caught by it. (tests/test_transparency_isolation.py: what one pathway's partner
+cannot learn of the other's.)"""
 from __future__ import annotations
 
 import hashlib
@@ -23,12 +25,13 @@ def pdq(n: int) -> str:
     return hashlib.sha256(str(n).encode()).hexdigest()  # a valid, non-degenerate PDQ value
 
 
-def catch_up(app) -> int:
+def catch_up(app) -> dict[str, int]:
     return app.state.transparency.catch_up()
 
 
-def head(client) -> SignedTreeHead:
-    response = client.get("/v1/transparency/head")
+def head(client, key, pathway=None) -> SignedTreeHead:
+    params = {"pathway": pathway} if pathway else {}
+    response = client.get("/v1/transparency/head", params=params, headers=bearer(key))
     assert response.status_code == 200, response.text
     return SignedTreeHead.from_json(response.json())
 
@@ -37,72 +40,86 @@ def public_key(client) -> bytes:
     return b64decode(client.get("/.well-known/hashguard-transparency-key").json()["public_key"])
 
 
-def test_signed_head_and_proofs_cover_every_submitted_and_withdrawn_entry(client, app):
+def test_signed_head_and_proofs_cover_every_submitted_and_withdrawn_entry(
+        client, app, make_partner):
+    key = make_partner("both")
     cases = [new_case(client, [pdq(3 * i + 1), pdq(3 * i + 2)]) for i in range(5)]
     new_case(client, [pdq(100)], pathway="under18_at_capture")
     withdraw(client, cases[1])
-    assert catch_up(app) == 13
-    signed = head(client)
-    verify_tree_head(signed, public_key(client))
-    assert signed.tree_size == 13
-    for index in range(13):
-        proof = client.get("/v1/transparency/proof/inclusion",
-                           params={"index": index, "tree_size": 13}).json()
-        verify_inclusion(index, 13, b64decode(proof["leaf_hash"]),
-                              [b64decode(h) for h in proof["audit_path"]], signed.root_hash)
+    assert catch_up(app) == {"adult": 12, "under18_at_capture": 1}
+    signed = head(client, key, "adult")
+    verify_tree_head(signed, public_key(client), "adult")
+    assert signed.tree_size == 12 and signed.pathway == "adult"
+    for index in range(12):
+        proof = client.get("/v1/transparency/proof/inclusion", headers=bearer(key),
+                           params={"index": index, "tree_size": 12, "pathway": "adult"}).json()
+        verify_inclusion(index, 12, b64decode(proof["leaf_hash"]),
+                         [b64decode(h) for h in proof["audit_path"]], signed.root_hash)
     new_case(client, [pdq(200)])
     catch_up(app)
-    later = head(client)
-    assert later.tree_size == 14
-    proof = client.get("/v1/transparency/proof/consistency",
-                       params={"first": 13, "second": 14}).json()["proof"]
-    verify_consistency(13, 14, signed.root_hash, later.root_hash,
-                            [b64decode(h) for h in proof])
+    later = head(client, key, "adult")
+    assert later.tree_size == 13
+    proof = client.get("/v1/transparency/proof/consistency", headers=bearer(key),
+                       params={"first": 12, "second": 13, "pathway": "adult"}).json()["proof"]
+    verify_consistency(12, 13, signed.root_hash, later.root_hash, [b64decode(h) for h in proof])
 
 
-def test_proof_requests_beyond_the_log_are_refused(client, app):
+def test_proof_requests_beyond_the_log_are_refused(client, app, make_partner):
+    key = make_partner("adult", "adult")
     new_case(client, [pdq(1)])
+    new_case(client, [pdq(2)], pathway="under18_at_capture")  # not in the adult tree
     catch_up(app)
     for path, params in [("inclusion", {"index": 1, "tree_size": 1}),
                          ("inclusion", {"index": 0, "tree_size": 2}),
                          ("consistency", {"first": 1, "second": 2}),
                          ("consistency", {"first": 2, "second": 1})]:
-        response = client.get(f"/v1/transparency/proof/{path}", params=params)
+        response = client.get(f"/v1/transparency/proof/{path}", params=params,
+                              headers=bearer(key))
         assert response.status_code == 400, (path, params)
         assert response.json()["error"]["code"] in ("index_out_of_range", "tree_size_too_large",
                                                     "invalid_range")
 
 
-def test_entries_need_a_partner_key_and_show_other_pathways_only_as_commitments(
+def test_entries_need_a_partner_key_and_come_in_full_from_the_partners_tree(
         client, app, make_partner):
     new_case(client, [pdq(1)])
     new_case(client, [pdq(2)], pathway="under18_at_capture")
     catch_up(app)
-    assert client.get("/v1/transparency/entries", params={"start": 0, "end": 2}).status_code == 401
+    assert client.get("/v1/transparency/entries", params={"start": 0, "end": 1}).status_code == 401
     key = make_partner("adultonly", "adult")
-    body = client.get("/v1/transparency/entries", params={"start": 0, "end": 2},
+    body = client.get("/v1/transparency/entries", params={"start": 0, "end": 1},
                       headers=bearer(key)).json()
-    adult, other = body["entries"]
+    (adult,) = body["entries"]
+    assert body["pathway"] == "adult" and body["pathways"] == ["adult"]
     assert adult["value"] == pdq(1) and "commitment" not in adult
-    assert other["pathway"] == "under18_at_capture" and set(other) == {
-        "index", "seq", "leaf_hash", "pathway", "commitment"}
-    assert pdq(2) not in str(body)
-    for entry in (adult, other):
-        assert entry_leaf_hash(entry) == b64decode(entry["leaf_hash"])
+    assert (adult["index"], adult["seq"], adult["pathway_seq"]) == (0, 1, 1)
+    assert entry_leaf_hash(adult) == b64decode(adult["leaf_hash"])
+    both = make_partner("both")
+    body = client.get("/v1/transparency/entries", headers=bearer(both),
+                      params={"start": 0, "end": 1, "pathway": "under18_at_capture"}).json()
+    (minor,) = body["entries"]
+    assert minor["value"] == pdq(2) and minor["pathway_seq"] == 1
+    assert minor["seq"] == 2  # the global position: what a both-pathways partner's pull says
+    assert entry_leaf_hash(minor) == b64decode(minor["leaf_hash"])
 
 
 def test_tree_size_for_a_pull_cursor(client, app, make_partner):
-    key = make_partner("p")
+    key = make_partner("p", "adult")
     for i in range(4):
         new_case(client, [pdq(i + 1)])
-    entries, cursor = pull_all(client, key)
-    with app.state.database.read() as session:
-        assert merkle.tree_size_for(session, int(cursor)) == 4  # the builder has not run yet
+        new_case(client, [pdq(100 + i)], pathway="under18_at_capture")
+    entries, _ = pull_all(client, key)
+    with app.state.database.read() as session:  # the builder has not run yet
+        assert merkle.tree_size_for(session, "adult", entries[-1]["seq"] * 2) == 4
     catch_up(app)
+    page = client.get("/v1/partner/hashes", headers=bearer(key), params={"limit": 2}).json()
+    assert (page["tree_size"], page["tree_sizes"]) == (2, {"adult": 2})
     with app.state.database.read() as session:
-        assert transparency.tree_size_for(session, int(cursor)) == 4
-        assert transparency.tree_size_for(session, entries[1]["seq"]) == 2
-        assert transparency.tree_size_for(session, 0) == 0
+        assert transparency.tree_sizes_for(session, ["adult"], 8) == {"adult": 4}
+        assert transparency.tree_sizes_for(session, ["adult"], 3) == {"adult": 2}
+        assert transparency.tree_sizes_for(session, ["adult", "under18_at_capture"], 3) == {
+            "adult": 2, "under18_at_capture": 1}
+        assert transparency.tree_sizes_for(session, ["adult"], 0) == {"adult": 0}
 
 
 def test_the_signing_key_is_made_once_with_mode_0600_and_printed_by_the_cli(client, settings):
@@ -143,7 +160,8 @@ def test_verify_verb_over_http_passes_then_catches_a_row_altered_in_the_database
             catch_up(app)
             result = run_verify(live_server, state_file, key)
             assert result.exit_code == 0, result.output
-        assert run_verify(live_server, tmp_path / "auditor.json").exit_code == 0  # no key: heads
+        no_key = run_verify(live_server, tmp_path / "auditor.json")  # heads are partners' now
+        assert no_key.exit_code == 1 and "--key" in no_key.output
     with app.state.database.transaction() as session:
         session.execute(text("UPDATE change_log SET value = :v WHERE value = :old"),
                         {"v": pdq(999_999), "old": pdq(3)})

@@ -40,8 +40,9 @@ def verified(app, live_server, make_partner, tmp_path):
 def test_a_corrupt_frontier_in_the_state_file_is_reported_as_such(verified):
     server, state_file, key = verified
     state = json.loads(state_file.read_text())
-    assert state["entries_size"] == 3 and len(state["entries_frontier"]) == 2
-    state["entries_frontier"] = state["entries_frontier"][:1]  # 3 leaves need 2 subtree hashes
+    tree = state["trees"]["adult"]
+    assert tree["entries_size"] == 3 and len(tree["entries_frontier"]) == 2
+    tree["entries_frontier"] = tree["entries_frontier"][:1]  # 3 leaves need 2 subtree hashes
     state_file.write_text(json.dumps(state))
     before = state_file.read_text()
     result = verify(server, state_file, "--key", key)
@@ -78,13 +79,14 @@ def test_a_log_that_fails_a_check_prints_the_evidence_with_json(verified, app):
     with app.state.database.transaction() as session:  # the operator rewrites history ...
         session.execute(text("DELETE FROM transparency_heads"))
         session.execute(text("DELETE FROM transparency_nodes"))
-        session.execute(text("UPDATE transparency_leaves SET leaf_hash = :h WHERE leaf_index = 0"),
+        session.execute(text("UPDATE transparency_leaves SET leaf_hash = :h "
+                             "WHERE leaf_index = 0 AND tree = 1"),
                         {"h": hashlib.sha256(b"rewritten").digest()})
     with httpx.Client(base_url=server) as http:
         new_case(http, [hashlib.sha256(b"cli later").hexdigest()])
-    app.state.transparency._frontier = None  # ... and its builder re-reads the stored tree
+    app.state.transparency._frontiers = {}  # ... and its builder re-reads the stored tree
     app.state.transparency.catch_up()
-    result = verify(server, state_file, "--json")
+    result = verify(server, state_file, "--json", "--key", key)
     assert result.exit_code == 1
     assert "FAILED" in result.output and "does not extend" in result.output
     answer = json.loads(result.stdout)
@@ -92,3 +94,30 @@ def test_a_log_that_fails_a_check_prints_the_evidence_with_json(verified, app):
     assert answer["evidence"]["older_head"]["tree_size"] == 3
     assert answer["evidence"]["newer_head"]["tree_size"] == 4
     assert answer["evidence"]["proof"]
+
+
+def test_a_state_file_of_the_single_tree_asks_to_re_anchor_and_is_left_alone(verified, tmp_path):
+    """The state a verifier kept before one tree per pathway (migration 0011) names a head no
+    tree has now: a clear message saying to re-anchor, the file untouched, not a crash."""
+    server, _, key = verified
+    old = tmp_path / "before-0011.json"
+    old.write_text(json.dumps({
+        "public_key": base64.b64encode(b"\1" * 32).decode(),
+        "head": {"tree_size": 3, "timestamp": 1, "root_hash": base64.b64encode(b"\2" * 32).decode(),
+                 "signature": base64.b64encode(b"\3" * 64).decode(), "key_id": "00"},
+        "entries_size": 0, "entries_frontier": [], "entries_last_seq": 0}))
+    before = old.read_text()
+    result = verify(server, old, "--key", key)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # not a crash
+    message = " ".join(result.output.split())
+    assert "former single transparency tree" in message and "Re-anchor once" in message
+    assert "FAILED" not in message and old.read_text() == before
+    old.unlink()  # the documented step: delete it, verify again
+    assert verify(server, old, "--key", key).exit_code == 0
+
+
+def test_verify_without_a_key_says_a_key_is_needed(verified, tmp_path):
+    server, _, _ = verified
+    result = verify(server, tmp_path / "nokey.json")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "--key" in result.output

@@ -191,50 +191,68 @@ def test_inconsistent_trees_are_rejected(n):
 # --- The stored tree, on both databases --------------------------------------------------------
 
 def test_stored_tree_grown_in_uneven_batches_proves_like_the_rfc(database_url):
-    """Entries appended by the builder's store functions in random batch sizes: the stored leaves
-    and subtrees give the RFC's root, paths and proofs for every size up to 64."""
+    """Entries appended by the builder's store functions in random batch sizes, to two trees
+    interleaved: the stored leaves and subtrees of each give the RFC's root, paths and proofs for
+    every size up to 64, and neither tree's rows enter the other's."""
     from store.db import Database
 
     db = Database(database_url)
     rng = random.Random(9)
-    frontier = Frontier()
-    entries = [(seq, "add", "pdq", f"{seq:064x}", "adult") for seq in range(1, 65)]
-    position = 0
-    while position < len(entries):
-        batch = entries[position:position + rng.randint(1, 9)]
-        with db.transaction() as session:
-            merkle.append(session, frontier, batch)
-        position += len(batch)
+    frontiers = {"adult": Frontier(), "under18_at_capture": Frontier()}
+    entries = {p: [(2 * n + k, n, "add", "pdq", f"{2 * n + k:064x}") for n in range(1, 65)]
+               for k, p in enumerate(frontiers)}
+    positions = dict.fromkeys(frontiers, 0)
+    while any(positions[p] < 64 for p in frontiers):
+        for pathway, frontier in frontiers.items():
+            batch = entries[pathway][positions[pathway]:positions[pathway] + rng.randint(1, 9)]
+            with db.transaction() as session:
+                merkle.append(session, pathway, frontier, batch)
+            positions[pathway] += len(batch)
     with db.read() as session:
-        stored = merkle.leaf_hashes(session, 0, 64)
-        assert merkle.tree_size(session) == 64
-        for size in SIZES:
-            assert merkle.root_at(session, size) == root_of_leaf_hashes(stored[:size])
-        for size in (1, 2, 3, 7, 8, 9, 31, 33, 64):
-            for m in range(0, size, 3):
-                leaf, path = merkle.prove_inclusion(session, m, size)
-                assert leaf == stored[m]
-                verify_inclusion(m, size, leaf, path, merkle.root_at(session, size))
-            for first in range(1, size):
-                proof = merkle.prove_consistency(session, first, size)
-                verify_consistency(first, size, merkle.root_at(session, first),
-                                        merkle.root_at(session, size), proof)
-        frontier_again = merkle.stored_frontier(session, 64)
-        assert frontier_again.root() == frontier.root()
+        for pathway, frontier in frontiers.items():
+            stored = merkle.leaf_hashes(session, pathway, 0, 64)
+            assert merkle.tree_size(session, pathway) == 64
+            assert merkle.last_logged_position(session, pathway) == 64
+            assert stored == [leaf_hash(leaf_bytes(position, pathway, entry_commitment(
+                op, kind, value, nonce))) for (_, position, op, kind, value), nonce in zip(
+                entries[pathway], _nonces(session, pathway))]
+            for size in SIZES:
+                assert merkle.root_at(session, pathway, size) == root_of_leaf_hashes(stored[:size])
+            for size in (1, 2, 3, 7, 8, 9, 31, 33, 64):
+                for m in range(0, size, 3):
+                    leaf, path = merkle.prove_inclusion(session, pathway, m, size)
+                    assert leaf == stored[m]
+                    verify_inclusion(m, size, leaf, path, merkle.root_at(session, pathway, size))
+                for first in range(1, size):
+                    proof = merkle.prove_consistency(session, pathway, first, size)
+                    verify_consistency(first, size, merkle.root_at(session, pathway, first),
+                                       merkle.root_at(session, pathway, size), proof)
+            assert merkle.stored_frontier(session, pathway, 64).root() == frontier.root()
+        assert frontiers["adult"].root() != frontiers["under18_at_capture"].root()
         # Subtrees below MIN_STORED_LEVEL are hashed from their leaves, never stored.
         from sqlalchemy import func, select
 
         from store.transparency_models import TransparencyNode
-        levels = session.execute(select(TransparencyNode.level, func.count())
-                                 .group_by(TransparencyNode.level)).all()
-        assert dict(levels) == {4: 4, 5: 2, 6: 1}
+        levels = session.execute(select(TransparencyNode.tree, TransparencyNode.level, func.count())
+                                 .group_by(TransparencyNode.tree, TransparencyNode.level)).all()
+        assert {(t, level): n for t, level, n in levels} == {
+            (t, level): n for t in (1, 2) for level, n in ((4, 4), (5, 2), (6, 1))}
     db.dispose()
+
+
+def _nonces(session, pathway):
+    from sqlalchemy import select
+
+    from store.transparency_models import TransparencyLeaf
+    return session.scalars(select(TransparencyLeaf.nonce)
+                           .where(TransparencyLeaf.tree == merkle.tree_id(pathway))
+                           .order_by(TransparencyLeaf.leaf_index)).all()
 
 
 def test_leaves_grown_from_the_log_equal_the_python_definition(database_url):
     """The builder's path from the change log (computed inside PostgreSQL; in Python on SQLite)
-    stores, for every entry, exactly the leaf txlog/entry.py defines, in seq order, and
-    a batch stops early after BATCH_VALUE_BYTES of values."""
+    stores, for every entry, exactly the leaf txlog/entry.py defines, in its pathway's tree in
+    pathway_seq order, and a batch stops early after BATCH_VALUE_BYTES of values."""
     from sqlalchemy import select
 
     from hashing.signals import Signal
@@ -250,31 +268,45 @@ def test_leaves_grown_from_the_log_equal_the_python_definition(database_url):
         with db.transaction() as session:
             store_cases.create_case(session, pathway, [
                 Signal("pdq", f"{rng.getrandbits(256):064x}", 90) for _ in range(3)], bytes(32))
+    postgres = database_url.startswith("postgresql")
     with db.transaction() as session:  # big values go straight into the log (no validation)
         for n in range(3):
             session.add(ChangeLogEntry(op="add", hash_id=1, signal_type="video_tmk_pdqf",
                                        value=long_value + str(n), quality=None, pathway="adult",
                                        logged_at=0, also_shared=False,
-                                       seq=None if database_url.startswith("postgresql") else 10**6 + n))
-    frontier, after, batches = Frontier(), 0, []
-    while True:
-        with db.transaction() as session:
-            count, after = merkle.extend_from_log(session, frontier, after)
-        if not count:
-            break
-        batches.append(count)
-    assert batches == [11, 1]  # 9 PDQ + two long values (the second crosses the cap); the third
+                                       seq=None if postgres else 10**6 + n,
+                                       pathway_seq=None if postgres else 7 + n))
+    batches = {}
+    for pathway in ("adult", "under18_at_capture"):
+        frontier, after, batches[pathway] = Frontier(), 0, []
+        while True:
+            with db.transaction() as session:
+                count, after = merkle.extend_from_log(session, pathway, frontier, after)
+            if not count:
+                break
+            batches[pathway].append(count)
+        with db.read() as session:
+            assert merkle.root_at(session, pathway, frontier.size) == frontier.root()
+    # adult: 6 PDQ + two long values (the second crosses the cap), then the third
+    assert batches == {"adult": [8, 1], "under18_at_capture": [3]}
     with db.read() as session:
         log = {e.seq: e for e in session.scalars(select(ChangeLogEntry))}
-        leaves = session.scalars(select(TransparencyLeaf).order_by(TransparencyLeaf.leaf_index)).all()
-        assert [leaf.seq for leaf in leaves] == sorted(log)
-        for leaf in leaves:
-            e = log[leaf.seq]
-            assert len(leaf.nonce) == merkle.NONCE_BYTES
-            expected = leaf_hash(leaf_bytes(
-                e.seq, e.pathway, entry_commitment(e.op, e.signal_type, e.value, leaf.nonce)))
-            assert leaf.leaf_hash == expected
-        assert merkle.root_at(session, len(leaves)) == root_of_leaf_hashes(
-            [leaf.leaf_hash for leaf in leaves]) == frontier.root()
-    assert len({leaf.nonce for leaf in leaves}) == len(leaves)
+        for pathway in ("adult", "under18_at_capture"):
+            leaves = session.scalars(select(TransparencyLeaf)
+                                     .where(TransparencyLeaf.tree == merkle.tree_id(pathway))
+                                     .order_by(TransparencyLeaf.leaf_index)).all()
+            assert [leaf.seq for leaf in leaves] == sorted(
+                s for s, e in log.items() if e.pathway == pathway)
+            assert [leaf.position for leaf in leaves] == list(range(1, len(leaves) + 1))
+            for leaf in leaves:
+                e = log[leaf.seq]
+                assert len(leaf.nonce) == merkle.NONCE_BYTES
+                expected = leaf_hash(leaf_bytes(
+                    e.pathway_seq, pathway,
+                    entry_commitment(e.op, e.signal_type, e.value, leaf.nonce)))
+                assert leaf.leaf_hash == expected
+            assert merkle.root_at(session, pathway, len(leaves)) == root_of_leaf_hashes(
+                [leaf.leaf_hash for leaf in leaves])
+        nonces = session.scalars(select(TransparencyLeaf.nonce)).all()
+    assert len(set(nonces)) == len(nonces) == 12
     db.dispose()

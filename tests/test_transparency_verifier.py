@@ -1,6 +1,7 @@
-"""The partner's verifier (partner_tools/transparency.py) against a fake log server that misbehaves
-in each of the ways the log exists to expose: a tampered entry, a reordered entry, a forked log
-(two heads of the same size), a bad signature, a withheld entry, a rewritten history."""
+"""The partner's verifier (partner_tools/transparency.py) against a fake log server (one pathway's
+tree) that misbehaves in each of the ways the log exists to expose: a tampered entry, a reordered
+entry, a forked log (two heads of the same size), a bad signature, a withheld entry, a rewritten
+history, another pathway's head or entry passed off as this tree's."""
 from __future__ import annotations
 
 import base64
@@ -12,10 +13,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from partner_tools.transparency import (
-    Outcome,
+    TreeOutcome,
     Verifier,
     VerifierState,
     check_pulled_entries,
+    verify_tree_head,
 )
 from txlog.compact import Frontier, root_of_leaf_hashes
 from txlog.entry import entry_commitment, entry_leaf_hash
@@ -25,6 +27,8 @@ from txlog.head import (
     ENTRIES_PATH,
     HEAD_PATH,
     KEY_PATH,
+    TREES_PATH,
+    SignedTreeHead,
     b64decode,
     b64encode,
     key_id,
@@ -37,9 +41,10 @@ B64 = b64encode
 
 
 class FakeLog:
-    """A log server in memory: entries, heads signed over them, and the four endpoints."""
+    """One pathway's tree served in memory: entries, heads signed over them, and the endpoints."""
 
-    def __init__(self, pathways=("adult",)):
+    def __init__(self, pathways=("adult",), pathway="adult"):
+        self.pathway = pathway
         self.key = Ed25519PrivateKey.generate()
         self.raw_key = self.key.public_key().public_bytes(serialization.Encoding.Raw,
                                                           serialization.PublicFormat.Raw)
@@ -52,23 +57,29 @@ class FakeLog:
     def add(self, count: int, pathway: str = "adult") -> None:
         for _ in range(count):
             seq = (self.entries[-1]["seq"] if self.entries else 0) + 1
-            entry = {"seq": seq, "op": "add", "signal_type": "pdq", "value": os.urandom(32).hex(),
+            entry = {"seq": seq, "pathway_seq": seq, "op": "add", "signal_type": "pdq", "value": os.urandom(32).hex(),
                      "pathway": pathway, "nonce": B64(os.urandom(16))}
             self.entries.append(entry)
             self.leaves.append(entry_leaf_hash(entry))
         self.sign()
 
-    def sign(self, size: int | None = None, root: bytes | None = None, timestamp: int | None = None):
+    def sign(self, size: int | None = None, root: bytes | None = None, timestamp: int | None = None,
+             pathway: str | None = None):
         size = len(self.leaves) if size is None else size
         root = root_of_leaf_hashes(self.leaves[:size]) if root is None else root
         timestamp = timestamp or int(time.time() * 1000)
+        pathway = pathway or self.pathway
+        signed = tree_head_bytes(size, timestamp, root, pathway)
         self.head = {"tree_size": size, "timestamp": timestamp, "root_hash": B64(root),
-                     "signature": B64(self.key.sign(tree_head_bytes(size, timestamp, root))),
-                     "key_id": key_id(self.raw_key)}
+                     "signature": B64(self.key.sign(signed)), "key_id": key_id(self.raw_key),
+                     "pathway": pathway}
 
     def get(self, path: str, params: dict) -> dict:
         if path == KEY_PATH:
             return {"public_key": B64(self.raw_key)}
+        if path == TREES_PATH:
+            return {"pathways": [self.pathway]}
+        assert params["pathway"] == self.pathway, "the verifier asked for another tree"
         if path == HEAD_PATH:
             return dict(self.head)
         if path == CONSISTENCY_PATH:
@@ -99,8 +110,10 @@ def _nodes(leaf_hashes):
     return nodes
 
 
-def verify(log: FakeLog, state: VerifierState, **options) -> Outcome:
-    return Verifier(log.get, state, check_entries=True, **options).run()
+def verify(log: FakeLog, state: VerifierState, **options) -> TreeOutcome:
+    outcome = Verifier(log.get, state, check_entries=True, **options).run()
+    assert [tree.pathway for tree in outcome.trees] == [log.pathway]
+    return outcome.trees[0]
 
 
 def failure(log: FakeLog, state: VerifierState, **options) -> str:
@@ -112,12 +125,10 @@ def failure(log: FakeLog, state: VerifierState, **options) -> str:
 @pytest.fixture
 def log_and_state():
     log = FakeLog()
-    log.add(5)
-    log.add(2, pathway="under18_at_capture")
-    log.add(6)
+    log.add(13)
     state = VerifierState()
     outcome = verify(log, state)
-    assert (outcome.head.tree_size, outcome.entries_checked, outcome.visible_entries) == (13, 13, 11)
+    assert (outcome.head.tree_size, outcome.entries_checked, outcome.visible_entries) == (13, 13, 13)
     return log, state
 
 
@@ -180,7 +191,7 @@ def test_a_history_rewritten_and_re_signed_fails_the_consistency_proof(log_and_s
 
 def test_an_inconsistency_carries_both_signed_heads_and_the_proof_as_evidence(log_and_state):
     log, state = log_and_state
-    verified = state.head
+    verified = state.trees["adult"].head
     log.leaves[3] = leaf_hash(b"history rewritten")  # then re-signed, larger
     log.add(2)
     with pytest.raises(InconsistencyError) as raised:
@@ -189,7 +200,8 @@ def test_an_inconsistency_carries_both_signed_heads_and_the_proof_as_evidence(lo
     assert evidence["older_head"] == verified.to_json()
     assert evidence["newer_head"] == log.head  # exactly what the server signed and served
     assert (evidence["first"], evidence["second"]) == (13, 15)
-    assert evidence["proof"] == log.get(CONSISTENCY_PATH, {"first": 13, "second": 15})["proof"]
+    assert evidence["proof"] == log.get(CONSISTENCY_PATH, {"pathway": "adult", "first": 13,
+                                                           "second": 15})["proof"]
     # Anyone can re-check it from the evidence alone: the proof does not join the two heads.
     with pytest.raises(InconsistencyError):
         verify_consistency(13, 15, b64decode(evidence["first_root"]),
@@ -235,9 +247,51 @@ def test_a_shrunk_log_is_detected(log_and_state):
 def test_an_entry_of_the_partners_pathway_cannot_be_withheld(log_and_state):
     log, state = log_and_state
     log.add(2)
-    log.partner_pathways = []  # the server hides everything, but the partner pins its pathways
+    log.partner_pathways = []  # the server serves commitments only, for the partner's own tree
     message = failure(log, state, pathways={"adult"})
     assert "withheld" in message
+
+
+def test_another_pathways_entry_in_the_tree_is_detected(log_and_state):
+    """An under-18 entry logged into the adult tree (its leaf honestly computed, the head signed
+    over it) is reported: the tree is the adult pathway's alone."""
+    log, state = log_and_state
+    log.partner_pathways = ["adult", "under18_at_capture"]
+    log.add(1, pathway="under18_at_capture")
+    assert "another pathway's entry" in failure(log, state)
+
+
+def test_a_head_of_one_pathway_never_verifies_as_the_others(log_and_state):
+    """The signature covers the pathway: relabelled, an adult head fails as an under-18 head;
+    signed for under-18 but served for adult, it is refused; a v1 head (no pathway) is refused."""
+    log, state = log_and_state
+    head = SignedTreeHead.from_json(log.head)
+    verify_tree_head(head, log.raw_key, "adult")
+    relabelled = SignedTreeHead.from_json(dict(log.head, pathway="under18_at_capture"))
+    with pytest.raises(VerificationError, match="bad signature"):
+        verify_tree_head(relabelled, log.raw_key)
+    with pytest.raises(VerificationError, match="answered with a head of the adult tree"):
+        verify_tree_head(head, log.raw_key, "under18_at_capture")
+    log.add(1)
+    log.sign(pathway="under18_at_capture")  # a valid head, of the other tree
+    assert "answered with a head of the under18_at_capture tree" in failure(log, state)
+    v1 = dict(log.head)
+    del v1["pathway"]
+    v1["signature"] = B64(log.key.sign(tree_head_bytes(
+        v1["tree_size"], v1["timestamp"], b64decode(v1["root_hash"]))))
+    with pytest.raises(VerificationError, match="names no pathway"):
+        verify_tree_head(SignedTreeHead.from_json(v1), log.raw_key)
+
+
+def test_a_state_file_of_the_single_tree_asks_to_re_anchor(tmp_path):
+    from partner_tools.transparency import LegacyStateFileError, StateFileError
+
+    old = tmp_path / "old.json"
+    old.write_text('{"public_key": null, "head": null, "entries_size": 0, '
+                   '"entries_frontier": [], "entries_last_seq": 0}')
+    with pytest.raises(LegacyStateFileError, match="Re-anchor once: delete it"):
+        VerifierState.load(old)
+    assert issubclass(LegacyStateFileError, StateFileError)
 
 
 def test_a_deleted_entry_is_detected(log_and_state):
@@ -254,11 +308,11 @@ def test_a_deleted_entry_is_detected(log_and_state):
 
 def test_state_is_kept_only_after_success(log_and_state):
     log, state = log_and_state
-    before = state.head
+    before = state.trees["adult"].head
     log.add(1)
     log.head["signature"] = B64(b"\0" * 64)
     failure(log, state)
-    assert state.head == before
+    assert state.trees["adult"].head == before
 
 
 def test_pulled_entries_are_checked_against_the_verified_entries():

@@ -2,12 +2,15 @@
 it logs the entry, in Python or in PostgreSQL byte for byte, store/merkle.py; a partner recomputes
 it from the entries it is served).
 
-The leaf holds an entry's position and pathway in clear and a commitment to its op, signal type
-and value under a 16-byte random nonce: what a partner already receives, never anything about a
-case or a person. The nonce makes the commitment hiding: tree heads and proofs are public, and a
-plain hash of a value would let anyone holding a file test whether its hash was ever submitted.
-Partners get the nonce (and so can recompute the leaf) only for the pathways they receive; for
-the others they get the commitment.
+The leaf holds an entry's position within its pathway (`pathway_seq`) and its pathway in clear,
+and a commitment to its op, signal type and value under a 16-byte random nonce: what a partner
+of that pathway already receives, never anything about a case or a person, nor the entry's
+global position (its gaps would count the other pathway's entries). Each pathway has a tree of
+its own, served only to partners entitled to it (partners/transparency.py). The nonce keeps the
+commitment hiding all the same: proofs are hashes over commitments, and a plain hash of a value
+would let whoever sees them test whether a file's hash was ever submitted.
+
+Leaf version 1 (the global seq in place of pathway_seq) was the retired single tree's.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import struct
 from txlog.head import b64decode
 from txlog.rfc6962 import leaf_hash
 
-LEAF_VERSION = 1
+LEAF_VERSION = 2
 COMMITMENT_CONTEXT = b"hashguard-entry-v1\x00"
 NONCE_BYTES = 16
 
@@ -32,19 +35,21 @@ def entry_commitment(op: str, signal_type: str, value: str, nonce: bytes) -> byt
                           + _field(signal_type.encode()) + _field(value.encode())).digest()
 
 
-def leaf_bytes(seq: int, pathway: str, commitment: bytes) -> bytes:
-    """Canonical, unambiguous bytes of one change-log entry: its position and pathway in clear
-    (a partner can already tell which positions of the log belong to a pathway it does not
-    receive, from the gaps in its own feed), and the commitment to op, signal type and value."""
-    return struct.pack(">BQ", LEAF_VERSION, seq) + _field(pathway.encode()) + _field(commitment)
+def leaf_bytes(pathway_seq: int, pathway: str, commitment: bytes) -> bytes:
+    """Canonical, unambiguous bytes of one change-log entry: its position within its pathway and
+    the pathway in clear (what a partner of that pathway pulls), and the commitment to op, signal
+    type and value."""
+    return (struct.pack(">BQ", LEAF_VERSION, pathway_seq) + _field(pathway.encode())
+            + _field(commitment))
 
 
 def entry_leaf_hash(entry: dict) -> bytes:
     """The leaf hash of an entry as the entries endpoint serves it: in full (op, signal_type,
-    value, nonce) for the pathways the partner receives, as its commitment otherwise."""
+    value, nonce), or as its commitment (a form the server no longer serves, since a partner
+    sees only the trees of its own pathways; accepted for a test's fake log)."""
     if "value" in entry:
         commitment = entry_commitment(entry["op"], entry["signal_type"], entry["value"],
                                       b64decode(entry["nonce"]))
     else:
         commitment = b64decode(entry["commitment"])
-    return leaf_hash(leaf_bytes(int(entry["seq"]), entry["pathway"], commitment))
+    return leaf_hash(leaf_bytes(int(entry["pathway_seq"]), entry["pathway"], commitment))
