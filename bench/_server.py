@@ -105,8 +105,13 @@ def running_server(database_url: str, workers: int = 1, port: int | None = None,
     data_dir = tempfile.mkdtemp(prefix="hashguard_bench_")
     # All load comes from one loopback address, which the per-client limits (meant for one
     # person's device) would throttle after 100 submits; benches measure the service, not them.
+    # One load client is one address: the per-address limits (their own tests cover them) would
+    # turn the load into 429s (the byte budget after ~25,000 PDQ submits).
     server_env = dict({"HASHGUARD_CASE_WRITES_PER_HOUR_PER_CLIENT": "0",
-                       "HASHGUARD_TOKEN_LOOKUPS_PER_MINUTE_PER_CLIENT": "0"}, **os.environ)
+                       "HASHGUARD_TOKEN_LOOKUPS_PER_MINUTE_PER_CLIENT": "0",
+                       "HASHGUARD_VALUE_BYTES_PER_HOUR_PER_CLIENT": "0",
+                       "HASHGUARD_PARTNER_KEY_FAILURES_PER_MINUTE_PER_CLIENT": "0"},
+                      **os.environ)
     server_env.update(env or {})
     server_env.update(HASHGUARD_DATABASE_URL=database_url, HASHGUARD_DATA_DIR=data_dir,
                       HASHGUARD_SECRET=BENCH_SECRET, PYTHONPATH=str(ROOT))

@@ -45,7 +45,13 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import (  # noqa: E402
-    BENCH_SECRET, ROOT, postgres_cpu_seconds, running_server, throwaway_database, wait_for_tree)
+    BENCH_SECRET,
+    ROOT,
+    postgres_cpu_seconds,
+    running_server,
+    throwaway_database,
+    wait_for_tree,
+)
 
 GOAL_HASHES_PER_S = 200_000
 DELTA_HASHES = 10

@@ -37,7 +37,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import (  # noqa: E402
-    ROOT, postgres_cpu_seconds, running_server, throwaway_database, wait_for_tree)
+    ROOT,
+    postgres_cpu_seconds,
+    running_server,
+    throwaway_database,
+    wait_for_tree,
+)
 
 HASHES_PER_CASE = 10
 GOAL_CASES_PER_S, GOAL_P99_MS = 500, 100

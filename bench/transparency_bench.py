@@ -27,7 +27,6 @@ sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(ROOT))
 from _server import BENCH_SECRET, app_factory, running_server, throwaway_database  # noqa: E402
 
-
 # --- tree: extend and prove at 1 M entries -----------------------------------------------------
 
 def bulk_load(url: str, first: int, count: int) -> None:
@@ -160,7 +159,6 @@ def tree_bench(entries: int) -> None:
 def submit_bench(seconds: float, concurrency: int, rounds: int, warmup: float, workers: int,
                  existing_cases: int) -> None:
     import psycopg
-
     from _server import wait_for_tree
     from submit_bench import HASHES_PER_CASE, describe, populate, run_phase
 

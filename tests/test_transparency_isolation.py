@@ -15,7 +15,7 @@ import json
 import httpx
 from typer.testing import CliRunner
 
-from tests.partner_helpers import bearer, new_case, withdraw
+from tests.helpers import bearer, new_case, withdraw
 
 ADULT, MINOR = "adult", "under18_at_capture"
 TRANSPARENCY = "/v1/transparency"
