@@ -18,8 +18,9 @@ from hashing.signals.base import InvalidHash
 
 
 def _similarity(distance: float) -> index.SignalSimilarityInfoWithSingleDistance:
-    # distance = 1 - level-2 score: 0 for the same video, as on hashguard's /v1/partner/match
-    return index.SignalSimilarityInfoWithSingleDistance(round(distance, 6))
+    # distance = 1 - level-2 score: 0 for the same video, as on hashguard's /v1/partner/match;
+    # never below 0 (float rounding puts a video's score against itself a hair above 1)
+    return index.SignalSimilarityInfoWithSingleDistance(max(0.0, round(distance, 6)))
 
 
 class VideoTmkPdqfSignal(signal_base.SignalType, signal_base.FileHasher):
