@@ -14,7 +14,9 @@ from tests.partner_helpers import bearer, new_case, withdraw
 from tests.peers.conftest import note
 from tests.testdata import PDQ_DIR, TMK_DIR, require_testdata
 
-pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+# slow: the first run builds the peers' venv (~30 s); `peers` comes from the folder
+pytestmark = [pytest.mark.slow,
+              pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)]
 
 BANK = "HASHGUARD_LOCAL"
 SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"

@@ -14,7 +14,9 @@ from tests.peers.conftest import note
 from tests.peers.test_hma import case_reports, pdq_of, tmk_value
 from tests.testdata import PDQ_DIR, require_testdata
 
-pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+# slow: the first run builds the peers' venv (~30 s); `peers` comes from the folder
+pytestmark = [pytest.mark.slow,
+              pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)]
 
 COLLAB = "HASHGUARD"
 
