@@ -6,10 +6,12 @@ VENV := .venv
 APT_PACKAGES := swig ffmpeg build-essential
 # Only for the tests: the web page tests (tests/web) drive Debian's Chromium (never a downloaded
 # browser) and run the page's JS modules under Node; the font makes Japanese screenshots readable.
-TEST_APT_PACKAGES := chromium fonts-ipafont-gothic
+# libpq-dev: the peer tests build HMA's psycopg2 from source (tests/peers); curl and jq run
+# docs/partners.md's quickstart (tests/test_partner_docs.py).
+TEST_APT_PACKAGES := chromium fonts-ipafont-gothic libpq-dev curl jq
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-fast system-deps test-deps bench checks
+.PHONY: run test test-fast test-peers system-deps test-deps bench checks
 
 # Debian packages: swig builds tmkpy, ffmpeg decodes video for TMK. Installed only when missing.
 system-deps:
@@ -51,6 +53,11 @@ test: $(VENV)/.installed test-deps node_modules/.installed
 # marked slow (the load, crash and 11,000-operation transparency runs). `make test` runs all.
 test-fast: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -m "not slow and not browser"
+
+# The real HMA and python-threatexchange (from ../shared/peers, in their own venv cached under
+# .peers-cache/) against a live hashguard: docs/partners.md. `make test` runs these too.
+test-peers: $(VENV)/.installed test-deps
+	$(VENV)/bin/python -m pytest tests/peers tests/test_partner_docs.py
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/hash_bench.py

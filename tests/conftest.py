@@ -26,8 +26,9 @@ RUN_ID = uuid.uuid4().hex[:8]
 # Test kinds, so that `make test-fast` can leave out what takes minutes (`make test` runs all):
 #   browser      tests/web: the page in headless Chromium and its JS under Node
 #   reliability  tests/reliability: load, crash, fuzzing, properties against real servers
+#   peers        tests/peers: the real HMA and python-threatexchange against hashguard
 #   slow         anything over ~20 s on this 2-core machine, marked where it is defined
-_KIND_BY_FOLDER = {"web": "browser", "reliability": "reliability"}
+_KIND_BY_FOLDER = {"web": "browser", "reliability": "reliability", "peers": "peers"}
 
 
 def pytest_collection_modifyitems(config, items):
