@@ -89,13 +89,15 @@ def load_hashes(url: str, n: int, mode: str) -> dict[str, float]:
                 # The subquery hands the rows over in id order, so nextval() follows id order
                 # (checked below).
                 conn.execute("""
-                    INSERT INTO change_log (seq, op, hash_id, signal_type, value, quality,
-                                            pathway, logged_at, also_shared)
-                    SELECT nextval('change_log_position'), 'add', h.id, h.signal_type, h.value,
-                           h.quality, %s, floor(extract(epoch FROM clock_timestamp()))::bigint,
+                    INSERT INTO change_log (seq, pathway_seq, op, hash_id, signal_type, value,
+                                            quality, pathway, logged_at, also_shared)
+                    SELECT nextval('change_log_position'),
+                           nextval(('change_log_position_' || %s)::regclass), 'add', h.id,
+                           h.signal_type, h.value, h.quality, %s,
+                           (floor(extract(epoch FROM clock_timestamp()) / 3600) * 3600)::bigint,
                            false
                     FROM (SELECT id, signal_type, value, quality FROM hashes ORDER BY id) AS h
-                """, (PATHWAY,))
+                """, (PATHWAY, PATHWAY))
                 conn.execute("ALTER TABLE change_log ENABLE TRIGGER change_log_position_at_commit")
             timings["change_log (trigger disabled, seq from sequence)"] = time.perf_counter() - t
         else:

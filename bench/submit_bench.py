@@ -468,10 +468,11 @@ def populate(url: str, cases: int) -> float:
                          "SELECT id, 'adult' FROM hashes ORDER BY id")
             conn.execute("ALTER TABLE change_log DISABLE TRIGGER change_log_position_at_commit")
             conn.execute("""
-                INSERT INTO change_log (seq, op, hash_id, signal_type, value, quality, pathway,
-                                        logged_at, also_shared)
-                SELECT nextval('change_log_position'), 'add', h.id, h.signal_type, h.value,
-                       h.quality, 'adult', floor(extract(epoch FROM now()))::bigint, false
+                INSERT INTO change_log (seq, pathway_seq, op, hash_id, signal_type, value,
+                                        quality, pathway, logged_at, also_shared)
+                SELECT nextval('change_log_position'), nextval('change_log_position_adult'),
+                       'add', h.id, h.signal_type, h.value, h.quality, 'adult',
+                       (floor(extract(epoch FROM now()) / 3600) * 3600)::bigint, false
                 FROM (SELECT id, signal_type, value, quality FROM hashes ORDER BY id) AS h""")
             conn.execute("ALTER TABLE change_log ENABLE TRIGGER change_log_position_at_commit")
         for table in ("cases", "hashes", "case_hashes", "shared_hashes", "change_log"):
