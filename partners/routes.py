@@ -156,9 +156,10 @@ def match(body: MatchRequest, request: Request,
             results.append(MatchResult(query=echo, matches=[],
                                        error={"code": refused.code, "message": refused.message}))
             continue
-        found = index.match(query.signal_type, value, partner.pathways)
+        found = index.match_shared(query.signal_type, value, partner.pathways)
         results.append(MatchResult(query=echo, matches=[
-            Match(signal_type=t, distance=d, **value_fields(v)) for t, v, d in found]))
+            Match(signal_type=t, distance=d, pathways=p, **value_fields(v))
+            for t, v, d, p in found]))
     return MatchResponse(results=results)
 
 

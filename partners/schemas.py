@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Action = Literal["pulled", "matched", "removed", "blocked", "not_violating"]
+Pathway = Literal["adult", "under18_at_capture"]
 
 
 class Entry(BaseModel):
@@ -14,7 +15,7 @@ class Entry(BaseModel):
     op: Literal["add", "remove"]
     signal_type: str
     value: str
-    pathway: Literal["adult", "under18_at_capture"]
+    pathway: Pathway
     quality: int | None = None
     logged_at: int = Field(description="Unix seconds when the entry was logged")
 
@@ -106,6 +107,9 @@ class Match(BaseModel):
     value: str | None = Field(None, description=_VALUE)
     value_sha256: str | None = Field(None, description=_VALUE_SHA256 + " (as pulled)")
     distance: float = Field(description="PDQ: Hamming bits; exact types: 0; TMK: 1 - level-2 score")
+    pathways: list[Pathway] = Field(description="The partner's pathways the matched hash is "
+                                                "shared under (both when it is shared under "
+                                                "both; never one the partner is not entitled to)")
 
 
 class MatchResult(BaseModel):
