@@ -18,6 +18,12 @@ class Entry(BaseModel):
     pathway: Pathway
     quality: int | None = None
     logged_at: int = Field(description="Unix seconds when the entry was logged")
+    also_shared: bool | None = Field(
+        None, description="Only with `entries=per_pathway`, for a partner entitled to both "
+                          "pathways: whether the hash is, at this entry, also shared under the "
+                          "other pathway. An add with `also_shared`: a value already held gained "
+                          "this pathway; a remove with it: the value lost this pathway and stays "
+                          "shared under the other")
 
 
 class Page(BaseModel):
