@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app.include_router(operations.router)
     app.include_router(cases.router)
     app.include_router(partner_routes.router)
-    app.include_router(stopncii.router)
+    stopncii.install(app)
     transparency.install(app)
 
     # The self-submission page (web/), last so that API routes take precedence.
