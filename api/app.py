@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import cases, operations, support_config
+from api import cases, docs_page, operations, support_config
 from api.idempotency_sweeper import IdempotencySweeper
 from api.logs import RequestLog, configure_logging
 from api.operations import Metrics
@@ -82,7 +82,10 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
             listener.stop()
         _app.state.database.dispose()
 
-    app = FastAPI(title="hashguard", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # FastAPI's own /docs and /redoc load their scripts from a CDN, which the pages' CSP
+    # blocks: api/docs_page.py serves /docs from installed files instead.
+    app = FastAPI(title="hashguard", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.database = Database(database_url)
     app.state.server_secret = settings.server_secret()
@@ -116,8 +119,9 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app.include_router(operations.router)
     app.include_router(cases.router)
     app.include_router(partner_routes.router)
-    app.include_router(stopncii.router)
+    stopncii.install(app)
     transparency.install(app)
+    docs_page.install(app)
 
     # The self-submission page (web/), last so that API routes take precedence.
     if WEB_DIR.is_dir():

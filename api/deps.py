@@ -4,7 +4,8 @@ They are `async def` on purpose: they never block, and FastAPI would run a plain
 dependency on the thread pool (a thread hop per dependency per request)."""
 from __future__ import annotations
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import ApiError
 from store.db import Database
@@ -18,7 +19,16 @@ async def server_secret(request: Request) -> bytes:
     return request.app.state.server_secret
 
 
-async def bearer_token(request: Request) -> str:
+# Declared for the OpenAPI contract only (auto_error=False): bearer_token below refuses with the
+# service's own error code.
+CASE_TOKEN = HTTPBearer(scheme_name="caseToken",
+                        description="The case token shown once when the case was created, sent "
+                                    "as `Authorization: Bearer <token>`", auto_error=False)
+
+
+async def bearer_token(request: Request,
+                       _declared: HTTPAuthorizationCredentials | None = Security(CASE_TOKEN)
+                       ) -> str:
     """The secret from `Authorization: Bearer ...` (never from the URL, which ends up in logs)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

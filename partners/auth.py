@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
 from partners.admin import KEY_PURPOSE, split_key
@@ -19,6 +20,24 @@ class AuthenticatedPartner:
     name: str
     pathways: list[str]
 
+
+# The ways a key may be presented, declared for the OpenAPI contract (securitySchemes, and
+# `security` on each operation that needs one). auto_error=False: they only document; whether
+# the key is good is decided below, with this module's own error (401 `invalid_partner_key`).
+PARTNER_KEY = HTTPBearer(
+    scheme_name="partnerKey", bearerFormat="hgp_<id>_<secret>",
+    description="A partner key (`hashguard partners keys create NAME`), sent as "
+                "`Authorization: Bearer <key>`", auto_error=False)
+# The StopNCII surface (partners/stopncii.py) also takes the key in the headers its clients send.
+STOPNCII_SUBSCRIPTION_KEY = APIKeyHeader(
+    name="Ocp-Apim-Subscription-Key", scheme_name="stopnciiSubscriptionKey",
+    description="The partner key, as StopNCII clients send it (StopNCII surface only)",
+    auto_error=False)
+STOPNCII_FUNCTIONS_KEY = APIKeyHeader(
+    name="x-functions-key", scheme_name="stopnciiFunctionsKey",
+    description="The same partner key again, as StopNCII clients send it beside "
+                "Ocp-Apim-Subscription-Key (StopNCII surface only; never alone, and when sent "
+                "it must equal that header)", auto_error=False)
 
 UNAUTHORIZED = ServiceError(401, "invalid_partner_key", "missing, unknown or revoked partner key",
                             headers={"WWW-Authenticate": "Bearer"})
@@ -36,7 +55,9 @@ def presented_key(request: Request) -> str | None:
     return subscription
 
 
-def authenticate(request: Request) -> AuthenticatedPartner:
+def authenticate(request: Request,
+                 _declared: HTTPAuthorizationCredentials | None = Security(PARTNER_KEY)
+                 ) -> AuthenticatedPartner:
     state = request.app.state
     failures = state.partner_key_failures
     failures.refuse_if_exhausted(request)  # before the lookup: an exhausted guesser learns nothing

@@ -28,10 +28,10 @@ class ExactIndex(SignalIndex):
                 if not shared:
                     del self._pathways[value]
 
-    def match(self, value: str, pathways) -> list[tuple[str, float]]:
+    def match_shared(self, value: str, pathways) -> list[tuple[str, float, frozenset[str]]]:
         with self._lock:
-            shared = self._pathways.get(value)
-            return [(value, 0.0)] if shared and shared.intersection(pathways) else []
+            entitled = frozenset(self._pathways.get(value, ())).intersection(pathways)
+        return [(value, 0.0, entitled)] if entitled else []
 
     def __len__(self) -> int:
         return len(self._pathways)

@@ -12,12 +12,14 @@ import re
 import time
 from dataclasses import dataclass
 
+from typing import Literal
+
 from sqlalchemy import case, select, update
 
 from partners import transparency
 from partners.errors import ServiceError
 from store import backends, changelog
-from store.models import LegacyCursorLimit, Partner
+from store.models import PATHWAYS, LegacyCursorLimit, Partner
 
 _CURSOR = re.compile(r"(p?)([0-9]{1,18})")
 PATHWAY_NUMBERING = "p"
@@ -34,6 +36,20 @@ INVALID_CURSOR = ServiceError(400, "invalid_cursor",
 BEYOND_HEAD = ServiceError(400, "cursor_beyond_head",
                            "cursor is past the newest entry; pass a next_cursor this API "
                            "returned, or an empty cursor for a full sync")
+
+
+# What a partner entitled to every pathway receives (`entries=`): by default one add and one
+# remove per value (clients that hold a set of values replay them as they are); `per_pathway`:
+# every entry of every pathway, each with `also_shared`, so that it learns when a value it holds
+# gains or loses a pathway. A partner entitled to one pathway gets every entry of it either way
+# (and never `also_shared`: that would tell it about a pathway it is not entitled to).
+EntryMode = Literal["per_value", "per_pathway"]
+PER_VALUE, PER_PATHWAY = "per_value", "per_pathway"
+
+
+def every_pathway_entry(pathways: list[str], entries: str) -> bool:
+    """Whether this partner's pages carry every pathway's entries, each with `also_shared`."""
+    return entries == PER_PATHWAY and set(pathways) >= set(PATHWAYS)
 
 
 @dataclass(frozen=True)
@@ -98,11 +114,13 @@ def cut_page(rows: list, limit: int, max_bytes: int) -> tuple[list, bool]:
     return rows[:limit], len(rows) > limit
 
 
-def entry_record(row) -> dict:
+def entry_record(row, also_shared: bool = False) -> dict:
     record = {"seq": row.seq, "op": row.op, "signal_type": row.signal_type, "value": row.value,
               "pathway": row.pathway, "logged_at": row.logged_at}
     if row.quality is not None:
         record["quality"] = row.quality
+    if also_shared:
+        record["also_shared"] = bool(row.also_shared)
     return record
 
 
@@ -117,15 +135,18 @@ class PageRows:
     # (partners/transparency.py). `tree_size` is the only one's for a partner entitled to one
     # pathway, and their sum (leaves up to the cursor) for one entitled to several.
     tree_sizes: dict[str, int]
+    also_shared: bool = False  # entries carry `also_shared` (every_pathway_entry)
 
 
 def read_page(database, partner_id: int, pathways: list[str], cursor: "Cursor | int",
-              limit: int, max_bytes: int = DEFAULT_PAGE_BYTES) -> PageRows:
+              limit: int, max_bytes: int = DEFAULT_PAGE_BYTES,
+              entries: str = PER_VALUE) -> PageRows:
+    per_pathway = every_pathway_entry(pathways, entries)
     with database.read() as session:
         position = resolve_cursor(session, cursor, pathways)
         rows, has_more = cut_page(
-            changelog.read_after(session, position, pathways, limit + 1, max_bytes), limit,
-            max_bytes)
+            changelog.read_after(session, position, pathways, limit + 1, max_bytes,
+                                 per_pathway=per_pathway), limit, max_bytes)
         last = rows[-1] if rows else None
         next_cursor = last.seq if last else position
         log_seq = last.log_seq if last else changelog.log_seq_at(session, position, pathways)
@@ -134,14 +155,14 @@ def read_page(database, partner_id: int, pathways: list[str], cursor: "Cursor | 
     # the newest hashes of a quiet feed never counted as pulled.
     acknowledge(database, partner_id, log_seq)
     return PageRows(rows, next_cursor, has_more, sum(tree_sizes.values()),
-                    format_cursor(next_cursor, pathways), tree_sizes)
+                    format_cursor(next_cursor, pathways), tree_sizes, per_pathway)
 
 
 def page(database, partner_id: int, pathways: list[str], cursor, limit: int,
-         max_bytes: int = DEFAULT_PAGE_BYTES) -> dict:
+         max_bytes: int = DEFAULT_PAGE_BYTES, entries: str = PER_VALUE) -> dict:
     """One page as a plain dict (tests, small callers)."""
-    result = read_page(database, partner_id, pathways, cursor, limit, max_bytes)
-    return {"entries": [entry_record(r) for r in result.rows],
+    result = read_page(database, partner_id, pathways, cursor, limit, max_bytes, entries)
+    return {"entries": [entry_record(r, result.also_shared) for r in result.rows],
             "next_cursor": result.cursor_text, "has_more": result.has_more,
             "tree_size": result.tree_size, "tree_sizes": result.tree_sizes}
 
@@ -149,14 +170,16 @@ def page(database, partner_id: int, pathways: list[str], cursor, limit: int,
 # Entries rendered straight from row tuples, without a dict or json.dumps per entry (together
 # they were 60% of a full sync's server time). Safe without escaping: every field is an int, a
 # fixed name from our registry, or a hash value that passed its type's parse (hex or base64).
-def _entry_json(row) -> str:
+def _entry_json(row, also_shared: bool = False) -> str:
     quality = "" if row[6] is None else f',"quality":{row[6]}'
+    shared = "" if not also_shared else (',"also_shared":true' if row[8]
+                                         else ',"also_shared":false')
     return (f'{{"seq":{row[0]},"op":"{row[1]}","signal_type":"{row[4]}","value":"{row[5]}",'
-            f'"pathway":"{row[2]}","logged_at":{row[3]}{quality}}}')
+            f'"pathway":"{row[2]}","logged_at":{row[3]}{quality}{shared}}}')
 
 
 def render_json(result: PageRows) -> bytes:
-    entries = ",".join(_entry_json(r) for r in result.rows)
+    entries = ",".join(_entry_json(r, result.also_shared) for r in result.rows)
     has_more = "true" if result.has_more else "false"
     sizes = ",".join(f'"{p}":{n}' for p, n in result.tree_sizes.items())  # pathway names: fixed
     return (f'{{"entries":[{entries}],"next_cursor":"{result.cursor_text}",'
@@ -165,7 +188,7 @@ def render_json(result: PageRows) -> bytes:
 
 
 def render_ndjson(result: PageRows) -> bytes:
-    return "".join(_entry_json(r) + "\n" for r in result.rows).encode()
+    return "".join(_entry_json(r, result.also_shared) + "\n" for r in result.rows).encode()
 
 
 # Acknowledgements are written at most this often per partner: they feed the "pulled by N

@@ -127,3 +127,12 @@ class MatchIndex:
         index = self.indexes.get(signal_type)  # None: not a type (refused before it gets here)
         return [] if index is None else [
             (signal_type, v, d) for v, d in index.match(value, pathways)]
+
+    def match_shared(self, signal_type: str, value: str,
+                     pathways: list[str]) -> list[tuple[str, str, float, list[str]]]:
+        """Like `match`, each with the ones of `pathways` the match is shared under, in
+        PATHWAYS order."""
+        index = self.indexes.get(signal_type)
+        return [] if index is None else [
+            (signal_type, v, d, [p for p in PATHWAYS if p in shared])
+            for v, d, shared in index.match_shared(value, pathways)]

@@ -434,9 +434,17 @@ class PdqIndex(SignalIndex):
     def match(self, value: str, pathways) -> list[tuple[str, float]]:
         return [(v, float(d)) for v, d in self.lookup(value, pathways)]
 
+    def match_shared(self, value: str, pathways) -> list[tuple[str, float, frozenset[str]]]:
+        return [(v, float(d), frozenset(p for p, bit in self._bits.items() if mask & bit))
+                for v, d, mask in self._lookup_masked(value, pathways, THRESHOLD)]
+
     def lookup(self, value: str, pathways, threshold: int = THRESHOLD) -> list[tuple[str, int]]:
         """(value, distance) of every indexed value within `threshold` (<= 31) of `value` and
         shared under one of `pathways`, nearest first."""
+        return [(v, d) for v, d, _ in self._lookup_masked(value, pathways, threshold)]
+
+    def _lookup_masked(self, value: str, pathways, threshold: int) -> list[tuple[str, int, int]]:
+        """lookup's matches, each with its pathway bits among `pathways`."""
         assert threshold <= THRESHOLD
         want = self.pathway_bits(pathways)
         ticket = self._readers.enter()  # before reading the view: see Readers
@@ -446,7 +454,7 @@ class PdqIndex(SignalIndex):
             self._readers.leave(ticket)
 
     @staticmethod
-    def _lookup(view: View, value: str, want: int, threshold: int) -> list[tuple[str, int]]:
+    def _lookup(view: View, value: str, want: int, threshold: int) -> list[tuple[str, int, int]]:
         q = int(value, 16)
         qw = np.array([q >> 192, (q >> 128) & WORD_MASK, (q >> 64) & WORD_MASK, q & WORD_MASK], np.uint64)
         close = []  # rows passing the 2-word filter (a row may come from several slots)
@@ -461,10 +469,12 @@ class PdqIndex(SignalIndex):
                                     view.delta_rows[:view.delta_len], qw, threshold))
         found = []
         for row in set(itertools.chain.from_iterable(c.tolist() for c in close)):
-            if view.masks[row] & want:  # a handful: the exact distance with Python ints
+            # One read of the mask: a remove racing the lookup is seen before or after it.
+            shared = int(view.masks[row]) & want
+            if shared:  # a handful: the exact distance with Python ints
                 candidate = hex_of(view.rows[row])
                 distance = (int(candidate, 16) ^ q).bit_count()
                 if distance <= threshold:
-                    found.append((candidate, distance))
+                    found.append((candidate, distance, shared))
         found.sort(key=lambda m: (m[1], m[0]))
         return found

@@ -30,6 +30,14 @@ from partners.schemas import (
 
 router = APIRouter(prefix="/v1/partner", tags=["partners"])
 
+ENTRIES_HELP = ("For a partner entitled to both pathways. `per_value` (default): one add when a "
+                "value first becomes visible, one remove when it stops being visible (entries "
+                "made while it is also shared under the other pathway are left out). "
+                "`per_pathway`: every entry of both pathways, each with `also_shared`, so a "
+                "value gaining or losing a pathway is an add or remove of that pathway. "
+                "Positions are the same in both, so a cursor serves either. For a partner "
+                "entitled to one pathway both are the same")
+
 
 @router.get("/hashes", response_model=Page, response_model_exclude_none=True,
             responses=error_responses(400, 401, 422, 429))
@@ -46,6 +54,7 @@ async def pull(request: Request,
                                    description="Long-poll: when nothing is new, hold the request "
                                                "up to this many seconds and answer as soon as an "
                                                "entry commits"),
+               entries: feed.EntryMode = Query(feed.PER_VALUE, description=ENTRIES_HELP),
                partner: AuthenticatedPartner = Depends(authenticate)):
     """Ordered change entries (adds and removes) after `cursor`, for the partner's pathways.
     Never skips or repeats an entry, including ones whose transaction committed late. A cursor
@@ -57,7 +66,7 @@ async def pull(request: Request,
     while True:
         seen = state.notifier.version  # read before querying: a commit in between wakes us
         result = await run_in_threadpool(feed.read_page, state.database, partner.id,
-                                         partner.pathways, position, limit, max_bytes)
+                                         partner.pathways, position, limit, max_bytes, entries)
         remaining = deadline - loop.time()
         if result.rows or remaining <= 0 or await request.is_disconnected():
             # Rendered directly: re-validating 10,000 entries through the response model would
@@ -74,19 +83,22 @@ async def pull(request: Request,
     **error_responses(400, 401, 429)})
 def export(request: Request, cursor: str = Query("", max_length=32),
            gzip_body: bool = Query(False, alias="gzip", description="gzip the stream"),
+           entries: feed.EntryMode = Query(feed.PER_VALUE, description=ENTRIES_HELP),
            partner: AuthenticatedPartner = Depends(authenticate)):
     """Streaming export of every entry after `cursor` (a first sync in one request)."""
     position = feed.parse_cursor(cursor)
     database = request.app.state.database
-    lines = _export_lines(database, partner, position)
+    lines = _export_lines(database, partner, position, entries)
     body = _gzip_stream(lines) if gzip_body else lines
     headers = {"Content-Encoding": "gzip"} if gzip_body else {}
     return StreamingResponse(body, media_type="application/x-ndjson", headers=headers)
 
 
-def _export_lines(database, partner: AuthenticatedPartner, cursor) -> Iterator[bytes]:
+def _export_lines(database, partner: AuthenticatedPartner, cursor,
+                  entries: str) -> Iterator[bytes]:
     while True:
-        result = feed.read_page(database, partner.id, partner.pathways, cursor, feed.MAX_PAGE)
+        result = feed.read_page(database, partner.id, partner.pathways, cursor, feed.MAX_PAGE,
+                                entries=entries)
         if result.rows:
             yield feed.render_ndjson(result)
         cursor = result.next_cursor
@@ -156,9 +168,10 @@ def match(body: MatchRequest, request: Request,
             results.append(MatchResult(query=echo, matches=[],
                                        error={"code": refused.code, "message": refused.message}))
             continue
-        found = index.match(query.signal_type, value, partner.pathways)
+        found = index.match_shared(query.signal_type, value, partner.pathways)
         results.append(MatchResult(query=echo, matches=[
-            Match(signal_type=t, distance=d, **value_fields(v)) for t, v, d in found]))
+            Match(signal_type=t, distance=d, pathways=p, **value_fields(v))
+            for t, v, d, p in found]))
     return MatchResponse(results=results)
 
 

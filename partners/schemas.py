@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Action = Literal["pulled", "matched", "removed", "blocked", "not_violating"]
+Pathway = Literal["adult", "under18_at_capture"]
 
 
 class Entry(BaseModel):
@@ -14,9 +15,15 @@ class Entry(BaseModel):
     op: Literal["add", "remove"]
     signal_type: str
     value: str
-    pathway: Literal["adult", "under18_at_capture"]
+    pathway: Pathway
     quality: int | None = None
     logged_at: int = Field(description="Unix seconds when the entry was logged")
+    also_shared: bool | None = Field(
+        None, description="Only with `entries=per_pathway`, for a partner entitled to both "
+                          "pathways: whether the hash is, at this entry, also shared under the "
+                          "other pathway. An add with `also_shared`: a value already held gained "
+                          "this pathway; a remove with it: the value lost this pathway and stays "
+                          "shared under the other")
 
 
 class Page(BaseModel):
@@ -106,6 +113,9 @@ class Match(BaseModel):
     value: str | None = Field(None, description=_VALUE)
     value_sha256: str | None = Field(None, description=_VALUE_SHA256 + " (as pulled)")
     distance: float = Field(description="PDQ: Hamming bits; exact types: 0; TMK: 1 - level-2 score")
+    pathways: list[Pathway] = Field(description="The partner's pathways the matched hash is "
+                                                "shared under (both when it is shared under "
+                                                "both; never one the partner is not entitled to)")
 
 
 class MatchResult(BaseModel):

@@ -34,6 +34,12 @@ class SignalIndex:
     def match(self, value: str, pathways) -> list[tuple[str, float]]:
         """(value, distance) of the indexed values matching canonical `value` that are shared
         under one of `pathways`, best first."""
+        return [(v, d) for v, d, _ in self.match_shared(value, pathways)]
+
+    def match_shared(self, value: str, pathways) -> list[tuple[str, float, frozenset[str]]]:
+        """Like `match`, each match with the ones of `pathways` it is shared under (the match
+        answer names them: a value can be shared under both, and a partner must never learn
+        of a pathway it is not entitled to)."""
         raise NotImplementedError
 
     def backlogged(self) -> bool:

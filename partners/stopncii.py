@@ -10,17 +10,41 @@ submitters' business); video_sha256 has no StopNCII type and is not listed here.
 from __future__ import annotations
 
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security
+from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field
 
 from hashing.signals import InvalidHash, get
 from partners import disputes, feed, feedback
-from partners.auth import AuthenticatedPartner, authenticate
+from partners.auth import (STOPNCII_FUNCTIONS_KEY, STOPNCII_SUBSCRIPTION_KEY,
+                           AuthenticatedPartner, authenticate)
 from partners.errors import error_responses
 from partners.schemas import FEEDBACK_TAGS
 from store import changelog
 
-router = APIRouter(prefix="/stopncii/v1", tags=["stopncii"])
+# The key comes as `Authorization: Bearer` (partnerKey, declared by `authenticate`), or in
+# Ocp-Apim-Subscription-Key, alone or with x-functions-key (partners/auth.presented_key). FastAPI
+# makes each security dependency an alternative of its own, so the pair, which must go together
+# (x-functions-key alone is refused), is one more alternative added to each operation, and its
+# second scheme is declared by install().
+router = APIRouter(prefix="/stopncii/v1", tags=["stopncii"],
+                   dependencies=[Security(STOPNCII_SUBSCRIPTION_KEY)])
+KEY_PAIR = {"security": [{STOPNCII_SUBSCRIPTION_KEY.scheme_name: [],
+                          STOPNCII_FUNCTIONS_KEY.scheme_name: []}]}
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(router)
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:  # generate() caches the schema it returns there
+            schemes = generate()["components"]["securitySchemes"]
+            schemes[STOPNCII_FUNCTIONS_KEY.scheme_name] = jsonable_encoder(
+                STOPNCII_FUNCTIONS_KEY.model, by_alias=True, exclude_none=True)
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 SIGNAL_TO_STOPNCII = {"pdq": "ImagePDQ", "video_md5": "VideoMD5", "video_tmk_pdqf": "VideoTMK"}
 OP_TO_STATUS = {"add": "Active", "remove": "Withdrawn"}
@@ -65,7 +89,7 @@ class SubmitFeedbackResponse(BaseModel):
 
 
 @router.get("/FetchHashes", response_model=FetchHashesResponse,
-            responses=error_responses(400, 401, 422, 429))
+            responses=error_responses(400, 401, 422, 429), openapi_extra=KEY_PAIR)
 def fetch_hashes(request: Request,
                  startTimestamp: int = Query(0, ge=0, le=2**40),  # noqa: N803 - their name
                  pageSize: int = Query(800, ge=1, le=feed.MAX_PAGE),  # noqa: N803
@@ -104,7 +128,7 @@ def fetch_hashes(request: Request,
 
 
 @router.post("/SubmitFeedback", response_model=SubmitFeedbackResponse,
-             responses=error_responses(401, 413, 415, 422, 429))
+             responses=error_responses(401, 413, 415, 422, 429), openapi_extra=KEY_PAIR)
 def submit_feedback(body: SubmitFeedbackRequest, request: Request,
                     partner: AuthenticatedPartner = Depends(authenticate)):
     """Feedback in StopNCII's shape (no signal type: the value is looked up among the types)."""

@@ -67,32 +67,35 @@ class TmkIndex(SignalIndex):
                     del self._pathways[key]
                     self._vectors.pop(key, None)
 
-    def match(self, value: str, pathways) -> list[tuple[str, float]]:
+    def match_shared(self, value: str, pathways) -> list[tuple[str, float, frozenset[str]]]:
         """Level 1 over every candidate in one matrix product, then level 2 on at most
         LEVEL2_CANDIDATES_PER_QUERY of those that pass, most similar first: the level-2 score is
         the expensive step (reading and decoding a 351 KB value, then the scores), and without
         the cap one query against many stored near-duplicates cost seconds (issue 21)."""
         with self._lock:
-            candidates = [(key, vector) for key, vector in self._vectors.items()
-                          if self._pathways[key].intersection(pathways)]
+            # The pathways as of this snapshot, like the vectors (a remove racing the lookup
+            # is seen before or after it, as for the other types).
+            candidates = [(key, vector, entitled) for key, vector in self._vectors.items()
+                          if (entitled := frozenset(self._pathways[key].intersection(pathways)))]
         if not candidates:
             return []
         signal = self._signal
         query = signal.decode(value)  # once, not once per candidate
-        scores = np.stack([vector for _, vector in candidates]) @ signal.level1_vector(
+        scores = np.stack([vector for _, vector, _ in candidates]) @ signal.level1_vector(
             query, normalized=True)
         passing = np.flatnonzero(scores >= signal.LEVEL1_THRESHOLD)
         best = passing[np.argsort(-scores[passing], kind="stable")]
-        keys = [candidates[i][0] for i in best[:signal.LEVEL2_CANDIDATES_PER_QUERY]]
+        chosen = [candidates[i] for i in best[:signal.LEVEL2_CANDIDATES_PER_QUERY]]
+        keys = [key for key, _, _ in chosen]
         values = self._load(keys) if self._load is not None and keys else {}
         found = []
-        for key in keys:
+        for key, _, entitled in chosen:
             candidate = values.get(key)
             if candidate is None:  # gone from the store meanwhile (or no loader attached)
                 continue
             score = signal.level2_score(query, signal.decode_stored(candidate))
             if score >= signal.LEVEL2_THRESHOLD:
-                found.append((candidate, round(1.0 - score, 6)))
+                found.append((candidate, round(1.0 - score, 6), entitled))
         return sorted(found, key=lambda m: m[1])
 
     def __len__(self) -> int:

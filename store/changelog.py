@@ -57,14 +57,17 @@ def unshare_many(session: Session, hash_ids: list[int], pathway: str) -> list[in
     return backend.unshare(session, backend.lock_hashes(session, hash_ids), pathway)
 
 
-def visible_to(pathways: list[str]):
+def visible_to(pathways: list[str], per_pathway: bool = False):
     """The SQL condition for entries a partner entitled to `pathways` receives.
 
     One pathway: all its entries. Both: skip entries made while the hash was also shared under
-    the other pathway (see ChangeLogEntry.also_shared), so each value is added and removed once.
+    the other pathway (see ChangeLogEntry.also_shared), so each value is added and removed once;
+    unless `per_pathway` (the partner asked for `entries=per_pathway`): then every entry of both
+    pathways, so that a value gaining or losing a pathway shows as that pathway's add or remove.
+    Positions are the global ones either way, so a cursor serves both.
     """
     condition = ChangeLogEntry.pathway.in_(pathways)
-    if set(pathways) >= set(PATHWAYS):
+    if set(pathways) >= set(PATHWAYS) and not per_pathway:
         condition = condition & ChangeLogEntry.also_shared.is_(False)
     return condition
 
@@ -83,17 +86,19 @@ def position_column(pathways: list[str]):
 
 
 def read_after(session: Session, cursor: int, pathways: list[str], limit: int,
-               max_bytes: int | None = None):
-    """Entries after position `cursor` visible to `pathways`, in order, with their hash values:
-    rows of (seq, op, pathway, logged_at, signal_type, value, quality, log_seq), also addressable
-    by name. `seq` is the partner's position (see position_column); `log_seq` the global one.
+               max_bytes: int | None = None, per_pathway: bool = False):
+    """Entries after position `cursor` visible to `pathways` (visible_to), in order, with their
+    hash values: rows of (seq, op, pathway, logged_at, signal_type, value, quality, log_seq,
+    also_shared), also addressable by name. `seq` is the partner's position (see
+    position_column); `log_seq` the global one.
 
     With `max_bytes`, the database also stops once the values read add up to more than
     `max_bytes`: rows after the one that crosses the bound are not read (the crossing row is a
     sentinel, like the caller's limit + 1 row), so a page of 351 KB TMK values is never read
     whole into memory (partners/feed.cut_page trims it)."""
     position = position_column(pathways)
-    return _read(session, position, (position > cursor) & visible_to(pathways), limit, max_bytes)
+    return _read(session, position, (position > cursor) & visible_to(pathways, per_pathway),
+                 limit, max_bytes)
 
 
 def read_all_after(session: Session, cursor: int, limit: int, max_bytes: int):
@@ -110,7 +115,8 @@ def _read(session: Session, position, condition, limit: int, max_bytes: int | No
         connection.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
     columns = (position.label("seq"), ChangeLogEntry.op, ChangeLogEntry.pathway,
                ChangeLogEntry.logged_at, ChangeLogEntry.signal_type, ChangeLogEntry.value,
-               ChangeLogEntry.quality, ChangeLogEntry.seq.label("log_seq"))
+               ChangeLogEntry.quality, ChangeLogEntry.seq.label("log_seq"),
+               ChangeLogEntry.also_shared)
     if max_bytes is None:
         # Core, not ORM: plain rows, no identity map (a full sync reads millions of them).
         return connection.execute(

@@ -173,7 +173,8 @@ def test_match_finds_near_pdq_and_exact_md5_within_entitlement(client, make_part
     results = client.post("/v1/partner/match", headers=bearer(adult_key), json=queries).json()["results"]
     # The authors' C++ reference hash of the same photo, a few bits from ours.
     assert results[0]["matches"] == [{"signal_type": "pdq", "value": BRIDGE,
-                                      "distance": pdq.distance(BRIDGE, BRIDGE_CPP)}]
+                                      "distance": pdq.distance(BRIDGE, BRIDGE_CPP),
+                                      "pathways": ["adult"]}]
     assert results[1]["matches"] == []
     assert results[2]["matches"][0]["value"] == MD5
     assert results[3]["error"]["code"] == "pdq_bad_format"

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from hashing.signals import pdq
-from tests.hashes import MD5, Q0122
+from tests.hashes import MD5, Q0122, Q1050
 from tests.helpers import bearer, new_case, withdraw
 from tests.peers.conftest import note
 from tests.testdata import PDQ_DIR, TMK_DIR, require_testdata
@@ -82,6 +82,7 @@ def test_hma_pulls_removes_matches_and_reports(hma, live_server, client, make_pa
     late = new_case(client, [Q0122])
     disputed_value = pdq_of(PDQ_DIR / "reg-test-input" / "pen-and-coaster.png")
     new_case(client, [disputed_value])
+    reshared = new_case(client, [Q1050])  # adult now; under18 too, and adult withdrawn, later
 
     configure_exchange(hma, live_server, key)
     started = time.monotonic()
@@ -89,11 +90,14 @@ def test_hma_pulls_removes_matches_and_reports(hma, live_server, client, make_pa
     note("hma_first_fetch_seconds", round(time.monotonic() - started, 1))
     held = hma.bank_signals(BANK)
     expected = {("pdq", photo), ("pdq", other_photo), ("video_md5", MD5), ("video_sha256", SHA256),
-                ("video_tmk_pdqf", tmk), ("pdq", Q0122), ("pdq", disputed_value)}
+                ("video_tmk_pdqf", tmk), ("pdq", Q0122), ("pdq", disputed_value),
+                ("pdq", Q1050)}
     assert set(held) == expected and len(held) == len(expected)  # TMK intact, byte for byte
     assert ("pdq", early_value) not in held
 
     withdraw(client, late)  # after the first fetch
+    also_minor = new_case(client, [Q1050], pathway="under18_at_capture")
+    withdraw(client, reshared)  # Q1050 stays shared, now as under18 only
     for name in ("disputer-1", "disputer-2"):  # two partners: the hash is quarantined
         dispute(client, make_partner(name, "adult"), "pdq", disputed_value)
     started = time.monotonic()
@@ -103,6 +107,12 @@ def test_hma_pulls_removes_matches_and_reports(hma, live_server, client, make_pa
     assert after == expected - {("pdq", Q0122), ("pdq", disputed_value)}
     note("hma_counts", {"fetched": len(held), "deleted": len(held) - len(after),
                         "never_landed_withdrawn_before_fetch": 1})
+
+    # Q1050 lost its last pathway, under18, which is not the one it arrived under: its record
+    # must go too (pulled per value, the remove named under18 and the adult record stayed).
+    withdraw(client, also_minor)
+    hma.flask("fetch")
+    assert set(hma.bank_signals(BANK)) == after - {("pdq", Q1050)}
 
     hma.flask("build_indices")
     # HMA's own lookup: a modified copy of the shared photo, hashed on the platform's side

@@ -65,8 +65,14 @@ class HashguardClient:
         self.session.headers["User-Agent"] = "hashguard-pytx/0.1"
 
     def pull(self, cursor: str, limit: int, wait: float = 0) -> dict:
-        """One page: {"entries": [...], "next_cursor": str, "has_more": bool, ...}."""
-        params: dict = {"cursor": cursor, "limit": limit}
+        """One page: {"entries": [...], "next_cursor": str, "has_more": bool, ...}.
+
+        Every pathway's entries (`entries=per_pathway`): the exchange keeps one record per
+        (pathway, value), so it needs each pathway's own add and remove. The default, one add
+        and one remove per value, could name a different pathway in the remove than in the add
+        (a value shared as adult, then also as under18, then withdrawn from both), and the
+        record would never be deleted. For a key entitled to one pathway both are the same."""
+        params: dict = {"cursor": cursor, "limit": limit, "entries": "per_pathway"}
         if wait > 0:
             params["wait"] = wait
         return self._request("GET", "/hashes", params=params,

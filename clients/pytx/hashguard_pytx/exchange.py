@@ -3,9 +3,9 @@
 No `from __future__ import annotations` here: pytx's CLI and HMA read these dataclasses' field
 types at run time (to build arguments and forms), and would get strings instead of types.
 
-Records are keyed per (pathway, signal type, value): the log says "add" and "remove" per
-pathway, so a value shared under both pathways is two records, and withdrawing one pathway's
-case removes exactly that record. HMA replaces a record by key and never merges, so this keeps
+Records are keyed per (pathway, signal type, value): the log, pulled with
+`entries=per_pathway` (client.py), says "add" and "remove" per pathway, so a value shared under
+both pathways is two records, and withdrawing one pathway's case removes exactly that record. HMA replaces a record by key and never merges, so this keeps
 its bank exact without any state in the exchange.
 """
 import hashlib
