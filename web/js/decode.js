@@ -1,0 +1,104 @@
+// Decode an image file into the pixels hashing/media.py gives pdqhash before its shrink: first
+// frame, the CLI's JPEG draft size, Pillow's orientation rule, transparency composited over white,
+// 8-bit RGBA (the alpha byte is then 255 everywhere). The rule per image class is in
+// docs/hashing.md; every step here is the browser's way to the same bytes:
+//
+// - Big JPEGs: the CLI asks libjpeg for a DCT-scaled draft (Pillow's draft(), 1/2, 1/4 or 1/8 so
+//   that both sides stay >= 1024 px). WebCodecs' ImageDecoder with that size as desiredWidth and
+//   desiredHeight makes Chromium's libjpeg-turbo decode at the same scale, and the RGB it returns
+//   equals Pillow's draft byte for byte (measured; checked by the parity tests). It is also what
+//   makes the page fast: a quarter of the pixels to decode, no canvas. When the decoder answers
+//   another size or a YUV frame (it does for unscaled decodes), or ImageDecoder is missing (it
+//   needs a secure context), the page falls back to the full decode below.
+// - Everything else: createImageBitmap without colour management or premultiplication, drawn over
+//   white on a 2D canvas. Skia premultiplies with exact rounding and composites over opaque white
+//   as P + 255 - a, which is the CLI's round(C*a/255) + 255 - a to the byte (measured).
+//   Chromium applies the EXIF orientation of JPEG and PNG itself (even with imageOrientation
+//   'none'), not WebP's EXIF nor XMP: what it did not apply is applied here (orient.js).
+// - TIFF and HEIC/HEIF: Chromium has no decoder for them; UnsupportedFormat says so.
+
+import { readImageMeta } from './image-meta.js';
+import { reorient } from './orient.js';
+
+const DRAFT_BOX = 1024; // hashing/media.py DRAFT_BOX
+const RGB_FRAME_FORMATS = new Set(['RGBA', 'RGBX', 'BGRA', 'BGRX']);
+
+export class UnsupportedFormat extends Error {
+  constructor(container) {
+    super(`the browser cannot decode ${container} images`);
+    this.name = 'UnsupportedFormat';
+  }
+}
+
+/** Pillow's JpegImageFile.draft scale for a `width` x `height` JPEG: 8, 4, 2 or 1. */
+export function draftScale(width, height) {
+  const scale = Math.min(Math.floor(width / DRAFT_BOX), Math.floor(height / DRAFT_BOX));
+  for (const s of [8, 4, 2]) if (scale >= s) return s;
+  return 1;
+}
+
+async function jpegDraft(bytes, meta) {
+  if (typeof ImageDecoder === 'undefined' || !meta.width || !meta.height) return null;
+  const s = draftScale(meta.width, meta.height);
+  if (s === 1) return null;
+  const width = Math.ceil(meta.width / s);
+  const height = Math.ceil(meta.height / s);
+  let decoder = null;
+  try {
+    decoder = new ImageDecoder({
+      data: bytes, type: 'image/jpeg', desiredWidth: width, desiredHeight: height,
+      colorSpaceConversion: 'none',
+    });
+    const { image } = await decoder.decode({ frameIndex: 0 });
+    try {
+      if (image.codedWidth !== width || image.codedHeight !== height
+          || !RGB_FRAME_FORMATS.has(image.format)) return null;
+      const pixels = new Uint8Array(width * height * 4);
+      await image.copyTo(pixels, { format: 'RGBA' });
+      // VideoFrame pixels are never turned: rotation and flip are only reported.
+      return { pixels, width, height, applied: 1, path: 'jpeg-draft' };
+    } finally {
+      image.close();
+    }
+  } catch {
+    return null; // any refusal here: the full decode below decides
+  } finally {
+    if (decoder) decoder.close();
+  }
+}
+
+async function viaBitmap(blob, meta) {
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(blob, {
+      imageOrientation: 'from-image', colorSpaceConversion: 'none', premultiplyAlpha: 'none',
+    });
+  } catch (error) {
+    if (meta.container === 'tiff' || meta.container === 'heif') throw new UnsupportedFormat(meta.container);
+    throw error;
+  }
+  const { width, height } = bitmap;
+  const canvas = new OffscreenCanvas(width, height);
+  const context = canvas.getContext('2d', { willReadFrequently: true });
+  context.fillStyle = '#ffffff';
+  context.fillRect(0, 0, width, height);
+  context.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  const pixels = context.getImageData(0, 0, width, height).data;
+  canvas.width = 0; // release the canvas' pixels now, not at the next GC
+  const applied = meta.container === 'jpeg' || meta.container === 'png' ? meta.exifOrientation : 1;
+  return { pixels, width, height, applied, path: 'bitmap' };
+}
+
+/** { pixels (RGBA, opaque), width, height, path ('jpeg-draft' or 'bitmap'), stages (ms) } of an
+ * image Blob; UnsupportedFormat for TIFF and HEIC/HEIF. */
+export async function decodeImage(blob) {
+  const t0 = performance.now();
+  const bytes = new Uint8Array(await blob.arrayBuffer());
+  const meta = readImageMeta(bytes);
+  const decoded = (meta.container === 'jpeg' && await jpegDraft(bytes, meta))
+    || await viaBitmap(blob, meta);
+  const t1 = performance.now();
+  const image = reorient(decoded, decoded.applied, meta.orientation);
+  return { ...image, path: decoded.path, stages: { decode: t1 - t0, orient: performance.now() - t1 } };
+}
