@@ -95,7 +95,7 @@ async function viaBitmap(blob, meta) {
 export async function decodeImage(blob) {
   const t0 = performance.now();
   const bytes = new Uint8Array(await blob.arrayBuffer());
-  const meta = readImageMeta(bytes);
+  const meta = await readImageMeta(bytes);
   const decoded = (meta.container === 'jpeg' && await jpegDraft(bytes, meta))
     || await viaBitmap(blob, meta);
   const t1 = performance.now();

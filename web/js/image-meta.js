@@ -14,7 +14,7 @@ const XMP_ORIENTATION = /tiff:Orientation(="|>)([0-9])/;
 
 const latin1 = (bytes, start, end) => {
   let s = '';
-  for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i]);
+  for (let i = start, last = Math.min(end, bytes.length); i < last; i++) s += String.fromCharCode(bytes[i]);
   return s;
 };
 const u16be = (b, i) => (b[i] << 8) | b[i + 1];
@@ -63,6 +63,11 @@ function exifOrientation(b, start, end) {
   return null;
 }
 
+async function inflate(deflated) {
+  const stream = new Blob([deflated]).stream().pipeThrough(new DecompressionStream('deflate'));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
 function xmpOrientation(text) {
   const match = XMP_ORIENTATION.exec(text);
   return match ? Number(match[2]) : null;
@@ -109,13 +114,12 @@ function readPng(b, meta) {
     } else if (type === 'eXIf' && meta.exif === undefined) {
       meta.exif = exifOrientation(b, body, end);
     } else if (type === 'iTXt' && latin1(b, body, body + 18) === 'XML:com.adobe.xmp\0') {
-      // keyword\0, compression flag, method, language\0, translated keyword\0, text. A compressed
-      // packet would need inflating; writers store XMP uncompressed, so it is read only if plain.
-      if (b[body + 18] === 0) {
-        let t = body + 20;
-        for (let zeros = 0; zeros < 2 && t < end; t++) if (b[t] === 0) zeros++;
-        meta.xmp = xmpOrientation(latin1(b, t, end));
-      }
+      // keyword\0, compression flag, method, language\0, translated keyword\0, text (zlib when
+      // the flag is set: Pillow reads both, so readImageMeta inflates it).
+      let t = body + 20;
+      for (let zeros = 0; zeros < 2 && t < end; t++) if (b[t] === 0) zeros++;
+      if (b[body + 18] === 0) meta.xmp = xmpOrientation(latin1(b, t, end));
+      else meta.xmpDeflated = b.subarray(t, end);
     } else if (type === 'IEND') {
       return;
     }
@@ -141,12 +145,20 @@ function readWebp(b, meta) {
  * height only for JPEG and PNG (where they are needed); orientation by Pillow's rule (1 when none);
  * exifOrientation: the EXIF tag alone, ignoring XMP.
  */
-export function readImageMeta(bytes) {
+export async function readImageMeta(bytes) {
   const container = sniffContainer(bytes);
   const meta = { container, brand: container === 'heif' ? heifBrand(bytes) : null };
   if (container === 'jpeg') readJpeg(bytes, meta);
   else if (container === 'png') readPng(bytes, meta);
   else if (container === 'webp') readWebp(bytes, meta);
+  if (meta.xmpDeflated) {
+    try {
+      meta.xmp = xmpOrientation(latin1(await inflate(meta.xmpDeflated), 0, Infinity));
+    } catch {
+      // a corrupt packet: Pillow would not read it either
+    }
+    delete meta.xmpDeflated;
+  }
   const valid = (tag) => (tag >= 2 && tag <= 8 ? tag : 1);
   meta.orientation = valid(meta.exif != null ? meta.exif : meta.xmp);
   meta.exifOrientation = valid(meta.exif); // what Chromium applies itself (JPEG and PNG only)
