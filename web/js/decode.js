@@ -96,9 +96,10 @@ export async function decodeImage(blob) {
   const t0 = performance.now();
   const bytes = new Uint8Array(await blob.arrayBuffer());
   const meta = await readImageMeta(bytes);
+  const tRead = performance.now();
   const decoded = (meta.container === 'jpeg' && await jpegDraft(bytes, meta))
     || await viaBitmap(blob, meta);
   const t1 = performance.now();
   const image = reorient(decoded, decoded.applied, meta.orientation);
-  return { ...image, path: decoded.path, stages: { decode: t1 - t0, orient: performance.now() - t1 } };
+  return { ...image, path: decoded.path, stages: { read: tRead - t0, decode: t1 - tRead, orient: performance.now() - t1 } };
 }
