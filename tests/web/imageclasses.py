@@ -141,6 +141,8 @@ def make_classes(folder: Path) -> list[tuple[str, Path]]:
     # AVIF (Chromium and Pillow both decode it).
     for i, (w, h) in enumerate([(800, 600), (1200, 1600)]):
         save("avif", f"{w}x{h}.avif", _picture(i, w, h), quality=80)
+    for tag in (3, 6):  # Pillow stores the EXIF orientation as AVIF's irot/imir boxes
+        save("avif", f"exif-{tag}.avif", _picture(3, 640, 480), quality=80, exif=_exif(tag))
     # Big JPEGs: the decoder's DCT-scaled draft (1/2, 1/4) on both sides.
     src = _photo(1)
     big = [("4000x3000", (4000, 3000), {}), ("3024x4032", (3024, 4032), {}),

@@ -86,8 +86,20 @@ async function viaBitmap(blob, meta) {
   bitmap.close();
   const pixels = context.getImageData(0, 0, width, height).data;
   canvas.width = 0; // release the canvas' pixels now, not at the next GC
-  const applied = meta.container === 'jpeg' || meta.container === 'png' ? meta.exifOrientation : 1;
-  return { pixels, width, height, applied, path: 'bitmap' };
+  return { pixels, width, height, applied: appliedByBrowser(meta, width, height), path: 'bitmap' };
+}
+
+const SWAPS_SIDES = new Set([5, 6, 7, 8]);
+
+/** The orientation the browser applied while decoding: Chromium turns JPEG and PNG by their EXIF
+ * tag and nothing else. Another browser may differ; where the tag swaps the sides and the stored
+ * size is known, the decoded size tells (a square, or a mirror tag, cannot be told apart). */
+function appliedByBrowser(meta, width, height) {
+  const tag = meta.exifOrientation;
+  if (SWAPS_SIDES.has(tag) && meta.width && meta.height && meta.width !== meta.height) {
+    return width === meta.height && height === meta.width ? tag : 1;
+  }
+  return meta.container === 'jpeg' || meta.container === 'png' ? tag : 1;
 }
 
 /** { pixels (RGBA, opaque), width, height, path ('jpeg-draft' or 'bitmap'), stages (ms) } of an

@@ -134,7 +134,10 @@ function readWebp(b, meta) {
     const length = u32le(b, i + 4);
     const body = i + 8;
     const end = Math.min(b.length, body + length);
-    if (type === 'EXIF' && meta.exif === undefined) meta.exif = exifOrientation(b, body, end);
+    if (type === 'VP8X') { // the extended header, present whenever EXIF or XMP is: canvas size
+      meta.width = 1 + b[body + 4] + (b[body + 5] << 8) + (b[body + 6] << 16);
+      meta.height = 1 + b[body + 7] + (b[body + 8] << 8) + (b[body + 9] << 16);
+    } else if (type === 'EXIF' && meta.exif === undefined) meta.exif = exifOrientation(b, body, end);
     else if (type === 'XMP ') meta.xmp = xmpOrientation(latin1(b, body, end));
     i = body + length + (length & 1); // chunks are padded to even sizes
   }
@@ -142,7 +145,7 @@ function readWebp(b, meta) {
 
 /**
  * { container, brand, width, height, orientation, exifOrientation } of a file's bytes; width and
- * height only for JPEG and PNG (where they are needed); orientation by Pillow's rule (1 when none);
+ * height (as stored) for JPEG, PNG and extended WebP; orientation by Pillow's rule (1 when none);
  * exifOrientation: the EXIF tag alone, ignoring XMP.
  */
 export async function readImageMeta(bytes) {
