@@ -6,7 +6,8 @@ colour and noise stored under transparent pixels, translucent), palettes with tR
 LA, 16-bit (grey, colour, grey+alpha, RGBA), colour-key tRNS, orientation (EXIF in JPEG/PNG/WebP,
 XMP in JPEG/PNG/WebP), CMYK (with and without an ICC profile), animated (GIF/WebP/APNG: first
 frame), AVIF, big JPEGs (the draft path: 4:2:0, 4:4:4, progressive, grey, CMYK, odd sizes,
-EXIF-rotated), very wide/tall, tiny; and TIFF/HEIC, which the page refuses with a message.
+EXIF-rotated), very wide/tall, tiny, HEIC (rotated, alpha, 10-bit); and TIFF, which the page
+refuses with a message.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from PIL import Image, ImageCms, ImageDraw, PngImagePlugin
 
 from tests.web.imageset import _grain, _photo
 
-BROWSER_REFUSES = {"tiff", "heic"}  # classes the page cannot decode (format_not_in_browser)
+BROWSER_REFUSES = {"tiff"}  # classes the page cannot decode (format_not_in_browser)
 
 XMP = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
@@ -174,6 +175,13 @@ def make_classes(folder: Path) -> list[tuple[str, Path]]:
         from pillow_heif import register_heif_opener
         register_heif_opener()
         save("heic", "photo.heic", _picture(3, 1024, 768), quality=90)
+        save("heic", "big-4032x3024.heic", _picture(1, 4032, 3024), quality=80)
+        save("heic", "exif-6.heic", _picture(2, 800, 600), quality=90, exif=_exif(6))
+        save("heic", "exif-3.heic", _picture(4, 800, 600), quality=90, exif=_exif(3))
+        rgba = np.dstack([np.asarray(_picture(0, 600, 600)), _cutout(600, 600, 3)])
+        save("heic", "alpha.heic", Image.fromarray(rgba, "RGBA"), quality=90)
+        grey16 = (np.asarray(_picture(5, 640, 480).convert("L")).astype(np.uint16) * 256)
+        save("heic", "10bit-grey.heic", Image.frombytes("I;16", (640, 480), grey16.astype("<u2").tobytes()), quality=90)
     except ImportError:  # pragma: no cover - pillow-heif is part of the video/test extras
         pass
     return out

@@ -15,13 +15,17 @@
 //   as P + 255 - a, which is the CLI's round(C*a/255) + 255 - a to the byte (measured).
 //   Chromium applies the EXIF orientation of JPEG and PNG itself (even with imageOrientation
 //   'none'), not WebP's EXIF nor XMP: what it did not apply is applied here (orient.js).
-// - TIFF and HEIC/HEIF: Chromium has no decoder for them; UnsupportedFormat says so.
+// - HEIC/HEIF: libheif compiled to WebAssembly (heic.js, the npm package libheif-js served under
+//   /vendor/libheif/), the same library pillow-heif runs for the CLI: the same bytes (measured),
+//   transparency then composited over white here with the CLI's integer formula.
+// - TIFF (and HEIC where the decoder is not served): UnsupportedFormat says so.
 
 import { readImageMeta } from './image-meta.js';
 import { reorient } from './orient.js';
 
 const DRAFT_BOX = 1024; // hashing/media.py DRAFT_BOX
 const RGB_FRAME_FORMATS = new Set(['RGBA', 'RGBX', 'BGRA', 'BGRX']);
+const AVIF_BRANDS = new Set(['avif', 'avis']); // ISO-BMFF images the browser decodes itself
 
 export class UnsupportedFormat extends Error {
   constructor(container) {
@@ -102,15 +106,40 @@ function appliedByBrowser(meta, width, height) {
   return meta.container === 'jpeg' || meta.container === 'png' ? tag : 1;
 }
 
-/** { pixels (RGBA, opaque), width, height, path ('jpeg-draft' or 'bitmap'), stages (ms) } of an
- * image Blob; UnsupportedFormat for TIFF and HEIC/HEIF. */
+/** Composite straight-alpha RGBA over white in place: round(C*a/255) + 255 - a, hashing/media.py's
+ * to_rgb in the same integers (no tie: 255 is odd). */
+export function flattenOverWhite(pixels) {
+  for (let i = 0; i < pixels.length; i += 4) {
+    const a = pixels[i + 3];
+    if (a === 255) continue;
+    for (let c = i; c < i + 3; c++) pixels[c] = Math.floor((2 * pixels[c] * a + 255) / 510) + 255 - a;
+    pixels[i + 3] = 255;
+  }
+  return pixels;
+}
+
+async function viaLibheif(bytes) {
+  try {
+    const { decodeHeif } = await import('./heic.js');
+    const image = await decodeHeif(bytes);
+    flattenOverWhite(image.pixels);
+    return { ...image, applied: 1, path: 'libheif' }; // libheif applies irot/imir itself
+  } catch {
+    return null; // decoder not served, or a file it cannot read: the browser's turn
+  }
+}
+
+/** { pixels (RGBA, opaque), width, height, path ('jpeg-draft', 'libheif' or 'bitmap'), stages (ms) } of an
+ * image Blob; UnsupportedFormat for TIFF (and HEIC/HEIF without the decoder). */
 export async function decodeImage(blob) {
   const t0 = performance.now();
   const bytes = new Uint8Array(await blob.arrayBuffer());
   const meta = await readImageMeta(bytes);
   const tRead = performance.now();
-  const decoded = (meta.container === 'jpeg' && await jpegDraft(bytes, meta))
-    || await viaBitmap(blob, meta);
+  let decoded = null;
+  if (meta.container === 'jpeg') decoded = await jpegDraft(bytes, meta);
+  else if (meta.container === 'heif' && !AVIF_BRANDS.has(meta.brand)) decoded = await viaLibheif(bytes);
+  if (!decoded) decoded = await viaBitmap(blob, meta);
   const t1 = performance.now();
   const image = reorient(decoded, decoded.applied, meta.orientation);
   return { ...image, path: decoded.path, stages: { read: tRead - t0, decode: t1 - tRead, orient: performance.now() - t1 } };
