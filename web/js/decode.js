@@ -58,9 +58,12 @@ async function jpegDraft(bytes, meta) {
       if (image.codedWidth !== width || image.codedHeight !== height
           || !RGB_FRAME_FORMATS.has(image.format)) return null;
       const pixels = new Uint8Array(width * height * 4);
-      await image.copyTo(pixels, { format: 'RGBA' });
+      // Copied as decoded (a conversion to RGBA costs more than the copy): the shrink treats the
+      // channels alike, so BGR order is swapped back on the 512 px result (`bgr`).
+      await image.copyTo(pixels);
+      const bgr = image.format.startsWith('BGR');
       // VideoFrame pixels are never turned: rotation and flip are only reported.
-      return { pixels, width, height, applied: 1, path: 'jpeg-draft' };
+      return { pixels, width, height, bgr, applied: 1, path: 'jpeg-draft' };
     } finally {
       image.close();
     }
@@ -129,7 +132,8 @@ async function viaLibheif(bytes) {
   }
 }
 
-/** { pixels (RGBA, opaque), width, height, path ('jpeg-draft', 'libheif' or 'bitmap'), stages (ms) } of an
+/** { pixels (RGBA, opaque; BGRA when `bgr`), width, height, bgr, path ('jpeg-draft', 'libheif' or
+ * 'bitmap'), stages (ms) } of an
  * image Blob; UnsupportedFormat for TIFF (and HEIC/HEIF without the decoder). */
 export async function decodeImage(blob) {
   const t0 = performance.now();
@@ -142,5 +146,5 @@ export async function decodeImage(blob) {
   if (!decoded) decoded = await viaBitmap(blob, meta);
   const t1 = performance.now();
   const image = reorient(decoded, decoded.applied, meta.orientation);
-  return { ...image, path: decoded.path, stages: { read: tRead - t0, decode: t1 - tRead, orient: performance.now() - t1 } };
+  return { ...image, bgr: !!decoded.bgr, path: decoded.path, stages: { read: tRead - t0, decode: t1 - tRead, orient: performance.now() - t1 } };
 }

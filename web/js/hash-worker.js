@@ -12,11 +12,21 @@ import { decodeImage, UnsupportedFormat } from './decode.js';
  * 2. shrink with Pillow's thumbnail((512, 512)) rule, in JS (thumbnail.js);
  * 3. PDQ (pdq.js).
  */
+// Every step before PDQ treats the three channels alike, so a BGR decode is put right at 512 px.
+function swapRedBlue(rgb) {
+  for (let i = 0; i < rgb.length; i += 3) {
+    const r = rgb[i + 2];
+    rgb[i + 2] = rgb[i];
+    rgb[i] = r;
+  }
+}
+
 export async function hashImage(blob) {
   const t0 = performance.now();
-  const { pixels, width, height, path, stages } = await decodeImage(blob);
+  const { pixels, width, height, bgr, path, stages } = await decodeImage(blob);
   const t1 = performance.now();
   const small = thumbnail(pixels, width, height, 4);
+  if (bgr) swapRedBlue(small.pixels);
   const t2 = performance.now();
   const { hash, quality } = pdqFromRGB(small.pixels, small.width, small.height, 3);
   const t3 = performance.now();
