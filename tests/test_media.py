@@ -115,9 +115,9 @@ def test_orientation_is_read_from_any_container_and_from_xmp(tmp_path, bridge, w
         exif[0x0112] = 6
         stored.save(path, exif=exif.tobytes(), **({"lossless": True} if container == "webp" else {"quality": 95}))
     else:
-        xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/'
-               '02/22-rdf-syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/"'
-               ' tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>').encode()
+        xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/'
+               b'02/22-rdf-syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/"'
+               b' tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
         if container == "png":  # Pillow's PNG writer ignores xmp=: the iTXt chunk XMP lives in
             info = PngImagePlugin.PngInfo()
             info.add_itxt("XML:com.adobe.xmp", xmp.decode(), zip=True)

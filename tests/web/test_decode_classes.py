@@ -11,7 +11,6 @@ the table is written to test-artifacts/decode-classes.json.
 from __future__ import annotations
 
 import json
-import shutil
 from collections import defaultdict
 from pathlib import Path
 
