@@ -11,7 +11,7 @@ APT_PACKAGES := swig ffmpeg build-essential
 TEST_APT_PACKAGES := chromium fonts-ipafont-gothic libpq-dev curl jq
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-fast test-peers system-deps test-deps bench checks
+.PHONY: run test test-fast test-peers system-deps test-deps web-deps bench checks
 
 # Debian packages: swig builds tmkpy, ffmpeg decodes video for TMK. Installed only when missing.
 system-deps:
@@ -32,7 +32,7 @@ test-deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-# npm packages of the tests (axe-core for the accessibility check), exactly as locked.
+# npm packages, exactly as locked: axe-core for the accessibility check, libheif-js for the page.
 node_modules/.installed: package.json package-lock.json | test-deps
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -43,7 +43,16 @@ $(VENV)/.installed: pyproject.toml | system-deps
 	$(VENV)/bin/pip install -q -e '.[server,partner,video,test]'
 	touch $@
 
-run: $(VENV)/.installed
+# The page's HEIC decoder (libheif-js, package.json "dependencies"): hashguard serves the installed
+# package's files from node_modules under /vendor/libheif/ (docs/web.md). Without npm the page
+# still works and tells people it cannot read HEIC.
+web-deps:
+	@if command -v npm >/dev/null 2>&1; then \
+	  [ node_modules/.installed -nt package-lock.json ] || \
+	  { npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; }; \
+	else echo "npm not found: the web page will not read HEIC photos (see docs/web.md)"; fi
+
+run: $(VENV)/.installed web-deps
 	$(VENV)/bin/hashguard serve
 
 test: $(VENV)/.installed test-deps node_modules/.installed

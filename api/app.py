@@ -34,6 +34,11 @@ from store.db import Database, libpq_conninfo
 
 # A source checkout serves ./web; an installed image points HASHGUARD_WEB_DIR at its copy.
 WEB_DIR = Path(os.environ.get("HASHGUARD_WEB_DIR", Path(__file__).resolve().parents[1] / "web"))
+# The page's HEIC decoder: the npm package libheif-js (package.json, installed by `npm ci`), served
+# as installed under the page's own origin. Absent, the page says it cannot read HEIC (docs/web.md).
+LIBHEIF_DIR = Path(os.environ.get(
+    "HASHGUARD_LIBHEIF_DIR",
+    Path(__file__).resolve().parents[1] / "node_modules" / "libheif-js" / "libheif-wasm"))
 
 DESCRIPTION = """hashguard: privacy-preserving hash submission. People submit only hashes of their
 images and videos (computed on their own device); partners pull them and report back.
@@ -126,6 +131,8 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     # The self-submission page (web/), last so that API routes take precedence.
     if WEB_DIR.is_dir():
         support_config.check_file(WEB_DIR / "support.json")  # refuse to start with a broken list
+        if LIBHEIF_DIR.is_dir():
+            app.mount("/vendor/libheif", StaticFiles(directory=LIBHEIF_DIR), name="libheif")
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
 
     # Each wraps the ones added before it (the request log is outermost): headers on every

@@ -5,10 +5,11 @@ path on the same file in the same run.
 
 Without IMAGE, a 4000x3000 JPEG is made from the PDQ authors' bridge photo. Rounds interleave
 browser and native runs (the machine may be busy); medians are printed, with:
-- browser: file -> hash in the page's worker (decode, pixels, Pillow-exact shrink, PDQ), and its
-  stages;
+- browser: file -> hash in the page's worker (decode at the CLI's JPEG draft scale, orientation,
+  Pillow-exact shrink, PDQ), and its stages;
 - native `hashguard hash`: hashing/media.py + pdqhash (Pillow decodes a DCT-scaled JPEG draft);
 - native pdqhash on the full 12 MP pixels (Pillow full decode + pdqhash.compute, no shrink).
+The machine's load average is printed beside the result (the ratio moves with it).
 Needs Debian's /usr/bin/chromium and the `playwright` Python package (the test extra).
 """
 from __future__ import annotations
@@ -148,7 +149,10 @@ def main() -> None:
         "image": f"{image.name} {size[0]}x{size[1]}",
         "rounds": args.rounds,
         "browser_ms": median(runs["browser"]),
-        "browser_stages_ms": {k: median([s[k] for s in runs["stages"]]) for k in runs["stages"][0]},
+        "browser_stages_ms": {k: median([s[k] for s in runs["stages"]]) for k, v in runs["stages"][0].items()
+                              if isinstance(v, (int, float))},
+        "browser_decode_path": runs["stages"][0].get("path"),  # 'jpeg-draft': WebCodecs at the CLI's scale
+        "load_average": " ".join(f"{v:.2f}" for v in os.getloadavg()),
         "native_hashguard_hash_ms": median(runs["native_pipeline"]),
         "native_pdqhash_full_ms": median(runs["native_full"]),
         "ratio_to_hashguard_hash": round(median(runs["browser"]) / median(runs["native_pipeline"]), 2),

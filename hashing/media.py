@@ -1,15 +1,18 @@
-"""The one canonical image pipeline: decode, EXIF orientation, RGB, downscale. Every PDQ hash we make
-(CLI, server-side checks, benchmarks) goes through `load_canonical_image`; the browser page
-reproduces the same steps, so they are documented here and in docs/hashing.md.
+"""The one canonical image pipeline: decode, orientation, flatten to 8-bit RGB, downscale. Every PDQ
+hash we make (CLI, server-side checks, benchmarks) goes through `load_canonical_image`; the browser
+page (web/js/decode.js) applies the same rule, written down per image class in docs/hashing.md.
 
 Steps, in order:
-1. Decode with Pillow (JPEG, PNG, WebP, GIF, BMP, TIFF; HEIC/HEIF/AVIF through pillow-heif when
+1. Decode with Pillow (JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF; HEIC/HEIF through pillow-heif when
    installed). Animated files (GIF, WebP, APNG) use their first frame.
 2. JPEG only: ask the decoder for a DCT-scaled draft no smaller than DRAFT_BOX. This is what makes a
    12 MP photo cheap (the decoder skips 3/4 of the work); the draft is at least twice the final
    size, so the result is the same as decoding in full (measured: 0 bits apart on the bridge set).
-3. Apply the EXIF orientation tag (a phone photo hashes as it is displayed).
-4. Convert to 8-bit RGB (Pillow's `convert("RGB")`: alpha is dropped, palettes expanded).
+   The page asks the browser's JPEG decoder for the same scaled size (web/js/decode.js).
+3. Apply the orientation Pillow reads: the EXIF tag in any container (JPEG, PNG eXIf, WebP, TIFF),
+   else `tiff:Orientation` in XMP (a phone photo hashes as it is displayed).
+4. Flatten to 8-bit RGB (`to_rgb`): 16-bit samples keep their high byte, transparency is composited
+   over white, palettes are expanded.
 5. If either side exceeds CANONICAL_SIZE, shrink with Pillow's `thumbnail((512, 512))`: aspect kept,
    bicubic with reducing_gap=2.0. The PDQ authors' tools shrink to 512 px too; with this step
    pdqhash reproduces the authors' pure-Python port hashes bit for bit (shared/testdata/pdq).
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageOps
 
 try:  # HEIC is what iPhones save; pillow-heif is the maintained decoder for it.
@@ -36,6 +40,11 @@ IMAGE_SUFFIXES = frozenset(
 VIDEO_SUFFIXES = frozenset(
     ".mp4 .m4v .mov .avi .mkv .webm .wmv .flv .mpg .mpeg .3gp .ts .mts".split()
 )
+# Pillow's modes for one 16-bit (or wider integer) grey channel; convert("RGB") would clip them at
+# 255 (a 16-bit grey photo turns white), so they are narrowed here first.
+_WIDE_GREY_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
+# Modes that carry (or may carry, through a tRNS colour key) transparency.
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 
 
 def media_kind(path: Path) -> str | None:
@@ -60,9 +69,30 @@ def load_canonical_image(path: str | Path) -> Image.Image:
 def canonicalize(image: Image.Image) -> Image.Image:
     """Steps 3-5 for an already opened image (also used on in-memory images by tests and benches)."""
     image = ImageOps.exif_transpose(image)
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    else:
-        image = image.copy()  # detach from the file so the caller's `with` can close it
+    image = to_rgb(image)
     image.thumbnail((CANONICAL_SIZE, CANONICAL_SIZE))
     return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Step 4: 8-bit RGB by the decoding rule of docs/hashing.md (a new image, detached from the file).
+
+    - 16-bit grey keeps the high byte of each sample (v >> 8), as Pillow already does for 16-bit
+      colour and as browsers decode every 16-bit PNG.
+    - Transparency (alpha channel, palette or colour-key tRNS) is composited over white:
+      round(C * a / 255) + 255 - a, exactly what a browser canvas filled with white gives. The colour
+      stored under transparent pixels is invisible and arbitrary (encoders store black, white or the
+      old picture), so it must not decide the hash.
+    """
+    if image.mode in _WIDE_GREY_MODES:
+        wide = np.asarray(image, dtype=np.int64)
+        image = Image.fromarray((np.clip(wide, 0, 0xFFFF) >> 8).astype(np.uint8), "L")
+    if image.mode in _ALPHA_MODES or "transparency" in image.info:
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.uint32)
+        alpha = rgba[..., 3:]
+        # round(C*a/255) in integers: (2*C*a + 255) // 510; never a tie, 255 being odd.
+        flat = (2 * rgba[..., :3] * alpha + 255) // 510 + (255 - alpha)
+        return Image.fromarray(flat.astype(np.uint8), "RGB")
+    if image.mode != "RGB":
+        return image.convert("RGB")
+    return image.copy()  # detach from the file so the caller's `with` can close it

@@ -1,6 +1,7 @@
 """The page as served: no build step, nothing inline, nothing from other origins, nothing cached."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -48,3 +49,26 @@ def test_api_answers_are_not_cached_either(web_server):
     ]
     for response in answers:
         assert response.headers["cache-control"] == "no-store", response.url
+
+
+def test_only_the_hashing_worker_may_compile_webassembly(web_server):
+    """The HEIC decoder (libheif-js) is WebAssembly: the worker's own policy allows compiling it
+    ('wasm-unsafe-eval'), the page's does not, and JS eval stays forbidden everywhere."""
+    worker = httpx.get(web_server + "/js/hash-worker.js").headers["content-security-policy"]
+    page = httpx.get(web_server + "/").headers["content-security-policy"]
+    assert "script-src 'self' 'wasm-unsafe-eval';" in worker
+    assert "wasm-unsafe-eval" not in page
+    assert "unsafe-eval'" not in worker.replace("'wasm-unsafe-eval'", "")
+
+
+def test_heic_decoder_is_served_from_the_installed_npm_package(web_server):
+    root = Path(__file__).resolve().parents[2]
+    installed = json.loads((root / "node_modules" / "libheif-js" / "package.json").read_text())
+    locked = json.loads((root / "package.json").read_text())["dependencies"]["libheif-js"]
+    assert installed["version"] == locked  # `npm ci` installs exactly the recorded version
+    response = httpx.get(web_server + "/vendor/libheif/libheif-bundle.mjs")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(("text/javascript", "application/javascript"))
+    assert response.content == (root / "node_modules" / "libheif-js" / "libheif-wasm"
+                                / "libheif-bundle.mjs").read_bytes()
+    assert httpx.get(web_server + "/vendor/libheif/LICENSE").status_code == 200

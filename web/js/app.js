@@ -84,7 +84,7 @@ function hashInWorker(item) {
       if (item.kind === 'image') item.problem = pdqProblem(data.signals[0]);
     } else {
       item.status = 'error';
-      item.problem = 'unreadable';
+      item.problem = data.problem || 'unreadable';
     }
   }, (error) => {
     if (!(error instanceof WorkerFailed)) console.error(error);

@@ -3,45 +3,39 @@
 import { pdqFromRGB } from './pdq.js';
 import { thumbnail } from './thumbnail.js';
 import { digestBlob } from './digests.js';
+import { decodeImage, UnsupportedFormat } from './decode.js';
 
 /**
  * The canonical image pipeline of hashing/media.py, in the browser:
- * 1. decode (first frame of an animation) applying the EXIF orientation, with no colour
- *    management and no premultiplication, as Pillow decodes;
- * 2. read the pixels back through a 2D canvas; its alpha channel is dropped like Pillow's
- *    convert("RGB") (a canvas stores premultiplied colours, so fully transparent pixels read as
- *    black and translucent ones within rounding of their colour: see docs/web.md);
- * 3. shrink with Pillow's thumbnail((512, 512)) rule, in JS (thumbnail.js);
- * 4. PDQ (pdq.js).
- * The CLI also asks libjpeg for a DCT-scaled draft of big JPEGs, which a browser cannot; the
- * measured effect on the hash is in docs/web.md.
+ * 1. decode.js: first frame, the CLI's JPEG draft size, orientation by Pillow's rule,
+ *    transparency over white, 8-bit (docs/hashing.md, per image class);
+ * 2. shrink with Pillow's thumbnail((512, 512)) rule, in JS (thumbnail.js);
+ * 3. PDQ (pdq.js).
  */
+// Every step before PDQ treats the three channels alike, so a BGR decode is put right at 512 px.
+function swapRedBlue(rgb) {
+  for (let i = 0; i < rgb.length; i += 3) {
+    const r = rgb[i + 2];
+    rgb[i + 2] = rgb[i];
+    rgb[i] = r;
+  }
+}
+
 export async function hashImage(blob) {
   const t0 = performance.now();
-  const bitmap = await createImageBitmap(blob, {
-    imageOrientation: 'from-image',
-    colorSpaceConversion: 'none',
-    premultiplyAlpha: 'none',
-  });
-  const { width, height } = bitmap;
+  const { pixels, width, height, bgr, path, stages } = await decodeImage(blob);
   const t1 = performance.now();
-  const canvas = new OffscreenCanvas(width, height);
-  const context = canvas.getContext('2d', { willReadFrequently: true });
-  context.drawImage(bitmap, 0, 0);
-  bitmap.close();
-  const rgba = context.getImageData(0, 0, width, height).data;
-  canvas.width = 0; // release the canvas' pixels now, not at the next GC
+  const small = thumbnail(pixels, width, height, 4);
+  if (bgr) swapRedBlue(small.pixels);
   const t2 = performance.now();
-  const small = thumbnail(rgba, width, height, 4);
-  const t3 = performance.now();
   const { hash, quality } = pdqFromRGB(small.pixels, small.width, small.height, 3);
-  const t4 = performance.now();
+  const t3 = performance.now();
   return {
     signals: [{ signal_type: 'pdq', value: hash, quality }],
     width,
     height,
-    ms: t4 - t0,
-    stages: { decode: t1 - t0, pixels: t2 - t1, shrink: t3 - t2, pdq: t4 - t3 },
+    ms: t3 - t0,
+    stages: { ...stages, shrink: t2 - t1, pdq: t3 - t2, path },
   };
 }
 
@@ -69,7 +63,9 @@ self.addEventListener('message', (event) => {
         : await hashVideo(file, (done, total) => self.postMessage({ id, progress: done / total }));
       self.postMessage({ id, ok: true, ...result });
     } catch (error) {
-      self.postMessage({ id, ok: false, error: String(error && error.name ? error.name : error) });
+      // A format the browser cannot read gets its own message (files.format_not_in_browser).
+      const problem = error instanceof UnsupportedFormat ? 'format_not_in_browser' : null;
+      self.postMessage({ id, ok: false, problem, error: String(error && error.name ? error.name : error) });
     }
   });
 });

@@ -172,7 +172,33 @@ function horizontalPass(src, srcW, channels, rowFrom, rows, outW, coeffs) {
   const { ksize, bounds, kk } = coeffs;
   const half = 1 << (PRECISION_BITS - 1);
   const out = new Uint8Array(outW * rows * 3);
+  // RGBA input (the decoded picture) read one 32-bit word a pixel: a third of the loads.
+  const words = channels === 4 && LITTLE_ENDIAN && src.byteOffset % 4 === 0
+    ? new Uint32Array(src.buffer, src.byteOffset, srcW * (rowFrom + rows))
+    : null;
   for (let yy = 0; yy < rows; yy++) {
+    if (words) {
+      const line = (yy + rowFrom) * srcW;
+      for (let xx = 0; xx < outW; xx++) {
+        const k = xx * ksize;
+        const xmax = bounds[xx * 2 + 1];
+        let s0 = half;
+        let s1 = half;
+        let s2 = half;
+        for (let x = 0, p = line + bounds[xx * 2]; x < xmax; x++, p++) {
+          const w = kk[k + x];
+          const v = words[p];
+          s0 += (v & 255) * w;
+          s1 += ((v >>> 8) & 255) * w;
+          s2 += ((v >>> 16) & 255) * w;
+        }
+        const o = (yy * outW + xx) * 3;
+        out[o] = clip8(s0);
+        out[o + 1] = clip8(s1);
+        out[o + 2] = clip8(s2);
+      }
+      continue;
+    }
     const line = (yy + rowFrom) * srcW * channels;
     for (let xx = 0; xx < outW; xx++) {
       const xmin = bounds[xx * 2];
