@@ -161,13 +161,14 @@ def test_submit_sends_only_the_hashes_never_the_image(recorder):
     assert "1 pdq" in out.stderr  # what will be sent, before it is sent
 
 
-def test_submit_video_sends_three_hashes_and_no_video_bytes(recorder):
+def test_submit_video_sends_four_hashes_and_no_video_bytes(recorder):
     out = hashguard("submit", "--server", recorder.url, "--pathway", "under18_at_capture", str(VIDEO))
     assert out.returncode == 0, out.stderr
     [request] = recorder.requests
     sent = json.loads(request["body"])
     assert sent["pathway"] == "under18_at_capture"
-    assert [h["signal_type"] for h in sent["hashes"]] == ["video_md5", "video_sha256", "video_tmk_pdqf"]
+    assert [h["signal_type"] for h in sent["hashes"]] == ["video_md5", "video_sha256", "vpdq",
+                                                     "video_tmk_pdqf"]
     assert all(set(h) == {"signal_type", "value"} for h in sent["hashes"])
     assert VIDEO.read_bytes()[:64] not in request["body"] and b"ftyp" not in request["body"]
 
