@@ -5,7 +5,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 HEADERS = [
     (b"content-security-policy",
+     # media-src blob:: the page plays the person's own video from a local object URL to take
+     # its vPDQ frames (web/js/vpdq.js); nothing is fetched.
      b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+     b"media-src 'self' blob:; "
      b"connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
      b"form-action 'self'; frame-ancestors 'none'"),
     (b"x-content-type-options", b"nosniff"),

@@ -1,0 +1,88 @@
+"""vPDQ from the page: Chromium plays the person's video from a local object URL, takes the frame
+at each whole second and hashes it with the page's PDQ (web/js/vpdq.js). The page's value and
+`hashguard hash`'s for the same file match under the reference's rule (frame by frame within a
+few bits), the page's value is valid as sent, and a partner matching re-encoded copies finds the
+video the page hashed and not an unrelated clip (PostgreSQL and SQLite)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hashing.signals import pdq, vpdq
+from tests.helpers import bearer
+from tests.video_clips import make_clips
+from tests.web.helpers import wait_for_hashes
+
+# Frame by frame, page against CLI: the browser converts YUV to RGB with its own rounding (and
+# the colour matrix the file is tagged with, where the CLI uses BT.601 as the vPDQ authors do).
+FRAME_BITS = 8
+CLIPS = ["original.mp4", "reencode_small.mp4", "other_testsrc2.mp4", "ntsc_bt709.mp4"]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    return make_clips(tmp_path_factory.mktemp("page-vpdq"))
+
+
+@pytest.fixture(scope="module")
+def page_values(browser, web_server, clips):
+    """The vPDQ value the page shows (and would send) for each clip."""
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(web_server + "/")
+    page.wait_for_selector("body[data-ready='true']")
+    page.click("#view-ask button[data-go='home']")
+    page.click("#view-home button[data-go='pathway']")
+    page.check("#pathway-adult")
+    page.click("#pathway-form button[type=submit]")
+    page.set_input_files("#file-input", [str(clips[name]) for name in CLIPS])
+    wait_for_hashes(page, len(CLIPS), timeout=300)
+    shown = page.eval_on_selector_all(
+        "#file-list li.file",
+        """els => els.map(e => [e.dataset.file, e.dataset.vpdqProblem,
+            (e.querySelector('code[data-signal=vpdq]') || {}).textContent || null])""")
+    payload = json.loads(page.text_content("#payload"))
+    context.close()
+    assert errors == []
+    assert all(problem == "" for _, problem, _ in shown), shown
+    values = {name: value for name, _, value in shown}
+    assert {h["value"] for h in payload["hashes"] if h["signal_type"] == "vpdq"} == set(
+        values.values())
+    return values
+
+
+@pytest.mark.parametrize("name", CLIPS)
+def test_page_vpdq_matches_the_cli_s(page_values, clips, name):
+    page_value = page_values[name]
+    [cli] = vpdq.hash_file(clips[name])
+    assert vpdq.parse(page_value) == page_value  # already canonical: the server stores it as sent
+    page_frames, cli_frames = vpdq.decode(page_value), vpdq.decode(cli.value)
+    assert vpdq.matches(page_value, cli.value) and vpdq.matches(cli.value, page_value)
+    print(name, "page vs CLI match %:", vpdq.match_percentages(page_value, cli.value))
+    if name != "ntsc_bt709.mp4":  # whole frame rate: the page takes the CLI's very frames
+        assert [f.timestamp for f in page_frames] == [f.timestamp for f in cli_frames]
+        distances = [pdq.distance(a.pdq_hex, b.pdq_hex) for a, b in zip(page_frames, cli_frames)]
+        assert max(distances) <= FRAME_BITS, distances
+        print(name, "page vs CLI bits per frame:", distances)
+
+
+def test_partner_matches_reencodes_against_the_page_s_hash(page_values, clips, client,
+                                                           make_partner):
+    """What the page sends for the original, stored and pulled; re-encodes hashed by the CLI
+    (as a platform would) find it; the unrelated clip does not."""
+    created = client.post("/v1/cases", json={"pathway": "adult", "hashes": [
+        {"signal_type": "vpdq", "value": page_values["original.mp4"]}]})
+    assert created.status_code == 201, created.text
+    key = make_partner("platform", "adult")
+    pulled = client.get("/v1/partner/hashes", headers=bearer(key)).json()["entries"]
+    assert [e["value"] for e in pulled if e["signal_type"] == "vpdq"] == [
+        page_values["original.mp4"]]
+    queries = [vpdq.hash_file(clips[name])[0].value for name in
+               ("reencode_low_bitrate.mp4", "reencode_small.mp4", "trimmed.mp4",
+                "other_testsrc2.mp4", "other_life.mp4")]
+    results = client.post("/v1/partner/match", headers=bearer(key), json={"hashes": [
+        {"signal_type": "vpdq", "value": v} for v in queries]}).json()["results"]
+    assert [len(r["matches"]) for r in results] == [1, 1, 1, 0, 0]
