@@ -3,9 +3,19 @@
 // a video over 80 minutes, blank frames), the digests are still sent and the file says why.
 import { hashVideoFile, VpdqProblem } from './vpdq.js';
 
+// One video at a time: each plays in its own decoder with a worker beside it, and a person may
+// add hundreds of files at once.
+let queue = Promise.resolve();
+
 /** `data` (the worker's answer for a video) with the vPDQ signal added when it can be made;
  * otherwise `item.vpdqProblem` names why ('unplayable' | 'too_long' | 'low_quality'). */
-export async function withVpdq(item, data, onProgress) {
+export function withVpdq(item, data, onProgress) {
+  const job = queue.then(() => hashOne(item, data, onProgress));
+  queue = job.catch(() => {});
+  return job;
+}
+
+async function hashOne(item, data, onProgress) {
   const started = performance.now();
   try {
     const signal = await hashVideoFile(item.file, onProgress);

@@ -66,18 +66,21 @@ export function encode(frames) {
   return `[${items.join(', ')}]`;
 }
 
+// A file the browser neither plays nor refuses (it can stall on odd data) must not leave the
+// file "being hashed" for ever: past this, the video counts as unplayable.
+const WAIT_MS = 30000;
+
 function once(target, ok, fail = 'error') {
   return new Promise((resolve, reject) => {
-    const done = () => {
+    const settle = (outcome) => {
+      clearTimeout(timer);
       target.removeEventListener(ok, done);
       target.removeEventListener(fail, failed);
-      resolve();
+      outcome();
     };
-    const failed = () => {
-      target.removeEventListener(ok, done);
-      target.removeEventListener(fail, failed);
-      reject(new VpdqProblem('unplayable'));
-    };
+    const done = () => settle(resolve);
+    const failed = () => settle(() => reject(new VpdqProblem('unplayable')));
+    const timer = setTimeout(failed, WAIT_MS);
     target.addEventListener(ok, done);
     target.addEventListener(fail, failed);
   });
