@@ -6,13 +6,15 @@ video the page hashed and not an unrelated clip (PostgreSQL and SQLite)."""
 from __future__ import annotations
 
 import json
+import random
+import subprocess
 
 import pytest
 
 from hashing.signals import pdq, vpdq
 from tests.helpers import bearer
 from tests.video_clips import make_clips
-from tests.web.helpers import wait_for_hashes
+from tests.web.helpers import WEB, node_available, strings, wait_for_hashes
 
 # Frame by frame, page against CLI: the browser converts YUV to RGB with its own rounding (and
 # the colour matrix the file is tagged with, where the CLI uses BT.601 as the vPDQ authors do).
@@ -86,3 +88,37 @@ def test_partner_matches_reencodes_against_the_page_s_hash(page_values, clips, c
     results = client.post("/v1/partner/match", headers=bearer(key), json={"hashes": [
         {"signal_type": "vpdq", "value": v} for v in queries]}).json()["results"]
     assert [len(r["matches"]) for r in results] == [1, 1, 1, 0, 0]
+
+
+def test_page_writes_frame_times_as_python_does():
+    """The page's spelling of seconds is Python's format(t, ".3"), ties rounded to even (JS's
+    own toPrecision rounds 1085 to 1.09e+03, Python to 1.08e+03)."""
+    rng = random.Random(5)
+    values = [0.0, 0.5, 0.968, 1.0, 12.0, 99.0, 99.96, 100.0, 123.0, 1085.0, 1234.5, 4799.0,
+              172800.0, 1.125, 0.0001] + list(range(5000))
+    values += [rng.uniform(0, 172800) for _ in range(2000)]
+    script = ("import { formatSeconds } from %s; import { readFileSync } from 'node:fs';"
+              "console.log(JSON.stringify(JSON.parse(readFileSync(0, 'utf8')).map(formatSeconds)))"
+              % json.dumps((WEB / "js" / "vpdq.js").as_uri()))
+    out = subprocess.run([node_available(), "--input-type=module", "-e", script],
+                         input=json.dumps(values), capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [f"{float(v):.3}" for v in values]
+
+
+def test_a_video_the_browser_cannot_play_keeps_its_digests_and_says_why(recorded_page, tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(bytes(range(256)) * 64)
+    recorded = recorded_page("ja")
+    page = recorded.page
+    recorded.goto("/")
+    page.click("#view-ask button[data-go='home']")
+    page.click("#view-home button[data-go='pathway']")
+    page.check("#pathway-adult")
+    page.click("#pathway-form button[type=submit]")
+    page.set_input_files("#file-input", [str(broken)])
+    wait_for_hashes(page, 1, timeout=120)
+    item = page.locator("#file-list li.file")
+    assert item.get_attribute("data-vpdq-problem") == "unplayable"
+    assert item.locator(".file-note").inner_text() == strings("ja")["files"]["vpdq_unplayable"]
+    sent = json.loads(page.text_content("#payload"))["hashes"]
+    assert [h["signal_type"] for h in sent] == ["video_md5", "video_sha256"]
