@@ -45,12 +45,13 @@ def page_values(browser, web_server, clips):
     shown = page.eval_on_selector_all(
         "#file-list li.file",
         """els => els.map(e => [e.dataset.file, e.dataset.vpdqProblem,
-            (e.querySelector('code[data-signal=vpdq]') || {}).textContent || null])""")
+            (e.querySelector('code[data-signal=vpdq]') || {}).textContent || null, e.dataset.ms])""")
     payload = json.loads(page.text_content("#payload"))
     context.close()
     assert errors == []
-    assert all(problem == "" for _, problem, _ in shown), shown
-    values = {name: value for name, _, value in shown}
+    assert all(problem == "" for _, problem, _, _ in shown), shown
+    print("page ms per video (digests + vPDQ):", {name: ms for name, _, _, ms in shown})
+    values = {name: value for name, _, value, _ in shown}
     assert {h["value"] for h in payload["hashes"] if h["signal_type"] == "vpdq"} == set(
         values.values())
     return values
