@@ -3,7 +3,8 @@
 #   make test   set up and run the whole test suite
 PYTHON ?= python3
 VENV := .venv
-APT_PACKAGES := swig ffmpeg build-essential
+APT_PACKAGES := swig ffmpeg build-essential cmake pkg-config libavcodec-dev libavformat-dev \
+	libavdevice-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev
 # Only for the tests: the web page tests (tests/web) drive Debian's Chromium (never a downloaded
 # browser) and run the page's JS modules under Node; the font makes Japanese screenshots readable.
 # libpq-dev: the peer tests build HMA's psycopg2 from source (tests/peers); curl and jq run
@@ -13,7 +14,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test test-fast test-peers system-deps test-deps web-deps bench checks
 
-# Debian packages: swig builds tmkpy, ffmpeg decodes video for TMK. Installed only when missing.
+# Debian packages: swig builds tmkpy, ffmpeg decodes video for TMK and vPDQ; cmake, pkg-config and
+# the libav*-dev headers build the `vpdq` package (the test extra). Installed only when missing.
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+# media-src blob:: the page plays the person's own video from a local object URL to take its vPDQ
+# frames (web/js/vpdq.js); nothing is fetched.
 CSP = (b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+       b"media-src 'self' blob:; "
        b"connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
        b"form-action 'self'; frame-ancestors 'none'")
 # The hashing worker may compile WebAssembly (the HEIC decoder, libheif-js, served from this origin

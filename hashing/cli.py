@@ -48,7 +48,7 @@ def hash_command(
         False, "--dihedral", help="Also output the PDQ hashes of the 7 rotations/mirrors."
     ),
 ) -> None:
-    """Hash images (PDQ) and videos (MD5, SHA-256, TMK+PDQF) locally. Nothing is sent anywhere."""
+    """Hash images (PDQ) and videos (MD5, SHA-256, vPDQ, TMK+PDQF) locally. Nothing is sent anywhere."""
     files = list(iter_files(paths))
     failed = False
     with Progress(console=stderr, transient=True, disable=len(files) < 20) as progress:

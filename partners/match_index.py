@@ -11,6 +11,7 @@ and why not faiss), built for 10 M hashes: recall 100% at distance <= 31, lookup
 adds matchable as soon as catch_up applied them, removes as tombstones, merges in a background
 thread with memory under 2 GB at 10 M throughout. MD5/SHA-256: exact dict
 (partners/exact_index.py). TMK: the authors' level-1 then level-2 scores (partners/tmk_index.py).
+vPDQ: the frames in a second PDQ multi-index, counted per video (partners/vpdq_index.py).
 
 Locks: catch_up's writers are serialised by `_apply_lock`, which no lookup takes; each index
 guards its own lookups (a dict lock held for microseconds; PDQ none). When an index must first
@@ -32,6 +33,7 @@ from partners.exact_index import ExactIndex
 from partners.pdq_index import PdqIndex
 from partners.signal_index import Entry, SignalIndex
 from partners.tmk_index import TmkIndex
+from partners.vpdq_index import VpdqIndex
 from store import changelog
 from store.models import OP_ADD, PATHWAYS, Hash
 
@@ -45,6 +47,7 @@ INDEX_CLASSES: dict[str, type[SignalIndex]] = {
     "exact": ExactIndex,
     "pdq_multi_index": PdqIndex,
     "tmk_two_level": TmkIndex,
+    "vpdq_frames": VpdqIndex,
 }
 
 

@@ -152,9 +152,10 @@ def submit_feedback(body: FeedbackBatch, request: Request,
 def match(body: MatchRequest, request: Request,
           partner: AuthenticatedPartner = Depends(authenticate)):
     """Look hashes up in the shared set: PDQ within distance 31, MD5/SHA-256 exact, TMK by the
-    level-1 then level-2 score (>= 0.7). Values longer than 256 characters (TMK) are named by
-    their SHA-256 in the answer, never echoed; a request answers at most 8 TMK queries (more get
-    the per-query error `match_query_limit`)."""
+    level-1 then level-2 score (>= 0.7), vPDQ by the share of frames within PDQ distance 31
+    (>= 80% of the query's). Values longer than 256 characters (TMK, vPDQ) are named by their
+    SHA-256 in the answer, never echoed; a request answers at most 8 TMK and 8 vPDQ queries
+    (more get the per-query error `match_query_limit`)."""
     index = request.app.state.match_index
     with request.app.state.database.read() as session:
         index.catch_up(session)

@@ -98,8 +98,8 @@ def value_fields(value: str) -> dict:
 
 
 _VALUE = ("The value itself, for values of at most 256 characters (PDQ, MD5, SHA-256)")
-_VALUE_SHA256 = ("Instead of `value` for longer values (TMK): the lowercase hex SHA-256 of the "
-                 "value's base64 text")
+_VALUE_SHA256 = ("Instead of `value` for longer values (TMK, vPDQ): the lowercase hex SHA-256 "
+                 "of the value's text")
 
 
 class QueryEcho(BaseModel):
@@ -112,7 +112,8 @@ class Match(BaseModel):
     signal_type: str
     value: str | None = Field(None, description=_VALUE)
     value_sha256: str | None = Field(None, description=_VALUE_SHA256 + " (as pulled)")
-    distance: float = Field(description="PDQ: Hamming bits; exact types: 0; TMK: 1 - level-2 score")
+    distance: float = Field(description="PDQ: Hamming bits; exact types: 0; TMK: 1 - level-2 score; "
+                                        "vPDQ: 1 - the share of the query's frames that match")
     pathways: list[Pathway] = Field(description="The partner's pathways the matched hash is "
                                                 "shared under (both when it is shared under "
                                                 "both; never one the partner is not entitled to)")
@@ -121,7 +122,8 @@ class Match(BaseModel):
 class MatchResult(BaseModel):
     query: QueryEcho
     matches: list[Match] = Field(description="TMK: at most 16, the most similar first at "
-                                             "level 1 (a bound on a query's cost)")
+                                             "level 1 (a bound on a query's cost); vPDQ: at most "
+                                             "16, the highest query match share first")
     error: dict | None = None
 
 

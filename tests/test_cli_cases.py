@@ -161,13 +161,14 @@ def test_submit_sends_only_the_hashes_never_the_image(recorder):
     assert "1 pdq" in out.stderr  # what will be sent, before it is sent
 
 
-def test_submit_video_sends_three_hashes_and_no_video_bytes(recorder):
+def test_submit_video_sends_four_hashes_and_no_video_bytes(recorder):
     out = hashguard("submit", "--server", recorder.url, "--pathway", "under18_at_capture", str(VIDEO))
     assert out.returncode == 0, out.stderr
     [request] = recorder.requests
     sent = json.loads(request["body"])
     assert sent["pathway"] == "under18_at_capture"
-    assert [h["signal_type"] for h in sent["hashes"]] == ["video_md5", "video_sha256", "video_tmk_pdqf"]
+    assert [h["signal_type"] for h in sent["hashes"]] == ["video_md5", "video_sha256", "vpdq",
+                                                     "video_tmk_pdqf"]
     assert all(set(h) == {"signal_type", "value"} for h in sent["hashes"])
     assert VIDEO.read_bytes()[:64] not in request["body"] and b"ftyp" not in request["body"]
 
@@ -402,16 +403,17 @@ def test_submit_status_withdraw_end_to_end(server):
     lines = out.stdout.splitlines()
     [pdq_line] = [line for line in lines if line.startswith("pdq ")]
     assert photo["value"] in pdq_line and "quality=100" in pdq_line
-    video_md5, video_sha256, tmk = _local_hashes(VIDEO)
+    video_md5, video_sha256, vpdq, tmk = _local_hashes(VIDEO)
     assert video_md5["value"] in out.stdout and video_sha256["value"] in out.stdout
-    assert tmk["value"][:32] + "..." in out.stdout and tmk["value"] not in out.stdout
+    for long_value in (vpdq, tmk):  # shortened on screen
+        assert long_value["value"][:32] + "..." in out.stdout and long_value["value"] not in out.stdout
     assert token not in out.stdout + out.stderr
 
     raw = hashguard("status", "--server", server, "--json", ref, token=token)
     case = json.loads(raw.stdout)
     assert case["case_ref"] == ref and case["status"] == "active" and case["pathway"] == "adult"
     assert {h["signal_type"] for h in case["hashes"]} == {
-        "pdq", "video_md5", "video_sha256", "video_tmk_pdqf"}
+        "pdq", "video_md5", "video_sha256", "vpdq", "video_tmk_pdqf"}
     assert all(isinstance(h["reports"], dict) for h in case["hashes"])
 
     out = hashguard("withdraw", "--server", server, "--yes", ref, token=token)
@@ -468,5 +470,6 @@ def test_many_videos_fit_the_servers_body_limit(server, tmp_path):
                        check=True, timeout=60)
     ref, token = _submit(server, tmp_path)
     case = json.loads(hashguard("status", "--server", server, "--json", ref, token=token).stdout)
-    assert len(case["hashes"]) == 39
+    assert len(case["hashes"]) == 52  # MD5, SHA-256, vPDQ and TMK of each
     assert sum(h["signal_type"] == "video_tmk_pdqf" for h in case["hashes"]) == 13
+    assert sum(h["signal_type"] == "vpdq" for h in case["hashes"]) == 13

@@ -54,7 +54,7 @@ def test_json_output_has_one_record_per_signal_and_skips_other_files(mixed_folde
     [tiny] = by_file["tiny.jpg"]
     assert tiny["error_code"] == "pdq_low_quality" and "value" not in tiny
     assert {r["signal_type"] for r in by_file["clip.mp4"]} == {
-        "video_md5", "video_sha256", "video_tmk_pdqf"}
+        "video_md5", "video_sha256", "vpdq", "video_tmk_pdqf"}
     assert all("value" in r for r in by_file["clip.mp4"])
     assert "skipped (not an image or video)" in result.stderr and "notes.txt" in result.stderr
 

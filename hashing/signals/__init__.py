@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from hashing.signals import pdq, video_md5, video_sha256, video_tmk_pdqf
+from hashing.signals import pdq, video_md5, video_sha256, video_tmk_pdqf, vpdq
 from hashing.signals.base import InvalidHash, Signal, UnusableMedia
 
 SIGNAL_TYPES: dict[str, ModuleType] = {
-    module.NAME: module for module in (pdq, video_md5, video_sha256, video_tmk_pdqf)
+    module.NAME: module for module in (pdq, video_md5, video_sha256, video_tmk_pdqf, vpdq)
 }
 
 # Which signal types a file of each media kind yields, in output order.
 SIGNALS_FOR_MEDIA: dict[str, tuple[ModuleType, ...]] = {
     "image": (pdq,),
-    "video": (video_md5, video_sha256, video_tmk_pdqf),
+    "video": (video_md5, video_sha256, vpdq, video_tmk_pdqf),
 }
 
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from hashing.signals import pdq as pdq_signal
-from hashing.signals import video_md5, video_sha256
+from hashing.signals import video_md5, video_sha256, vpdq
 from tests.testdata import PDQ_DIR, TMK_DIR, require_testdata
 from tests.web.helpers import DESKTOP, PHONE, strings, wait_for_hashes, wait_until
 
@@ -26,13 +26,19 @@ VIDEO = TMK_DIR / "chair-19-sd-bar.mp4"
 LOW_QUALITY = PDQ_DIR / "misc-images" / "small.jpg"
 
 
-def expected_hashes() -> list[dict]:
+def expected_hashes(page_vpdq: str) -> list[dict]:
+    """What the page must send: the CLI's hashes, and the page's own vPDQ of the video, which
+    matches the CLI's under the reference's rule (frames within a few bits, not always equal:
+    tests/web/test_page_vpdq.py)."""
     [photo] = pdq_signal.hash_file(PHOTO)
     [md5] = video_md5.hash_file(VIDEO)
     [sha] = video_sha256.hash_file(VIDEO)
+    [cli_vpdq] = vpdq.hash_file(VIDEO)
+    assert vpdq.matches(page_vpdq, cli_vpdq.value)
     return [{"signal_type": "pdq", "value": photo.value, "quality": photo.quality},
             {"signal_type": "video_md5", "value": md5.value},
-            {"signal_type": "video_sha256", "value": sha.value}]
+            {"signal_type": "video_sha256", "value": sha.value},
+            {"signal_type": "vpdq", "value": page_vpdq}]
 
 
 def assert_requests_private(recorded, files: list[Path]) -> None:
@@ -110,7 +116,7 @@ def test_submit_status_withdraw(recorded_page, screenshot_dir, web_server, lang,
     # Pick a photo, a video and an unusable photo: hashed here, shown before sending.
     page.set_input_files("#file-input", [str(PHOTO), str(VIDEO), str(LOW_QUALITY)])
     wait_for_hashes(page, 3)
-    expected = expected_hashes()
+    expected = expected_hashes(page.text_content("#file-list code[data-signal=vpdq]"))
     shown = page.eval_on_selector_all("#file-list code", "els => els.map(e => e.textContent)")
     for h in expected:
         assert h["value"] in shown

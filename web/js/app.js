@@ -4,6 +4,7 @@
 import * as i18n from './i18n.js';
 import { api, ApiProblem, randomKey } from './api.js';
 import { hashFile, stopAll, WorkerFailed } from './hash-workers.js';
+import { withVpdq } from './video-hashes.js';
 import { mediaKind, pdqProblem } from './media.js';
 import { addBatches, chunks, learnFromRefusal, useLimits } from './submit.js';
 import { loadSupportConfig, telHref } from './support.js';
@@ -75,7 +76,11 @@ function hashInWorker(item) {
     item.progress = progress;
     renderFiles();
   };
-  hashFile(item.id, item.kind, item.file, onProgress).then((data) => {
+  const video = item.kind === 'video';
+  // A video's digests (worker), then its vPDQ frames (video-hashes.js): half the bar each.
+  hashFile(item.id, item.kind, item.file, video ? (p) => onProgress(p / 2) : onProgress)
+    .then((data) => (video && data.ok ? withVpdq(item, data, (p) => onProgress(0.5 + p / 2)) : data))
+    .then((data) => {
     if (data.ok) {
       item.status = 'ready';
       item.signals = data.signals;
@@ -195,11 +200,13 @@ function renderFiles() {
       'data-quality': pdq ? String(pdq.quality) : '',
       'data-ms': item.ms != null ? String(Math.round(item.ms)) : '',
       'data-stages': item.stages ? JSON.stringify(item.stages) : '',
+      'data-vpdq-problem': item.vpdqProblem || '',
     },
     preview,
     el('div', { class: 'file-body' },
       el('p', { class: 'file-name', text: name }),
       el('p', { class: 'file-status', text: status }),
+      item.vpdqProblem ? el('p', { class: 'file-note', text: i18n.t(`files.vpdq_${item.vpdqProblem}`) }) : null,
       hashes),
     el('button', {
       type: 'button',

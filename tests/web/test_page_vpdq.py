@@ -1,0 +1,125 @@
+"""vPDQ from the page: Chromium plays the person's video from a local object URL, takes the frame
+at each whole second and hashes it with the page's PDQ (web/js/vpdq.js). The page's value and
+`hashguard hash`'s for the same file match under the reference's rule (frame by frame within a
+few bits), the page's value is valid as sent, and a partner matching re-encoded copies finds the
+video the page hashed and not an unrelated clip (PostgreSQL and SQLite)."""
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+
+import pytest
+
+from hashing.signals import pdq, vpdq
+from tests.helpers import bearer
+from tests.video_clips import make_clips
+from tests.web.helpers import WEB, node_available, strings, wait_for_hashes
+
+# Frame by frame, page against CLI: the browser converts YUV to RGB with its own rounding (and
+# the colour matrix the file is tagged with, where the CLI uses BT.601 as the vPDQ authors do).
+FRAME_BITS = 8
+CLIPS = ["original.mp4", "reencode_small.mp4", "other_testsrc2.mp4", "ntsc_bt709.mp4"]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    return make_clips(tmp_path_factory.mktemp("page-vpdq"))
+
+
+@pytest.fixture(scope="module")
+def page_values(browser, web_server, clips):
+    """The vPDQ value the page shows (and would send) for each clip."""
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(web_server + "/")
+    page.wait_for_selector("body[data-ready='true']")
+    page.click("#view-ask button[data-go='home']")
+    page.click("#view-home button[data-go='pathway']")
+    page.check("#pathway-adult")
+    page.click("#pathway-form button[type=submit]")
+    page.set_input_files("#file-input", [str(clips[name]) for name in CLIPS])
+    wait_for_hashes(page, len(CLIPS), timeout=300)
+    shown = page.eval_on_selector_all(
+        "#file-list li.file",
+        """els => els.map(e => [e.dataset.file, e.dataset.vpdqProblem,
+            (e.querySelector('code[data-signal=vpdq]') || {}).textContent || null, e.dataset.ms])""")
+    payload = json.loads(page.text_content("#payload"))
+    context.close()
+    assert errors == []
+    assert all(problem == "" for _, problem, _, _ in shown), shown
+    print("page ms per video (digests + vPDQ):", {name: ms for name, _, _, ms in shown})
+    values = {name: value for name, _, value, _ in shown}
+    assert {h["value"] for h in payload["hashes"] if h["signal_type"] == "vpdq"} == set(
+        values.values())
+    return values
+
+
+@pytest.mark.parametrize("name", CLIPS)
+def test_page_vpdq_matches_the_cli_s(page_values, clips, name):
+    page_value = page_values[name]
+    [cli] = vpdq.hash_file(clips[name])
+    assert vpdq.parse(page_value) == page_value  # already canonical: the server stores it as sent
+    page_frames, cli_frames = vpdq.decode(page_value), vpdq.decode(cli.value)
+    assert vpdq.matches(page_value, cli.value) and vpdq.matches(cli.value, page_value)
+    print(name, "page vs CLI match %:", vpdq.match_percentages(page_value, cli.value))
+    if name != "ntsc_bt709.mp4":  # whole frame rate: the page takes the CLI's very frames
+        assert [f.timestamp for f in page_frames] == [f.timestamp for f in cli_frames]
+        distances = [pdq.distance(a.pdq_hex, b.pdq_hex) for a, b in zip(page_frames, cli_frames)]
+        assert max(distances) <= FRAME_BITS, distances
+        print(name, "page vs CLI bits per frame:", distances)
+
+
+def test_partner_matches_reencodes_against_the_page_s_hash(page_values, clips, client,
+                                                           make_partner):
+    """What the page sends for the original, stored and pulled; re-encodes hashed by the CLI
+    (as a platform would) find it; the unrelated clip does not."""
+    created = client.post("/v1/cases", json={"pathway": "adult", "hashes": [
+        {"signal_type": "vpdq", "value": page_values["original.mp4"]}]})
+    assert created.status_code == 201, created.text
+    key = make_partner("platform", "adult")
+    pulled = client.get("/v1/partner/hashes", headers=bearer(key)).json()["entries"]
+    assert [e["value"] for e in pulled if e["signal_type"] == "vpdq"] == [
+        page_values["original.mp4"]]
+    queries = [vpdq.hash_file(clips[name])[0].value for name in
+               ("reencode_low_bitrate.mp4", "reencode_small.mp4", "trimmed.mp4",
+                "other_testsrc2.mp4", "other_life.mp4")]
+    results = client.post("/v1/partner/match", headers=bearer(key), json={"hashes": [
+        {"signal_type": "vpdq", "value": v} for v in queries]}).json()["results"]
+    assert [len(r["matches"]) for r in results] == [1, 1, 1, 0, 0]
+
+
+def test_page_writes_frame_times_as_python_does():
+    """The page's spelling of seconds is Python's format(t, ".3"), ties rounded to even (JS's
+    own toPrecision rounds 1085 to 1.09e+03, Python to 1.08e+03)."""
+    rng = random.Random(5)
+    values = [0.0, 0.5, 0.968, 1.0, 12.0, 99.0, 99.96, 100.0, 123.0, 1085.0, 1234.5, 4799.0,
+              172800.0, 1.125, 0.0001] + list(range(5000))
+    values += [rng.uniform(0, 172800) for _ in range(2000)]
+    script = ("import { formatSeconds } from %s; import { readFileSync } from 'node:fs';"
+              "console.log(JSON.stringify(JSON.parse(readFileSync(0, 'utf8')).map(formatSeconds)))"
+              % json.dumps((WEB / "js" / "vpdq.js").as_uri()))
+    out = subprocess.run([node_available(), "--input-type=module", "-e", script],
+                         input=json.dumps(values), capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [f"{float(v):.3}" for v in values]
+
+
+def test_a_video_the_browser_cannot_play_keeps_its_digests_and_says_why(recorded_page, tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(bytes(range(256)) * 64)
+    recorded = recorded_page("ja")
+    page = recorded.page
+    recorded.goto("/")
+    page.click("#view-ask button[data-go='home']")
+    page.click("#view-home button[data-go='pathway']")
+    page.check("#pathway-adult")
+    page.click("#pathway-form button[type=submit]")
+    page.set_input_files("#file-input", [str(broken)])
+    wait_for_hashes(page, 1, timeout=120)
+    item = page.locator("#file-list li.file")
+    assert item.get_attribute("data-vpdq-problem") == "unplayable"
+    assert item.locator(".file-note").inner_text() == strings("ja")["files"]["vpdq_unplayable"]
+    sent = json.loads(page.text_content("#payload"))["hashes"]
+    assert [h["signal_type"] for h in sent] == ["video_md5", "video_sha256"]
