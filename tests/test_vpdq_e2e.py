@@ -65,7 +65,7 @@ def test_cli_submit_partner_pull_and_match(live_server, make_partner, clips):
         # Long values are named by their SHA-256, never echoed (a vPDQ value is ~80 B a second).
         assert result["query"] == {"signal_type": "vpdq", "value_sha256": sha256(copy)}
         assert result["matches"] == [{"signal_type": "vpdq", "value_sha256": sha256(original.value),
-                                      "distance": 0.0}]
+                                      "distance": 0.0, "pathways": ["adult"]}]
     assert results[-1]["matches"] == []
 
     minor_key = make_partner("minor-only", "under18_at_capture")
