@@ -50,12 +50,21 @@ def limits(request: Request) -> ClientLimits:
                         max_value_bytes_per_case=settings.max_value_bytes_per_case)
 
 
-@router.get("/readyz", responses={503: {"description": "The database is not reachable"}})
+@router.get("/readyz", responses={503: {"description": "The database is not reachable, "
+                                                    "or cannot be written (read-only)"}})
 def readyz(request: Request):
-    """Readiness: the database answers (a load balancer should route here only when 200)."""
+    """Readiness: the database answers and takes writes (a load balancer should route here only
+    when 200). Checked afresh on every call, so it recovers by itself when the database does."""
     started = time.perf_counter()
+    database = request.app.state.database
     try:
-        with request.app.state.database.read() as session:
+        # A write transaction: on SQLite its BEGIN IMMEDIATE takes the write lock (refused on a
+        # read-only file); on PostgreSQL the session says whether it may write (read-only by
+        # default_transaction_read_only, or a standby in recovery). Nothing is written.
+        with database.transaction() as session:
+            if database.is_postgres and session.execute(
+                    text("SHOW transaction_read_only")).scalar() == "on":
+                return JSONResponse({"status": "read_only"}, status_code=503)
             session.execute(text("SELECT 1"))
     except Exception:  # noqa: BLE001 - any failure means "not ready", and says no more
         return JSONResponse({"status": "unavailable"}, status_code=503)
