@@ -57,17 +57,21 @@ def readyz(request: Request):
     when 200). Checked afresh on every call, so it recovers by itself when the database does."""
     started = time.perf_counter()
     database = request.app.state.database
+    read_only = False
     try:
         # A write transaction: on SQLite its BEGIN IMMEDIATE takes the write lock (refused on a
         # read-only file); on PostgreSQL the session says whether it may write (read-only by
         # default_transaction_read_only, or a standby in recovery). Nothing is written.
         with database.transaction() as session:
-            if database.is_postgres and session.execute(
-                    text("SHOW transaction_read_only")).scalar() == "on":
-                return JSONResponse({"status": "read_only"}, status_code=503)
-            session.execute(text("SELECT 1"))
+            read_only = database.is_postgres and session.execute(
+                text("SHOW transaction_read_only")).scalar() == "on"
     except Exception:  # noqa: BLE001 - any failure means "not ready", and says no more
         return JSONResponse({"status": "unavailable"}, status_code=503)
+    if read_only:
+        # Sessions opened while the database is read-only stay so after it is writable again:
+        # the pool is replaced, so the next check (and request) sees the database as it is.
+        database.engine.dispose()
+        return JSONResponse({"status": "read_only"}, status_code=503)
     return {"status": "ready", "database_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 

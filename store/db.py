@@ -41,8 +41,21 @@ def make_engine(url: str) -> Engine:
     # instead of pinged before each use (a round trip per request).
     # hide_parameters: an error's message (logged, or in a traceback) names the statement but
     # never its parameters, which are submitted hash values, verifiers, cursors (docs/privacy.md).
-    return create_engine(url, pool_size=20, max_overflow=30, pool_recycle=3600,
-                         hide_parameters=True)
+    engine = create_engine(url, pool_size=20, max_overflow=30, pool_recycle=3600,
+                           hide_parameters=True)
+
+    @event.listens_for(engine, "handle_error")
+    def read_only_is_a_disconnect(context):
+        # A session opened while the database was read-only stays read-only after it is made
+        # writable again: treat the error as a lost connection, so the pool replaces its
+        # connections and the service recovers by itself.
+        if getattr(context.original_exception, "sqlstate", None) == READ_ONLY_SQLSTATE:
+            context.is_disconnect = True
+
+    return engine
+
+
+READ_ONLY_SQLSTATE = "25006"
 
 
 # SQLSTATE classes and codes meaning "the database cannot take this now" rather than "this
@@ -50,7 +63,7 @@ def make_engine(url: str) -> Engine:
 # intervention (57: shut down, terminated, cannot connect now), a read-only transaction (25006:
 # default_transaction_read_only, a standby), an unknown database (3D000: dropped or renamed).
 _UNAVAILABLE_CLASSES = ("08", "53", "57", "58")
-_UNAVAILABLE_CODES = {"25006", "3D000"}
+_UNAVAILABLE_CODES = {READ_ONLY_SQLSTATE, "3D000"}
 
 
 def is_unavailable(error: BaseException) -> bool:

@@ -24,6 +24,8 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+import psycopg
+import psycopg.errors
 from sqlalchemy.exc import OperationalError
 
 from store.backends import postgres
@@ -151,6 +153,11 @@ class SubmitBatcher:
                 autocommit=True)
         except OperationalError:
             # The connection may be gone (a restarted server): the next batch opens a new one.
+            self._close_connection()
+            raise
+        except (psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction):
+            # Gone, or opened while the database was read-only (it would stay so once the
+            # database is writable again): the next batch opens a new one.
             self._close_connection()
             raise
 
