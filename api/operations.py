@@ -59,10 +59,9 @@ def readyz(request: Request):
     database = request.app.state.database
     read_only = False
     try:
-        # A write transaction: on SQLite its BEGIN IMMEDIATE takes the write lock (refused on a
-        # read-only file); on PostgreSQL the session says whether it may write (read-only by
-        # default_transaction_read_only, or a standby in recovery). Nothing is written.
-        with database.transaction() as session:
+        # On PostgreSQL the session says whether it may write (not if the database is read-only
+        # by default_transaction_read_only, or a standby in recovery). Nothing is written.
+        with database.read() as session:
             read_only = database.is_postgres and session.execute(
                 text("SHOW transaction_read_only")).scalar() == "on"
     except Exception:  # noqa: BLE001 - any failure means "not ready", and says no more
