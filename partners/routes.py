@@ -74,8 +74,9 @@ async def pull(request: Request,
                          "`{\"next_cursor\": ...}`; gzip-compressed with `gzip=true`. A stream "
                          "the server could not finish (its database failed mid-way) ends "
                          "instead with `{\"error\": {\"code\": \"database_unavailable\", "
-                         "...}}` and no `next_cursor` line: keep the entries, and continue "
-                         "from the `seq` of the last one",
+                         "...}, \"resume_cursor\": ...}` and no `next_cursor` line: keep the "
+                         "entries, and continue later from `resume_cursor` (the cursor after the "
+                         "last entry sent)",
           "content": {"application/x-ndjson": {}}},
     **error_responses(400, 401, 429)})
 def export(request: Request, cursor: str = Query("", max_length=32),
@@ -111,8 +112,8 @@ def _export_lines(database, partner: AuthenticatedPartner,
                 raise
             log_database_error(error)
             failure = database_unavailable()
-            yield json.dumps({"error": {"code": failure.code,
-                                        "message": failure.message}}).encode() + b"\n"
+            yield json.dumps({"error": {"code": failure.code, "message": failure.message},
+                              "resume_cursor": result.cursor_text}).encode() + b"\n"
             return
 
 

@@ -142,6 +142,9 @@ def test_an_export_cut_by_the_database_ends_with_an_error_line(client, app, make
     key = make_partner("platform", "adult")
     new_case(client, [BRIDGE, C_PNG, Q0122])
     monkeypatch.setattr(feed, "MAX_PAGE", 1)  # one entry per page, so the stream has three
+    whole = [json.loads(line).get("value") for line in client.get(
+        "/v1/partner/hashes/export", headers=bearer(key)).text.splitlines()]
+    assert len(whole) == 4 and whole[-1] is None  # three entries, then the next_cursor line
     read_page, pages = feed.read_page, []
 
     def read_page_then_break(*args, **kwargs):
@@ -157,9 +160,13 @@ def test_an_export_cut_by_the_database_ends_with_an_error_line(client, app, make
         make_reachable(app)
     assert response.status_code == 200
     lines = [json.loads(line) for line in response.text.splitlines()]
-    assert [line.get("value") for line in lines[:-1]] == [BRIDGE]
+    assert [line.get("value") for line in lines[:-1]] == whole[:1]
     assert lines[-1]["error"]["code"] == "database_unavailable"
     assert not any("next_cursor" in line for line in lines)
+    # Where to continue: right after the entry sent, so nothing is skipped or repeated.
+    rest = client.get("/v1/partner/hashes/export", headers=bearer(key),
+                      params={"cursor": lines[-1]["resume_cursor"]})
+    assert [json.loads(line).get("value") for line in rest.text.splitlines()] == whole[1:]
 
 
 class _Everything(logging.Handler):
