@@ -11,12 +11,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sqlalchemy_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from store.db import is_unavailable
-
-
-from partners.errors import ServiceError as ApiError  # one error type for the whole service
+from partners.errors import (
+    ServiceError as ApiError,  # one error type for the whole service
+)
 from partners.errors import error_responses  # noqa: F401 - re-exported for api routers
-
+from store.db import is_unavailable
 
 log = logging.getLogger("hashguard.database")
 

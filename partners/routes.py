@@ -16,7 +16,6 @@ from hashing.signals import InvalidHash
 from partners import disputes, feed, feedback
 from partners.auth import AuthenticatedPartner, authenticate
 from partners.errors import error_responses
-from store.db import is_unavailable
 from partners.schemas import (
     FeedbackBatch,
     FeedbackRejection,
@@ -29,6 +28,7 @@ from partners.schemas import (
     QueryEcho,
     value_fields,
 )
+from store.db import is_unavailable
 
 router = APIRouter(prefix="/v1/partner", tags=["partners"])
 
