@@ -50,15 +50,27 @@ def limits(request: Request) -> ClientLimits:
                         max_value_bytes_per_case=settings.max_value_bytes_per_case)
 
 
-@router.get("/readyz", responses={503: {"description": "The database is not reachable"}})
+@router.get("/readyz", responses={503: {"description": "The database is not reachable, "
+                                                    "or cannot be written (read-only)"}})
 def readyz(request: Request):
-    """Readiness: the database answers (a load balancer should route here only when 200)."""
+    """Readiness: the database answers and takes writes (a load balancer should route here only
+    when 200). Checked afresh on every call, so it recovers by itself when the database does."""
     started = time.perf_counter()
+    database = request.app.state.database
+    read_only = False
     try:
-        with request.app.state.database.read() as session:
-            session.execute(text("SELECT 1"))
+        # On PostgreSQL the session says whether it may write (not if the database is read-only
+        # by default_transaction_read_only, or a standby in recovery). Nothing is written.
+        with database.read() as session:
+            read_only = database.is_postgres and session.execute(
+                text("SHOW transaction_read_only")).scalar() == "on"
     except Exception:  # noqa: BLE001 - any failure means "not ready", and says no more
         return JSONResponse({"status": "unavailable"}, status_code=503)
+    if read_only:
+        # Sessions opened while the database is read-only stay so after it is writable again:
+        # the pool is replaced, so the next check (and request) sees the database as it is.
+        database.engine.dispose()
+        return JSONResponse({"status": "read_only"}, status_code=503)
     return {"status": "ready", "database_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 

@@ -9,6 +9,7 @@ and never repeats one.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -20,8 +21,10 @@ from sqlalchemy import case, select, update
 from partners import transparency
 from partners.errors import ServiceError
 from store import backends, changelog
+from store.db import is_unavailable
 from store.models import PATHWAYS, LegacyCursorLimit, Partner
 
+log = logging.getLogger("hashguard.feed")
 _CURSOR = re.compile(r"(p?)([0-9]{1,18})")
 PATHWAY_NUMBERING = "p"
 MAX_PAGE = 10_000
@@ -204,6 +207,20 @@ ACKNOWLEDGE_EVERY_SECONDS = 5.0
 
 
 def acknowledge(database, partner_id: int, cursor: int) -> None:
+    """Best-effort `record_acknowledgement`: a database that cannot be written now (read-only,
+    failing over) must not fail the pull that reads it. The acknowledgement is only delayed:
+    the partner's next pull, with a cursor at least this far, records it."""
+    try:
+        record_acknowledgement(database, partner_id, cursor)
+    except Exception as error:
+        if not is_unavailable(error):
+            raise
+        log.warning("pull acknowledgement not recorded: the database cannot be written",
+                    extra={"fields": {"error": type(getattr(error, "orig", None)
+                                                    or error).__name__}})
+
+
+def record_acknowledgement(database, partner_id: int, cursor: int) -> None:
     """A request with cursor c proves the partner received everything up to c, now.
 
     "Now" is a tick of the event clock (store/reports.py): a case counts a partner as having

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
+from api.errors import database_unavailable, log_database_error
 from hashing import signals
 from hashing.signals import InvalidHash
 from partners import disputes, feed, feedback
@@ -27,6 +28,7 @@ from partners.schemas import (
     QueryEcho,
     value_fields,
 )
+from store.db import is_unavailable
 
 router = APIRouter(prefix="/v1/partner", tags=["partners"])
 
@@ -78,7 +80,12 @@ async def pull(request: Request,
 
 @router.get("/hashes/export", responses={
     200: {"description": "NDJSON: one entry per line, then a final line "
-                         "`{\"next_cursor\": ...}`; gzip-compressed with `gzip=true`",
+                         "`{\"next_cursor\": ...}`; gzip-compressed with `gzip=true`. A stream "
+                         "the server could not finish (its database failed mid-way) ends "
+                         "instead with `{\"error\": {\"code\": \"database_unavailable\", "
+                         "...}, \"resume_cursor\": ...}` and no `next_cursor` line: keep the "
+                         "entries, and continue later from `resume_cursor` (the cursor after the "
+                         "last entry sent)",
           "content": {"application/x-ndjson": {}}},
     **error_responses(400, 401, 429)})
 def export(request: Request, cursor: str = Query("", max_length=32),
@@ -88,22 +95,36 @@ def export(request: Request, cursor: str = Query("", max_length=32),
     """Streaming export of every entry after `cursor` (a first sync in one request)."""
     position = feed.parse_cursor(cursor)
     database = request.app.state.database
-    lines = _export_lines(database, partner, position, entries)
+    # The first page is read before the answer starts: a cursor refused or a database down
+    # gets its own status (400, 503), not a 200 cut short.
+    first = feed.read_page(database, partner.id, partner.pathways, position, feed.MAX_PAGE,
+                           entries=entries)
+    lines = _export_lines(database, partner, first, entries)
     body = _gzip_stream(lines) if gzip_body else lines
     headers = {"Content-Encoding": "gzip"} if gzip_body else {}
     return StreamingResponse(body, media_type="application/x-ndjson", headers=headers)
 
 
-def _export_lines(database, partner: AuthenticatedPartner, cursor,
+def _export_lines(database, partner: AuthenticatedPartner, result: feed.PageRows,
                   entries: str) -> Iterator[bytes]:
     while True:
-        result = feed.read_page(database, partner.id, partner.pathways, cursor, feed.MAX_PAGE,
-                                entries=entries)
         if result.rows:
             yield feed.render_ndjson(result)
-        cursor = result.next_cursor
         if not result.has_more:
             yield json.dumps({"next_cursor": result.cursor_text}).encode() + b"\n"
+            return
+        try:
+            result = feed.read_page(database, partner.id, partner.pathways, result.next_cursor,
+                                    feed.MAX_PAGE, entries=entries)
+        except Exception as error:
+            # The status line is long gone: end with an error line a client can detect (no
+            # next_cursor line follows, so a client never mistakes this for the end of the log).
+            if not is_unavailable(error):
+                raise
+            log_database_error(error)
+            failure = database_unavailable()
+            yield json.dumps({"error": {"code": failure.code, "message": failure.message},
+                              "resume_cursor": result.cursor_text}).encode() + b"\n"
             return
 
 

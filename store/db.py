@@ -33,12 +33,60 @@ def is_sqlite(engine: Engine) -> bool:
 def make_engine(url: str) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               hide_parameters=True)
         _configure_sqlite(engine)
         return engine
     # Sized for the thread pool that runs sync routes (40); connections are recycled hourly
     # instead of pinged before each use (a round trip per request).
-    return create_engine(url, pool_size=20, max_overflow=30, pool_recycle=3600)
+    # hide_parameters: an error's message (logged, or in a traceback) names the statement but
+    # never its parameters, which are submitted hash values, verifiers, cursors (docs/privacy.md).
+    engine = create_engine(url, pool_size=20, max_overflow=30, pool_recycle=3600,
+                           hide_parameters=True)
+
+    @event.listens_for(engine, "handle_error")
+    def read_only_is_a_disconnect(context):
+        # A session opened while the database was read-only stays read-only after it is made
+        # writable again: treat the error as a lost connection, so the pool replaces its
+        # connections and the service recovers by itself.
+        if getattr(context.original_exception, "sqlstate", None) == READ_ONLY_SQLSTATE:
+            context.is_disconnect = True
+
+    return engine
+
+
+READ_ONLY_SQLSTATE = "25006"
+
+
+# SQLSTATE classes and codes meaning "the database cannot take this now" rather than "this
+# request is wrong": connection exceptions (08), insufficient resources (53), operator
+# intervention (57: shut down, terminated, cannot connect now), a read-only transaction (25006:
+# default_transaction_read_only, a standby), an unknown database (3D000: dropped or renamed).
+_UNAVAILABLE_CLASSES = ("08", "53", "57", "58")
+_UNAVAILABLE_CODES = {READ_ONLY_SQLSTATE, "3D000"}
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether `error` says the database cannot be reached or written now (a 503 to retry,
+    never a 500). Looks through SQLAlchemy's wrapper at the driver's error."""
+    import psycopg
+    from sqlalchemy import exc
+
+    if isinstance(error, exc.DBAPIError):
+        if error.connection_invalidated or isinstance(error, exc.OperationalError):
+            return True
+        error = error.orig
+    elif isinstance(error, exc.TimeoutError):  # the pool had no connection to give in time
+        return True
+    if isinstance(error, psycopg.OperationalError):
+        return True
+    if isinstance(error, psycopg.Error):
+        state = error.sqlstate or ""
+        return state in _UNAVAILABLE_CODES or state[:2] in _UNAVAILABLE_CLASSES
+    import sqlite3
+
+    # SQLite: a read-only file or folder, a full disk, an unopenable file, a lock held too long.
+    return isinstance(error, sqlite3.OperationalError)
 
 
 def _configure_sqlite(engine: Engine) -> None:

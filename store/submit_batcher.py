@@ -24,7 +24,9 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import OperationalError
+import psycopg
+import psycopg.errors
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from store.backends import postgres
 
@@ -149,9 +151,13 @@ class SubmitBatcher:
             return postgres.BACKEND.create_cases(
                 self._connection, [(p.values, p.rows) for p in batch], int(time.time()),
                 autocommit=True)
-        except OperationalError:
-            # The connection may be gone (a restarted server): the next batch opens a new one.
-            self._close_connection()
+        except DBAPIError as failed:
+            # The connection may be gone (a restarted server), or was opened while the database
+            # was read-only (it would stay so once the database is writable again): the next
+            # batch opens a new one.
+            if (isinstance(failed, OperationalError)
+                    or isinstance(failed.orig, psycopg.errors.ReadOnlySqlTransaction)):
+                self._close_connection()
             raise
 
     def _close_connection(self) -> None:
