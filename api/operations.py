@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from sqlalchemy import text
 from api.schemas import ClientLimits
+from partners.match_follower import match_index_ready
 
 router = APIRouter(tags=["operations"])
 
@@ -53,6 +54,7 @@ def limits(request: Request) -> ClientLimits:
 @router.get("/readyz", responses={503: {"description": "The database is not reachable"}})
 def readyz(request: Request):
     """Readiness: the database answers (a load balancer should route here only when 200)."""
+    if (busy := match_index_ready(request.app)) is not None: return JSONResponse(busy, 503)  # noqa: E701
     started = time.perf_counter()
     try:
         with request.app.state.database.read() as session:

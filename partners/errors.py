@@ -23,7 +23,8 @@ class ErrorResponse(BaseModel):
 _DESCRIPTIONS = {400: "Bad request", 401: "Missing or invalid credentials", 404: "Not found",
                  409: "Conflict", 413: "Body too large",
                  415: "Unsupported media type (no image/video/multipart bodies)",
-                 422: "Invalid input", 429: "Rate limited"}
+                 422: "Invalid input", 429: "Rate limited",
+                 503: "Not ready yet (Retry-After says when to retry)"}
 
 
 def error_responses(*statuses: int) -> dict:
