@@ -24,7 +24,7 @@ _DESCRIPTIONS = {400: "Bad request", 401: "Missing or invalid credentials", 404:
                  409: "Conflict", 413: "Body too large",
                  415: "Unsupported media type (no image/video/multipart bodies)",
                  422: "Invalid input", 429: "Rate limited",
-                 503: "Not ready yet (Retry-After says when to retry)"}
+                 503: "Temporarily unavailable"}
 
 
 def error_responses(*statuses: int) -> dict:
