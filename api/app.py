@@ -26,6 +26,7 @@ from api.settings import Settings
 from partners import routes as partner_routes
 from partners import stopncii, transparency
 from partners.key_failures import KeyFailureLimit
+from partners.match_follower import MatchIndexFollower
 from partners.match_index import MatchIndex
 from partners.wakeup import ChangeNotifier, PostgresListener
 from partners.webhooks import WebhookDispatcher, WebhookSigner
@@ -71,6 +72,9 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
         dispatcher = WebhookDispatcher(_app.state.database, _app.state.webhook_signer, notifier,
                                        conninfo=conninfo)
         dispatcher.start()
+        # Builds the match index now, not on the first match request; /readyz waits for it.
+        follower = _app.state.match_follower
+        follower.start()
         tree_builder = _app.state.transparency
         if tree_builder.enabled:
             tree_builder.start()
@@ -82,6 +86,7 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
         if tree_builder.enabled:
             await asyncio.to_thread(tree_builder.stop)
         await asyncio.to_thread(sweeper.stop)
+        await asyncio.to_thread(follower.stop)
         dispatcher.stop()
         if listener is not None:
             listener.stop()
@@ -115,6 +120,8 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app.state.match_index = MatchIndex()
     # Push wake-ups (long-poll, webhooks); the change log stays the source of truth.
     app.state.notifier = notifier
+    app.state.match_follower = MatchIndexFollower(app.state.match_index, app.state.database,
+                                                  notifier)
     app.state.webhook_signer = WebhookSigner(settings.data_dir)
     app.state.notify_change_log = notifier.notify
 

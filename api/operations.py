@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from sqlalchemy import text
 from api.schemas import ClientLimits
+from partners.match_follower import match_index_ready
 
 router = APIRouter(tags=["operations"])
 
@@ -55,6 +56,9 @@ def limits(request: Request) -> ClientLimits:
 def readyz(request: Request):
     """Readiness: the database answers and takes writes (a load balancer should route here only
     when 200). Checked afresh on every call, so it recovers by itself when the database does."""
+    busy = match_index_ready(request.app)  # the match index is still being built at start-up
+    if busy is not None:
+        return JSONResponse(busy, 503)
     started = time.perf_counter()
     database = request.app.state.database
     read_only = False

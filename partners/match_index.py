@@ -1,8 +1,9 @@
 """An in-memory index of the shared set for `POST /v1/partner/match`, kept current from the change
 log (adds and removes applied incrementally; lookups never wait for a rebuild).
 
-Each API process holds its own copy and catches up from the database before answering, so
-several processes behind a load balancer agree.
+Each API process holds its own copy, built at start-up and kept current by one follower thread
+(partners/match_follower.py; requests never run catch_up), so several processes behind a load
+balancer agree within a second.
 
 This class only dispatches: one index per signal type, of the kind the type's module names in
 `MATCH_INDEX` (INDEX_CLASSES below; python-threatexchange's `get_index_cls`). PDQ: an exact

@@ -15,7 +15,7 @@ from hashing import signals
 from hashing.signals import InvalidHash
 from partners import disputes, feed, feedback
 from partners.auth import AuthenticatedPartner, authenticate
-from partners.errors import error_responses
+from partners.errors import ServiceError, error_responses
 from partners.schemas import (
     FeedbackBatch,
     FeedbackRejection,
@@ -39,6 +39,13 @@ ENTRIES_HELP = ("For a partner entitled to both pathways. `per_value` (default):
                 "value gaining or losing a pathway is an add or remove of that pathway. "
                 "Positions are the same in both, so a cursor serves either. For a partner "
                 "entitled to one pathway both are the same")
+# Code and Retry-After of a match arriving while this process still builds its index at start-up
+# (docs/partners.md).
+INDEX_NOT_READY = "index_not_ready"
+INDEX_NOT_READY_RETRY_AFTER_SECONDS = 1
+# At most this long a match waits for the follower to apply changes announced before it arrived
+# (new hashes are matchable < 1 s after commit; a longer pass answers from the index as it is).
+FRESHNESS_WAIT_SECONDS = 1.0
 
 
 @router.get("/hashes", response_model=Page, response_model_exclude_none=True,
@@ -169,17 +176,27 @@ def submit_feedback(body: FeedbackBatch, request: Request,
 
 
 @router.post("/match", response_model=MatchResponse, response_model_exclude_none=True,
-             responses=error_responses(401, 413, 415, 422, 429))
+             responses=error_responses(401, 413, 415, 422, 429, 503))
 def match(body: MatchRequest, request: Request,
           partner: AuthenticatedPartner = Depends(authenticate)):
     """Look hashes up in the shared set: PDQ within distance 31, MD5/SHA-256 exact, TMK by the
     level-1 then level-2 score (>= 0.7), vPDQ by the share of frames within PDQ distance 31
     (>= 80% of the query's). Values longer than 256 characters (TMK, vPDQ) are named by their
     SHA-256 in the answer, never echoed; a request answers at most 8 TMK and 8 vPDQ queries
-    (more get the per-query error `match_query_limit`)."""
-    index = request.app.state.match_index
-    with request.app.state.database.read() as session:
-        index.catch_up(session)
+    (more get the per-query error `match_query_limit`). While the server loads its index at
+    start-up it answers 503 `index_not_ready` with `Retry-After` at once, rather than wait."""
+    state = request.app.state
+    index, follower = state.match_index, state.match_follower
+    # The index is built and kept current by the process's follower (partners/match_follower.py),
+    # never by a request: during the start-up build answer at once rather than wait for it.
+    if not follower.ready:
+        # A new instance each time: re-raising one instance would grow its traceback.
+        raise ServiceError(503, INDEX_NOT_READY, "this server is still loading the match index; "
+                           "retry shortly",
+                           headers={"Retry-After": str(INDEX_NOT_READY_RETRY_AFTER_SECONDS)})
+    # Read-your-writes: a change committed (and announced) before this request is matchable by
+    # it; bounded, so a slow pass costs a request at most this wait, never a build.
+    follower.wait_current(FRESHNESS_WAIT_SECONDS)
     results, answered = [], {}
     for query in body.hashes:
         echo = QueryEcho(signal_type=query.signal_type, **value_fields(query.value))

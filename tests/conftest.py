@@ -88,6 +88,9 @@ def app(settings):
 @pytest.fixture
 def client(app):
     with TestClient(app) as test_client:
+        # The match index builds in the background at start-up (partners/match_follower.py);
+        # tests start from a built one (tests/test_match_ready.py covers the wait itself).
+        assert app.state.match_follower.wait_ready(30), "match index not built"
         yield test_client
 
 
