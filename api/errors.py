@@ -1,7 +1,6 @@
 """Errors are values with stable codes: `{"error": {"code", "message"}}`, rendered in one place."""
 from __future__ import annotations
 
-import logging
 import sqlite3
 
 import psycopg
@@ -11,34 +10,16 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sqlalchemy_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from partners.errors import (  # noqa: F401 - the service's one answer to a database it cannot use
+    DATABASE_RETRY_AFTER_SECONDS,
+    database_unavailable,
+    error_responses,  # noqa: F401 - re-exported for api routers
+    log_database_error,
+)
 from partners.errors import (
     ServiceError as ApiError,  # one error type for the whole service
 )
-from partners.errors import error_responses  # noqa: F401 - re-exported for api routers
 from store.db import is_unavailable
-
-log = logging.getLogger("hashguard.database")
-
-# How long a client should wait before retrying a request the database could not take.
-DATABASE_RETRY_AFTER_SECONDS = 5
-
-
-def database_unavailable() -> ApiError:
-    """The answer to any request the database cannot take now (down, read-only, unreachable):
-    503 with Retry-After, never a 500. Retrying is safe: writes are idempotent per hash, and a
-    submit retried with its Idempotency-Key answers as the first one did if it did commit."""
-    return ApiError(503, "database_unavailable",
-                    "the service cannot reach or write its database right now; retry later",
-                    headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
-
-
-def log_database_error(error: BaseException) -> None:
-    """One line for the operator: the error's class and SQLSTATE, never its message (which
-    could quote a value) nor the statement's parameters."""
-    orig = getattr(error, "orig", None) or error
-    log.warning("database unavailable", extra={"fields": {
-        "error": type(orig).__name__, "sqlstate": getattr(orig, "sqlstate", None)}})
-
 
 # The database errors that can mean "unavailable"; anything else stays a 500 (a bug).
 DATABASE_ERRORS = (sqlalchemy_exc.DBAPIError, sqlalchemy_exc.TimeoutError, psycopg.Error,

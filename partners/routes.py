@@ -10,12 +10,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
-from api.errors import database_unavailable, log_database_error
 from hashing import signals
 from hashing.signals import InvalidHash
 from partners import disputes, feed, feedback
 from partners.auth import AuthenticatedPartner, authenticate
-from partners.errors import ServiceError, error_responses
+from partners.errors import (
+    ServiceError,
+    database_unavailable,
+    error_responses,
+    log_database_error,
+)
 from partners.schemas import (
     FeedbackBatch,
     FeedbackRejection,
