@@ -86,6 +86,45 @@ function once(target, ok, fail = 'error') {
   });
 }
 
+// After 'seeked', Chromium can still hand createImageBitmap the frame shown before the seek for a
+// moment: under load, 1-3 of 30 seeks in a 30 fps clip came back stale (CI once failed on one, a
+// frame 98 bits from the CLI's). rAF and requestVideoFrameCallback do not help on their own (the
+// latter never fires for a paused, unrendered video; the former stops in a background tab). So a
+// frame counts only once two grabs a moment apart agree, compared by a 16×16 thumbnail.
+const SETTLE_TRIES = 20;
+const SETTLE_MS = 20;
+
+function fingerprinter() {
+  const canvas = new OffscreenCanvas(16, 16);
+  const context = canvas.getContext('2d', { willReadFrequently: true });
+  return (bitmap) => {
+    context.drawImage(bitmap, 0, 0, 16, 16);
+    return context.getImageData(0, 0, 16, 16).data.join(',');
+  };
+}
+
+function aMoment() {
+  return new Promise((resolve) => {
+    requestAnimationFrame(() => resolve());
+    setTimeout(resolve, SETTLE_MS);
+  });
+}
+
+async function settledFrame(video, fingerprint) {
+  let bitmap = await createImageBitmap(video);
+  let print = fingerprint(bitmap);
+  for (let i = 0; i < SETTLE_TRIES; i++) {
+    await aMoment();
+    const next = await createImageBitmap(video);
+    const nextPrint = fingerprint(next);
+    bitmap.close();
+    bitmap = next;
+    if (nextPrint === print) break;
+    print = nextPrint;
+  }
+  return bitmap;
+}
+
 function frameHasher() {
   const worker = new Worker(new URL('./vpdq-worker.js', import.meta.url), { type: 'module' });
   const waiting = new Map();
@@ -137,12 +176,13 @@ export async function hashVideoFile(file, onProgress = () => {}) {
     const count = Math.max(1, Math.ceil(duration / SECONDS_PER_HASH));
     if (count > MAX_FRAMES) throw new VpdqProblem('too_long');
     const pending = [];
+    const fingerprint = fingerprinter();
     for (let k = 0; k < count; k++) {
       const seconds = k * SECONDS_PER_HASH;
       const seeked = once(video, 'seeked');
       video.currentTime = Math.min(seconds + SEEK_AFTER, duration);
       await seeked;
-      const bitmap = await createImageBitmap(video);
+      const bitmap = await settledFrame(video, fingerprint);
       // The worker hashes this frame while the next one is sought.
       pending.push(hasher.hash(bitmap).then(({ hash, quality }) => {
         onProgress((k + 1) / count);
