@@ -11,6 +11,11 @@ APT_PACKAGES := swig ffmpeg build-essential cmake pkg-config libavcodec-dev liba
 # docs/partners.md's quickstart (tests/test_partner_docs.py).
 TEST_APT_PACKAGES := chromium fonts-ipafont-gothic libpq-dev curl jq
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Wait for another install's package lock (up to 15 min) instead of failing at once.
+APT_GET := $(SUDO) apt-get -o DPkg::Lock::Timeout=900
+# PostgreSQL for the tests: the server at HASHGUARD_TEST_POSTGRES (default 127.0.0.1:5432), or,
+# when nothing answers there, a throwaway cluster started (and installed) for the run.
+WITH_POSTGRES := $(VENV)/bin/python tests/throwaway_postgres.py --
 
 .PHONY: run test test-fast test-peers system-deps test-deps web-deps bench checks
 
@@ -20,7 +25,7 @@ system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages: $$missing"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	  $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq $$missing; \
 	fi
 
 # Test-only Debian packages, installed when missing. Node and npm count as present when the
@@ -31,7 +36,7 @@ test-deps:
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages for the tests: $$missing"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	  $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq $$missing; \
 	fi
 
 # npm packages, exactly as locked: axe-core for the accessibility check, libheif-js for the page.
@@ -58,17 +63,17 @@ run: $(VENV)/.installed web-deps
 	$(VENV)/bin/hashguard serve
 
 test: $(VENV)/.installed test-deps node_modules/.installed
-	$(VENV)/bin/python -m pytest
+	$(WITH_POSTGRES) $(VENV)/bin/python -m pytest
 
 # The quick loop while working (< 5 min here): everything but the browser tests and what is
 # marked slow (the load, crash and 11,000-operation transparency runs). `make test` runs all.
 test-fast: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -m "not slow and not browser"
+	$(WITH_POSTGRES) $(VENV)/bin/python -m pytest -m "not slow and not browser"
 
 # The real HMA and python-threatexchange (from ../shared/peers, in their own venv cached under
 # .peers-cache/) against a live hashguard: docs/partners.md. `make test` runs these too.
 test-peers: $(VENV)/.installed test-deps
-	$(VENV)/bin/python -m pytest tests/peers tests/test_partner_docs.py
+	$(WITH_POSTGRES) $(VENV)/bin/python -m pytest tests/peers tests/test_partner_docs.py
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/hash_bench.py
