@@ -8,8 +8,9 @@ APT_PACKAGES := swig ffmpeg build-essential cmake pkg-config libavcodec-dev liba
 # Only for the tests: the web page tests (tests/web) drive Debian's Chromium (never a downloaded
 # browser) and run the page's JS modules under Node; the font makes Japanese screenshots readable.
 # libpq-dev: the peer tests build HMA's psycopg2 from source (tests/peers); curl and jq run
-# docs/partners.md's quickstart (tests/test_partner_docs.py).
-TEST_APT_PACKAGES := chromium fonts-ipafont-gothic libpq-dev curl jq
+# docs/partners.md's quickstart (tests/test_partner_docs.py); caddy is the TLS proxy of deploy/,
+# run as shipped in front of two servers (tests/test_deploy_proxy.py).
+TEST_APT_PACKAGES := chromium fonts-ipafont-gothic libpq-dev curl jq caddy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test test-fast test-peers system-deps test-deps web-deps bench checks
