@@ -1,0 +1,121 @@
+"""Restore drill (PostgreSQL): back up, submit, lose the database, restore the backup, run
+deploy/after-restore.sql as docs/operations.md says, submit again. No partner loses an entry
+and no position a partner passed before the restore is used again; the restored tables get
+statistics at start.
+
+Without the after-restore step, the entry submitted after the restore takes a position the
+partners had already passed, and a partner continuing from its cursor never receives it.
+"""
+from __future__ import annotations
+
+import random
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from api.app import create_app
+from api.settings import Settings
+from partners import admin
+from store import migrate
+from store.db import libpq_conninfo, make_engine
+from tests.helpers import admin_connection, new_case, pg_url, pull_all
+
+AFTER_RESTORE = Path(__file__).resolve().parents[1] / "deploy" / "after-restore.sql"
+SECRET = "s" * 43
+
+
+def random_pdq(rng: random.Random) -> str:
+    while True:
+        value = rng.getrandbits(256)
+        if 16 <= value.bit_count() <= 240:
+            return f"{value:064x}"
+
+
+@pytest.fixture
+def database(tmp_path):
+    name = f"hashguard_restore_{uuid.uuid4().hex[:10]}"
+    with admin_connection() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield name
+    with admin_connection() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def serve(url: str, data_dir: Path):
+    settings = Settings(database_url=url, data_dir=data_dir, secret=SECRET,
+                        case_writes_per_hour_per_client=0, token_lookups_per_minute_per_client=0,
+                        partner_key_failures_per_minute_per_client=0)
+    return create_app(settings)
+
+
+def never_analyzed(url: str) -> list[str]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return list(connection.execute(text(
+                "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema() "
+                "AND last_analyze IS NULL AND last_autoanalyze IS NULL")).scalars())
+    finally:
+        engine.dispose()
+
+
+def restore(name: str, dump: Path) -> None:
+    """The disaster and the operator's restore: the database is gone, the backup comes back."""
+    with admin_connection() as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    subprocess.run(["pg_restore", "--no-owner", "--exit-on-error", "-d",
+                    libpq_conninfo(pg_url(name)), str(dump)], check=True, capture_output=True)
+
+
+def after_restore(name: str) -> None:
+    subprocess.run(["psql", libpq_conninfo(pg_url(name)), "-v", "ON_ERROR_STOP=1", "-q",
+                    "-f", str(AFTER_RESTORE)], check=True, capture_output=True)
+
+
+@pytest.mark.parametrize("pathways", ["adult,under18_at_capture", "adult"])
+def test_restore_drill_no_partner_loses_an_entry(database, tmp_path, pathways):
+    rng = random.Random(23)
+    url = pg_url(database)
+    migrate.upgrade(url)
+    app = serve(url, tmp_path)
+    values = [random_pdq(rng) for _ in range(5)]
+    with TestClient(app) as client:
+        with app.state.database.transaction() as session:
+            keys = {name: admin.create_key(session, admin.add_partner(
+                session, name, admin.parse_pathways(pathways)), app.state.server_secret)
+                for name in ("prompt", "behind")}
+        new_case(client, values[:1])
+        dump = tmp_path / "hashguard.dump"
+        # The backup (docs/operations.md "Backups"), taken while the service runs.
+        subprocess.run(["pg_dump", "-Fc", "-f", str(dump), libpq_conninfo(url)], check=True)
+        _, behind_cursor = pull_all(client, keys["behind"])  # pulled only what the backup holds
+        new_case(client, values[1:3])  # lost with the database
+        passed, prompt_cursor = pull_all(client, keys["prompt"])
+        assert [e["value"] for e in passed] == values[:3]
+    app.state.database.dispose()
+
+    restore(database, dump)
+    after_restore(database)
+    app = serve(url, tmp_path)
+    assert never_analyzed(url) == []  # the restored tables were analyzed at start
+    with TestClient(app) as client:
+        new_case(client, values[3:4])
+        new_case(client, values[4:5])
+        last_passed = int(passed[-1]["seq"])
+        for name, cursor in (("prompt", prompt_cursor), ("behind", behind_cursor)):
+            entries, _ = pull_all(client, keys[name], cursor)
+            assert [e["value"] for e in entries] == values[3:], name
+            assert all(int(e["seq"]) > last_passed for e in entries), "a position was reused"
+        # A partner starting afresh gets exactly what the restored service shares.
+        fresh_key = None
+        with app.state.database.transaction() as session:
+            fresh_key = admin.create_key(session, admin.add_partner(
+                session, "fresh", admin.parse_pathways(pathways)), app.state.server_secret)
+        entries, _ = pull_all(client, fresh_key)
+        assert [e["value"] for e in entries] == [values[0], *values[3:]]
+    app.state.database.dispose()
