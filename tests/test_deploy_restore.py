@@ -1,7 +1,7 @@
 """Restore drill (PostgreSQL): back up, submit, lose the database, restore the backup, run
 deploy/after-restore.sql as docs/operations.md says, submit again. No partner loses an entry
 and no position a partner passed before the restore is used again; the restored tables get
-statistics at start.
+statistics at start; the partner's transparency verifier reports that the log went back.
 
 Without the after-restore step, the entry submitted after the restore takes a position the
 partners had already passed, and a partner continuing from its cursor never receives it.
@@ -19,10 +19,12 @@ from sqlalchemy import text
 
 from api.app import create_app
 from api.settings import Settings
+from partner_tools.transparency import Verifier, VerifierState
 from partners import admin
+from txlog.errors import InconsistencyError, VerificationError
 from store import migrate
 from store.db import libpq_conninfo, make_engine
-from tests.helpers import admin_connection, new_case, pg_url, pull_all
+from tests.helpers import admin_connection, bearer, new_case, pg_url, pull_all
 
 AFTER_RESTORE = Path(__file__).resolve().parents[1] / "deploy" / "after-restore.sql"
 SECRET = "s" * 43
@@ -50,6 +52,17 @@ def serve(url: str, data_dir: Path):
                         case_writes_per_hour_per_client=0, token_lookups_per_minute_per_client=0,
                         partner_key_failures_per_minute_per_client=0)
     return create_app(settings)
+
+
+def log_reader(client, key: str):
+    """The partner verifier's `get` over a test client, with the partner's key."""
+    def get(path: str, params: dict) -> dict:
+        response = client.get(path, params=params, headers=bearer(key))
+        if not response.is_success:
+            raise VerificationError(f"{path}: HTTP {response.status_code}")
+        return response.json()
+
+    return get
 
 
 def never_analyzed(url: str) -> list[str]:
@@ -97,6 +110,11 @@ def test_restore_drill_no_partner_loses_an_entry(database, tmp_path, pathways):
         new_case(client, values[1:3])  # lost with the database
         passed, prompt_cursor = pull_all(client, keys["prompt"])
         assert [e["value"] for e in passed] == values[:3]
+        # The partner verifies the adult tree's signed head and remembers it.
+        app.state.transparency.catch_up()
+        witness = VerifierState()
+        (tree,) = Verifier(log_reader(client, keys["prompt"]), witness, pathways=["adult"]).run().trees
+        assert tree.head.tree_size == 3
     app.state.database.dispose()
 
     restore(database, dump)
@@ -118,4 +136,9 @@ def test_restore_drill_no_partner_loses_an_entry(database, tmp_path, pathways):
                 session, "fresh", admin.parse_pathways(pathways)), app.state.server_secret)
         entries, _ = pull_all(client, fresh_key)
         assert [e["value"] for e in entries] == [values[0], *values[3:]]
+        # The partner's verifier reports the rollback: the tree it verified is not a prefix of
+        # the one the restored service signs now.
+        app.state.transparency.catch_up()
+        with pytest.raises(InconsistencyError):
+            Verifier(log_reader(client, keys["prompt"]), witness, pathways=["adult"]).run()
     app.state.database.dispose()
