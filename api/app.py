@@ -59,7 +59,8 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     database_url = settings.resolved_database_url()
     if run_migrations:
         migrate.upgrade(database_url)
-        db_health.check(database_url)  # warns when autovacuum is off; analyzes stale tables
+        # Warns when autovacuum is off, analyzes stale tables, guards positions after a restore.
+        db_health.check(database_url, data_dir=settings.data_dir)
     notifier = ChangeNotifier()
 
     @asynccontextmanager

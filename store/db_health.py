@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from store import log_rollback
 from store.db import make_engine
 
 log = logging.getLogger("hashguard.database")
@@ -39,6 +41,7 @@ class Health:
     """What the start-up check found. `autovacuum_off` is the metric's value."""
 
     autovacuum_off: bool = False
+    rolled_back: bool = False  # the change log went back behind the data folder's mark
     reasons: list[str] = field(default_factory=list)
     analyzed: list[str] = field(default_factory=list)
 
@@ -83,8 +86,10 @@ def analyze_stale(connection: Connection) -> list[str]:
         connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ANALYZE_LOCK})
 
 
-def check(database_url: str, analyze: bool = True) -> Health:
+def check(database_url: str, analyze: bool = True, data_dir: Path | None = None) -> Health:
     """The start-up check: warn (with the fix) when autovacuum is off, and analyze stale tables.
+    With `data_dir` (PostgreSQL): detect a database restored behind what this service handed
+    out, move its positions past the lost ones, and keep the mark fresh (store/log_rollback.py).
     Never stops the service from starting: a database that cannot answer is reported by
     /readyz, and the metric tells the operator about autovacuum."""
     engine = make_engine(database_url)
@@ -98,6 +103,8 @@ def check(database_url: str, analyze: bool = True) -> Health:
                 if analyze:
                     connection.execute(text("PRAGMA optimize"))
                 return health
+            if data_dir is not None:
+                health.rolled_back = _guard_positions(engine, Path(data_dir), database_url)
             health.reasons = autovacuum_problems(connection)
             health.autovacuum_off = bool(health.reasons)
             if health.autovacuum_off:
@@ -113,6 +120,17 @@ def check(database_url: str, analyze: bool = True) -> Health:
     finally:
         engine.dispose()
     return health
+
+
+def _guard_positions(engine, data_dir: Path, database_url: str) -> bool:
+    try:
+        rolled_back = log_rollback.check(engine, data_dir, database_url)
+    except OSError as failed:  # the data folder cannot be written: say so, start anyway
+        log.warning("cannot keep the change log's high-water mark in %s: %s; after a restore "
+                    "run deploy/after-restore.sql", data_dir, type(failed).__name__)
+        return False
+    log_rollback.MarkKeeper(data_dir, database_url).start()
+    return rolled_back
 
 
 def autovacuum_off(connection: Connection) -> bool:

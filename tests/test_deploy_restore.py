@@ -8,8 +8,10 @@ partners had already passed, and a partner continuing from its cursor never rece
 """
 from __future__ import annotations
 
+import logging
 import random
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -22,12 +24,13 @@ from api.settings import Settings
 from partner_tools.transparency import Verifier, VerifierState
 from partners import admin
 from txlog.errors import InconsistencyError, VerificationError
-from store import migrate
+from store import log_rollback, migrate
 from store.db import libpq_conninfo, make_engine
 from tests.helpers import admin_connection, bearer, new_case, pg_url, pull_all
 
 AFTER_RESTORE = Path(__file__).resolve().parents[1] / "deploy" / "after-restore.sql"
 SECRET = "s" * 43
+TRANSPARENCY_KEY = "k" * 43  # the same signing key on every host (env, not a data-folder file)
 
 
 def random_pdq(rng: random.Random) -> str:
@@ -49,6 +52,7 @@ def database(tmp_path):
 
 def serve(url: str, data_dir: Path):
     settings = Settings(database_url=url, data_dir=data_dir, secret=SECRET,
+                        transparency_key=TRANSPARENCY_KEY,
                         case_writes_per_hour_per_client=0, token_lookups_per_minute_per_client=0,
                         partner_key_failures_per_minute_per_client=0)
     return create_app(settings)
@@ -90,12 +94,37 @@ def after_restore(name: str) -> None:
                     "-f", str(AFTER_RESTORE)], check=True, capture_output=True)
 
 
+class Captured(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def wait_for_mark(data_dir: Path, url: str, position: int) -> None:
+    """Until this process's high-water mark has seen `position` (refreshed in the background)."""
+    deadline = time.monotonic() + 20
+    while log_rollback.read_mark(log_rollback.mark_path(data_dir, url)).get(
+            "change_log_position", 0) < position:
+        assert time.monotonic() < deadline, "the high-water mark was not refreshed"
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("pathways", ["adult,under18_at_capture", "adult"])
-def test_restore_drill_no_partner_loses_an_entry(database, tmp_path, pathways):
+@pytest.mark.parametrize("recovery", ["script", "detected"])
+def test_restore_drill_no_partner_loses_an_entry(database, tmp_path, pathways, recovery,
+                                                 monkeypatch):
+    """`script`: the data folder was lost too, the operator runs deploy/after-restore.sql.
+    `detected`: the operator runs nothing; the service finds the database behind its data
+    folder's high-water mark at start and moves the positions itself."""
+    monkeypatch.setattr(log_rollback, "MARK_INTERVAL_S", 0.1)
     rng = random.Random(23)
     url = pg_url(database)
     migrate.upgrade(url)
-    app = serve(url, tmp_path)
+    app = serve(url, tmp_path / "host1")
     values = [random_pdq(rng) for _ in range(5)]
     with TestClient(app) as client:
         with app.state.database.transaction() as session:
@@ -115,11 +144,22 @@ def test_restore_drill_no_partner_loses_an_entry(database, tmp_path, pathways):
         witness = VerifierState()
         (tree,) = Verifier(log_reader(client, keys["prompt"]), witness, pathways=["adult"]).run().trees
         assert tree.head.tree_size == 3
+        wait_for_mark(tmp_path / "host1", url, 3)  # three entries logged
     app.state.database.dispose()
 
     restore(database, dump)
-    after_restore(database)
-    app = serve(url, tmp_path)
+    captured = Captured()
+    logging.getLogger("hashguard.database").addHandler(captured)
+    try:
+        if recovery == "script":
+            after_restore(database)
+            app = serve(url, tmp_path / "host2")  # a new host: no mark survived
+        else:
+            app = serve(url, tmp_path / "host1")
+    finally:
+        logging.getLogger("hashguard.database").removeHandler(captured)
+    assert any("the change log went back" in line for line in captured.lines) == (
+        recovery == "detected"), captured.lines
     assert never_analyzed(url) == []  # the restored tables were analyzed at start
     with TestClient(app) as client:
         new_case(client, values[3:4])
