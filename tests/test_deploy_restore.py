@@ -182,3 +182,33 @@ def test_restore_drill_no_partner_loses_an_entry(database, tmp_path, pathways, r
         with pytest.raises(InconsistencyError):
             Verifier(log_reader(client, keys["prompt"]), witness, pathways=["adult"]).run()
     app.state.database.dispose()
+
+
+@pytest.mark.slow
+def test_a_plain_restart_is_not_mistaken_for_a_restore(database, tmp_path, monkeypatch):
+    monkeypatch.setattr(log_rollback, "MARK_INTERVAL_S", 0.1)
+    url = pg_url(database)
+    migrate.upgrade(url)
+    rng = random.Random(5)
+    for _ in range(2):  # start, submit, stop; twice, on one data folder
+        captured = Captured()
+        logging.getLogger("hashguard.database").addHandler(captured)
+        try:
+            app = serve(url, tmp_path)
+        finally:
+            logging.getLogger("hashguard.database").removeHandler(captured)
+        assert not any("went back" in line for line in captured.lines), captured.lines
+        with TestClient(app) as client:
+            new_case(client, [random_pdq(rng)])
+            entries, _ = pull_all(client, make_key(app))
+        wait_for_mark(tmp_path, url, len(entries))
+        app.state.database.dispose()
+    assert [int(e["seq"]) for e in entries] == [1, 2]  # positions were not moved
+
+
+def make_key(app) -> str:
+    with app.state.database.transaction() as session:
+        name = f"p{uuid.uuid4().hex[:8]}"
+        return admin.create_key(session, admin.add_partner(
+            session, name, admin.parse_pathways("adult,under18_at_capture")),
+            app.state.server_secret)
