@@ -8,8 +8,10 @@ APT_PACKAGES := swig ffmpeg build-essential cmake pkg-config libavcodec-dev liba
 # Only for the tests: the web page tests (tests/web) drive Debian's Chromium (never a downloaded
 # browser) and run the page's JS modules under Node; the font makes Japanese screenshots readable.
 # libpq-dev: the peer tests build HMA's psycopg2 from source (tests/peers); curl and jq run
-# docs/partners.md's quickstart (tests/test_partner_docs.py).
-TEST_APT_PACKAGES := chromium fonts-ipafont-gothic libpq-dev curl jq
+# docs/partners.md's quickstart (tests/test_partner_docs.py); caddy is the TLS proxy of deploy/,
+# run as shipped in front of two servers (tests/test_deploy_proxy.py); Debian's package enables a
+# system-wide caddy on port 80, which test-deps stops again when it installed the package itself.
+TEST_APT_PACKAGES := chromium fonts-ipafont-gothic libpq-dev curl jq caddy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Wait for another install's package lock (up to 15 min) instead of failing at once.
 APT_GET := $(SUDO) apt-get -o DPkg::Lock::Timeout=900
@@ -37,6 +39,9 @@ test-deps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages for the tests: $$missing"; \
 	  $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq $$missing; \
+	  case " $$missing " in *" caddy "*) \
+	    if [ -d /run/systemd/system ]; then $(SUDO) systemctl disable --now caddy >/dev/null 2>&1 || true; fi;; \
+	  esac; \
 	fi
 
 # npm packages, exactly as locked: axe-core for the accessibility check, libheif-js for the page.

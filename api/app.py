@@ -30,7 +30,7 @@ from partners.match_follower import MatchIndexFollower
 from partners.match_index import MatchIndex
 from partners.wakeup import ChangeNotifier, PostgresListener
 from partners.webhooks import WebhookDispatcher, WebhookSigner
-from store import migrate
+from store import db_health, migrate
 from store.db import Database, libpq_conninfo
 
 # A source checkout serves ./web; an installed image points HASHGUARD_WEB_DIR at its copy.
@@ -59,6 +59,8 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     database_url = settings.resolved_database_url()
     if run_migrations:
         migrate.upgrade(database_url)
+        # Warns when autovacuum is off, analyzes stale tables, guards positions after a restore.
+        db_health.check(database_url, data_dir=settings.data_dir)
     notifier = ChangeNotifier()
 
     @asynccontextmanager

@@ -1,16 +1,22 @@
 """Operational endpoints: liveness, readiness and Prometheus metrics (per process)."""
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
 import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
+                               generate_latest)
 from sqlalchemy import text
 from api.schemas import ClientLimits
 from partners.match_follower import match_index_ready
+from store import db_health
 
 router = APIRouter(tags=["operations"])
+log = logging.getLogger("hashguard.operations")
 
 
 class Metrics:
@@ -28,6 +34,11 @@ class Metrics:
         self.disputes_queued = Counter("hashguard_partner_disputes_queued_total",
                                        "Disputes queued past their partner's budget",
                                        registry=self.registry)
+        # 1 while PostgreSQL's autovacuum cannot run on this database (store/db_health.py says
+        # why it matters and the start-up warning says how to fix it). Read at each scrape.
+        self.autovacuum_off = Gauge("hashguard_database_autovacuum_off",
+                                    "1 when autovacuum is off for this database (see the "
+                                    "start-up warning)", registry=self.registry)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
@@ -79,11 +90,30 @@ def readyz(request: Request):
 
 
 @router.get("/metrics", response_class=Response,
-            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+                       401: {"description": "HASHGUARD_METRICS_TOKEN is set and the request "
+                                            "did not carry it as a bearer token"}})
 def metrics(request: Request) -> Response:
-    """Prometheus metrics of this process."""
-    return Response(generate_latest(request.app.state.metrics.registry),
-                    media_type=CONTENT_TYPE_LATEST)
+    """Prometheus metrics of this process. With HASHGUARD_METRICS_TOKEN set, only for a scraper
+    sending `Authorization: Bearer <token>` (the deployment's proxy never serves it at all)."""
+    expected = request.app.state.settings.metrics_token
+    if expected and not _same_secret(request.headers.get("authorization", ""), f"Bearer {expected}"):
+        return JSONResponse({"error": {"code": "metrics_token_required",
+                                       "message": "send the metrics token as a bearer token"}},
+                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    registry = request.app.state.metrics
+    try:
+        with request.app.state.database.read() as session:
+            registry.autovacuum_off.set(int(db_health.autovacuum_off(session.connection())))
+    except Exception as failed:  # noqa: BLE001 - the scrape still answers; /readyz tells the rest
+        log.warning("autovacuum check failed at scrape: %s", type(failed).__name__)
+    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison of fixed-length digests (the lengths of the two say nothing)."""
+    return hmac.compare_digest(hashlib.sha256(given.encode()).digest(),
+                               hashlib.sha256(expected.encode()).digest())
 
 
 @router.get("/.well-known/hashguard-webhook-key")

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     case_writes_per_hour_per_client: int = 100
     token_lookups_per_minute_per_client: int = 60
     trust_forwarded_for: bool = False
+    metrics_token: str | None = None  # /metrics only with this bearer token (api/operations.py)
     log_level: str = "INFO"
     # Long-poll: how often a waiting pull re-reads even without a wake-up (writers that cannot
     # notify this process: SQLite shared with CLI processes).
