@@ -64,7 +64,7 @@ def hash_command(
                 stderr.print(f"skipped (not an image or video): {item}", highlight=False)
                 continue
             for record in hash_media_file(item, kind, dihedral=dihedral):
-                failed |= record.get("error_code") == "unreadable"
+                failed |= record.get("error_code") in ("unreadable", "too_large")
                 _print_record(record, as_json)
     raise typer.Exit(1 if failed else 0)
 
