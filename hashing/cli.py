@@ -177,7 +177,8 @@ def add_command(
         return
     already = len(hashes) - added
     stderr.print(f"Added {added} hash(es) to case {escape(ref)}"
-                 + (f" ({already} were already in it)" if already else "")
+                 + (f" ({already} {'was' if already == 1 else 'were'} already in it)"
+                    if already else "")
                  + f"; it now holds {summary['hash_count']}.", highlight=False)
     print(f"case_ref: {summary['case_ref']}")
     print(f"added: {added}")
