@@ -208,7 +208,7 @@ def status_command(
         value = value if len(value) <= 64 else value[:32] + "..."
         parts = [str(item.get("signal_type")), value]
         if item.get("quality") is not None:
-            parts.append(f"quality {item['quality']}")
+            parts.append(f"quality={item['quality']}")
         print("  ".join(parts))
         print(f"  {reports_sentence(item.get('reports') or {})}")
 

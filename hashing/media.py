@@ -9,6 +9,8 @@ Steps, in order:
    12 MP photo cheap (the decoder skips 3/4 of the work); the draft is at least twice the final
    size, so the result is the same as decoding in full (measured: 0 bits apart on the bridge set).
    The page asks the browser's JPEG decoder for the same scaled size (web/js/decode.js).
+   Then the pixels still to decode are counted: past MAX_DECODED_PIXELS the image is refused
+   (ImageTooLarge) before any is decoded; a camera JPEG of any size passes, at 1/8 scale.
 3. Apply the orientation Pillow reads: the EXIF tag in any container (JPEG, PNG eXIf, WebP, TIFF),
    else `tiff:Orientation` in XMP (a phone photo hashes as it is displayed).
 4. Flatten to 8-bit RGB (`to_rgb`): 16-bit samples keep their high byte, transparency is composited
