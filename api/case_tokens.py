@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from store import cases as store_cases
 from store.models import Case
 from store.secrets import verify
+from store.token_format import canonical_case_token
 
 TOKEN_PURPOSE = "case-token"
 _REF = re.compile(store_cases.REF_PATTERN)
@@ -41,6 +42,9 @@ def _verifier_or_decoy(session: Session, ref: str) -> bytes:
 def opened_case(session: Session, server_secret: bytes, ref: str, token: str) -> Case | None:
     """The case if `token` opens it, else None after the same work for every failure."""
     looked_up = ref if _REF.fullmatch(ref) else _NO_REF
+    # However the person typed it (case, dashes, spaces); a legacy token passes unchanged. Pure
+    # string work that does not depend on the reference, so it adds nothing an attacker can time.
+    token = canonical_case_token(token)
     if not verify(server_secret, TOKEN_PURPOSE, token, _verifier_or_decoy(session, looked_up)):
         return None
     # Only the token's owner gets this far: what it costs reveals nothing new to them.

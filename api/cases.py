@@ -17,7 +17,8 @@ from store import cases as store_cases
 from store.db import Database
 from store.models import CASE_ACTIVE, Case
 from store.reports import counts_by_hash
-from store.secrets import new_secret_token, verifier
+from store.secrets import verifier
+from store.token_format import canonical_case_token, new_case_token
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 SUBMIT_PATH = "/v1/cases"  # api/submit_shortcut.py serves it without the router
@@ -64,12 +65,15 @@ async def submit_case(
                                          signals, window)
         if replay is not None:
             return replay
-    token = new_secret_token()
+    # Shown grouped (store/token_format.py); the verifier is of the form every typing of it
+    # normalises to, which is what api/case_tokens.py checks.
+    token = new_case_token()
     record = (idempotency.record(secret, idempotency_key, body.pathway, signals, token)
               if idempotency_key else None)
     try:
         case = await store_cases.submit_async(db, body.pathway, signals,
-                                              verifier(secret, TOKEN_PURPOSE, token), record)
+                                              verifier(secret, TOKEN_PURPOSE,
+                                                       canonical_case_token(token)), record)
     except IntegrityError:
         # A concurrent retry with the same Idempotency-Key won the race, or (vanishingly rare)
         # the random reference collided: answer as the winner did, or let the client retry.

@@ -9,6 +9,8 @@ Steps, in order:
    12 MP photo cheap (the decoder skips 3/4 of the work); the draft is at least twice the final
    size, so the result is the same as decoding in full (measured: 0 bits apart on the bridge set).
    The page asks the browser's JPEG decoder for the same scaled size (web/js/decode.js).
+   Then the pixels still to decode are counted: past MAX_DECODED_PIXELS the image is refused
+   (ImageTooLarge) before any is decoded; a camera JPEG of any size passes, at 1/8 scale.
 3. Apply the orientation Pillow reads: the EXIF tag in any container (JPEG, PNG eXIf, WebP, TIFF),
    else `tiff:Orientation` in XMP (a phone photo hashes as it is displayed).
 4. Flatten to 8-bit RGB (`to_rgb`): 16-bit samples keep their high byte, transparency is composited
@@ -19,10 +21,11 @@ Steps, in order:
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, JpegImagePlugin
 
 try:  # HEIC is what iPhones save; pillow-heif is the maintained decoder for it.
     from pillow_heif import register_heif_opener
@@ -33,6 +36,14 @@ except ImportError:  # pragma: no cover - optional
 
 CANONICAL_SIZE = 512
 DRAFT_BOX = 2 * CANONICAL_SIZE  # thumbnail's reducing_gap (2.0) times the final size
+# The most pixels this device decodes for one image, counted AFTER the JPEG draft (which decodes a
+# 200 MP camera JPEG at 1/8 scale, ~3 MP). It replaces Pillow's own check, which counts the full
+# size the draft never decodes (so it warned at 90 MP and refused at 179 MP JPEGs that cost little
+# here) and which is what turns a decompression bomb into an exception. 100 MP covers every
+# phone's HEIC/PNG (48-108 MP sensors, panoramas) at ~300 MB of RGB; an image past it, which
+# other formats cannot decode at reduced scale, is refused with ImageTooLarge, never decoded.
+MAX_DECODED_PIXELS = 100_000_000
+_JPEG_MAGIC = b"\xff\xd8\xff"
 
 IMAGE_SUFFIXES = frozenset(
     ".jpg .jpeg .jpe .jfif .png .webp .gif .bmp .tif .tiff .heic .heif .avif".split()
@@ -57,13 +68,44 @@ def media_kind(path: Path) -> str | None:
     return None
 
 
+class ImageTooLarge(ValueError):
+    """More pixels than this device decodes for one image (MAX_DECODED_PIXELS): a photo of
+    extreme size, or a decompression bomb (a tiny file declaring huge dimensions)."""
+
+    def __init__(self, pixels: int, more_than: bool = False):
+        self.pixels = pixels
+        size = f"{'over ' if more_than else ''}{pixels / 1e6:,.0f} megapixels"
+        super().__init__(f"too large to hash on this device ({size}; the limit is "
+                         f"{MAX_DECODED_PIXELS // 1_000_000})")
+
+
 def load_canonical_image(path: str | Path) -> Image.Image:
-    """Decode `path` through the canonical pipeline; returns an RGB image at most 512 px a side."""
-    with Image.open(path) as opened:
+    """Decode `path` through the canonical pipeline; returns an RGB image at most 512 px a side.
+    ImageTooLarge (before any pixel is decoded) past MAX_DECODED_PIXELS."""
+    with _open(path) as opened:
         opened.seek(0)  # first frame of an animation
         if opened.format == "JPEG":
             opened.draft("RGB", (DRAFT_BOX, DRAFT_BOX))
+        width, height = opened.size  # after the draft: what will really be decoded
+        if width * height > MAX_DECODED_PIXELS:
+            raise ImageTooLarge(width * height)
         return canonicalize(opened)
+
+
+def _open(path: str | Path) -> Image.Image:
+    """Image.open, with Pillow's size check left to load_canonical_image (see MAX_DECODED_PIXELS)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            return Image.open(path)
+        except Image.DecompressionBombError:
+            # Refused on its declared size alone. A JPEG still decodes cheaply through the draft,
+            # so it is opened without that check (its plug-in class, what Image.open would have
+            # returned) and measured after the draft like any other; anything else is too large.
+            with open(path, "rb") as file:
+                if file.read(3) != _JPEG_MAGIC:  # Pillow refuses past twice its own limit
+                    raise ImageTooLarge(2 * (Image.MAX_IMAGE_PIXELS or 0), more_than=True) from None
+            return JpegImagePlugin.JpegImageFile(path)
 
 
 def canonicalize(image: Image.Image) -> Image.Image:

@@ -2,7 +2,8 @@
 
 Produces plain dict records (the `--json` line shape): `path`, `signal_type`, `value`, `quality`
 where it applies; a file that cannot be hashed gives a record with `error` and `error_code` and no
-`value`. Never touches the network.
+`value`, and the walk goes on: no problem with one file (too large, a decompression bomb, damaged,
+an unexpected decoder failure) stops the others from being hashed. Never touches the network.
 """
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
+from hashing.media import ImageTooLarge
 from hashing.signals import SIGNALS_FOR_MEDIA, UnusableMedia, pdq
+
+UNREADABLE = "unreadable: damaged, or not a format this device can open"
 
 
 @dataclass(frozen=True)
@@ -48,8 +52,18 @@ def hash_media_file(path: Path, kind: str, dihedral: bool = False) -> list[dict]
         except ImportError as missing:  # e.g. tmkpy, an optional extra (`hashguard[video]`)
             records.append({**base, "error_code": "unavailable", "error": f"not installed: {missing}"})
             continue
+        except ImageTooLarge as large:
+            records.append({**base, "error_code": "too_large", "error": str(large)})
+            continue
+        except (MemoryError, Image.DecompressionBombError):
+            records.append({**base, "error_code": "too_large",
+                            "error": "too large to hash on this device"})
+            continue
         except (UnidentifiedImageError, OSError, RuntimeError, ValueError) as broken:
-            records.append({**base, "error_code": "unreadable", "error": f"cannot read: {broken}"})
+            records.append({**base, "error_code": "unreadable", "error": _unreadable(broken)})
+            continue
+        except Exception as broken:  # noqa: BLE001 - a decoder's surprise is this file's problem
+            records.append({**base, "error_code": "unreadable", "error": _unreadable(broken)})
             continue
         for index, signal in enumerate(signals):
             record = {**base, **signal.as_record()}
@@ -57,3 +71,12 @@ def hash_media_file(path: Path, kind: str, dihedral: bool = False) -> list[dict]
                 record["dihedral_index"] = index
             records.append(record)
     return records
+
+
+def _unreadable(broken: BaseException) -> str:
+    """One plain phrase; the decoder's own words only where they add something (they often
+    repeat the path, which the line already names)."""
+    detail = str(broken).strip()
+    if not detail or "cannot identify image file" in detail or len(detail) > 120:
+        return UNREADABLE
+    return f"{UNREADABLE} ({detail})"

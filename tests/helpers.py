@@ -3,12 +3,23 @@ module only holds tests and what only it uses)."""
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
+import json
 import os
+import re
+import select as select_module
+import socket
+import struct
+import subprocess
+import termios
 import threading
 import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
+import httpx
 import psycopg
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -217,3 +228,144 @@ def wire(name: str) -> str:
     """A TMK reference sample's value as the API carries it: base64 of its .tmk file."""
     require_testdata()
     return base64.b64encode((TMK_DIR / f"{name}.tmk").read_bytes()).decode("ascii")
+
+
+# The person's CLI (tests/test_cli_*.py) ----------------------------------------------------------
+
+FAKE_REF = "HG-TEST-0001"
+FAKE_TOKEN = "fake-token-Zq3xK9"
+
+
+class RecordingServer:
+    """A stand-in for the service that captures every request (method, path, headers, raw body)
+    and answers from `responder`: to see exactly which bytes the CLI sends."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.responder = self.default_responder
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                request = {"method": self.command, "path": self.path,
+                           "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+                recorder.requests.append(request)
+                status, answer = recorder.responder(request)
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _handle
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def default_responder(request: dict) -> tuple[int, dict]:
+        method, path = request["method"], request["path"]
+        if method == "POST" and path == "/v1/cases":
+            return 201, {"case_ref": FAKE_REF, "token": FAKE_TOKEN, "status": "active"}
+        if method == "POST" and path.endswith("/hashes"):
+            added = len(json.loads(request["body"])["hashes"])
+            return 200, {"case_ref": FAKE_REF, "added": added, "hash_count": added + 1}
+        return 404, {"error": {"code": "not_found", "message": "no such case"}}
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def hashguard_serve(exe: Path, folder: Path, wait_seconds: float = 120):
+    """`hashguard serve` on SQLite in `folder`, as a person would run it; yields its URL. The
+    wait is long: on a loaded shared machine start-up took 18 s."""
+    port = free_port()
+    env = {**os.environ, "HASHGUARD_DATA_DIR": str(folder)}
+    process = subprocess.Popen(
+        [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--database-url", f"sqlite:///{folder}/db.sqlite"],
+        cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None:
+                raise AssertionError("hashguard serve exited:\n" + process.stdout.read().decode())
+            if time.monotonic() > deadline:
+                raise AssertionError(f"hashguard serve did not answer /healthz in {wait_seconds} s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_in_terminal(argv: list[str], columns: int, answers: dict[str, str] | None = None,
+                    env: dict[str, str] | None = None, timeout: float = 120) -> tuple[int, str]:
+    """Run `argv` in a real pseudo-terminal `columns` wide (stdin, stdout and stderr all the
+    terminal, as for a person); type answers[prompt] when `prompt` appears. Returns the exit
+    code and everything the terminal showed, ANSI escapes removed."""
+    answers = dict(answers or {})
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    child_env = {k: v for k, v in (env or os.environ).items() if k not in ("COLUMNS", "LINES")}
+    child_env["TERM"] = "xterm-256color"
+    process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=child_env,
+                               start_new_session=True)
+    os.close(slave)
+    shown = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select_module.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    data = b""
+                if not data:
+                    break
+                shown += data
+                text = shown.decode(errors="replace")
+                for prompt in [p for p in answers if p in text]:
+                    os.write(master, answers.pop(prompt).encode())
+            elif process.poll() is not None:
+                break
+        else:
+            raise AssertionError(f"{argv[1:3]} did not finish in {timeout} s:\n{shown!r}")
+        code = process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
+    text = shown.decode(errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+    return code, ANSI_ESCAPE.sub("", text)
+
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")

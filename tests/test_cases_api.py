@@ -25,7 +25,8 @@ def test_submit_returns_reference_and_a_strong_token_once(client, database_url):
     assert response.status_code == 201, response.text
     body = response.json()
     assert re.fullmatch(r"HG-[2-9A-HJKMNP-TV-Z]{4}-[2-9A-HJKMNP-TV-Z]{4}", body["case_ref"])
-    assert len(body["token"]) >= 43  # 256 bits, base64url
+    # 140 bits in 7 groups of 4 (store/token_format.py; tests/test_case_token_format.py)
+    assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){6}", body["token"])
     assert body["status"] == "active" and body["hash_count"] == 2
     assert shared_set(database_url) == {("pdq", BRIDGE, "adult"), ("video_md5", MD5, "adult")}
 

@@ -11,15 +11,10 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -28,6 +23,7 @@ from typer.testing import CliRunner
 from api import idempotency_keys
 from hashing.cli import app
 from hashing.client import chunks
+from tests.helpers import FAKE_REF, FAKE_TOKEN, RecordingServer, free_port, hashguard_serve
 
 TESTDATA = Path(__file__).resolve().parents[1].parent / "shared" / "testdata"
 PHOTO = TESTDATA / "pdq" / "bridge-mods" / "aaa-orig.jpg"
@@ -36,8 +32,6 @@ LOW_QUALITY = TESTDATA / "pdq" / "misc-images" / "small.jpg"
 VIDEO = TESTDATA / "tmk" / "doorknob-hd-no-bar.mp4"
 EXE = Path(sys.executable).with_name("hashguard")
 UNKNOWN_CASE = "unknown case reference or wrong token"
-FAKE_REF = "HG-TEST-0001"
-FAKE_TOKEN = "fake-token-Zq3xK9"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -46,12 +40,6 @@ def _testdata():
         if not path.is_file():
             pytest.fail(f"reference media not found: {path} (expected ../shared/testdata)",
                         pytrace=False)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def hashguard(*args: str, token: str | None = None, server: str | None = None,
@@ -78,55 +66,6 @@ def _field(stdout: str, name: str) -> str:
 def _local_hashes(*paths: Path) -> list[dict]:
     out = hashguard("hash", "--json", *map(str, paths))
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-
-
-# A recording stand-in for the server ---------------------------------------------------------
-
-class RecordingServer:
-    """Captures every request (method, path, headers, raw body) and answers from `responder`."""
-
-    def __init__(self):
-        self.requests: list[dict] = []
-        self.responder = self.default_responder
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _handle(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                request = {"method": self.command, "path": self.path,
-                           "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
-                recorder.requests.append(request)
-                status, answer = recorder.responder(request)
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = _handle
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    @staticmethod
-    def default_responder(request: dict) -> tuple[int, dict]:
-        method, path = request["method"], request["path"]
-        if method == "POST" and path == "/v1/cases":
-            return 201, {"case_ref": FAKE_REF, "token": FAKE_TOKEN, "status": "active"}
-        if method == "POST" and path.endswith("/hashes"):
-            return 201, {"case_ref": FAKE_REF, "added": len(json.loads(request["body"])["hashes"])}
-        return 404, {"error": {"code": "not_found", "message": "no such case"}}
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture()
@@ -174,7 +113,7 @@ def test_submit_video_sends_four_hashes_and_no_video_bytes(recorder):
 
 
 def test_low_quality_image_is_not_sent(recorder):
-    out = hashguard("submit", "--server", recorder.url, "--pathway", "adult",
+    out = hashguard("submit", "--server", recorder.url, "--pathway", "adult", "--yes",
                     str(LOW_QUALITY), str(PNG))
     assert out.returncode == 0, out.stderr
     assert "small.jpg" in out.stderr and "quality" in out.stderr
@@ -236,7 +175,7 @@ def test_server_error_shows_code_and_message(recorder):
 
 
 def test_unreachable_server_is_a_clear_error(recorder):
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     out = hashguard("submit", "--server", dead, "--pathway", "adult", str(PNG))
     assert out.returncode == 1
     assert "cannot connect" in out.stderr and dead in out.stderr
@@ -312,9 +251,12 @@ def test_status_output_from_recorded_server(recorder):
     assert request["method"] == "GET" and request["path"] == f"/v1/cases/{FAKE_REF}"
     assert request["headers"]["authorization"] == f"Bearer {FAKE_TOKEN}"
     assert _field(out.stdout, "status") == "active"
-    assert "ab" * 32 in out.stdout and "pulled=3" in out.stdout and "removed=1" in out.stdout
+    # in plain words (issue 18), not "pulled=3 matched=1 removed=1"
+    assert "ab" * 32 in out.stdout and "quality=100" in out.stdout
+    assert "Received by 3 platforms; 1 found a copy, 1 removed a copy." in out.stdout
     assert tmk[:32] + "..." in out.stdout and tmk not in out.stdout
-    assert "blocked=5" in out.stdout  # whatever counts the server reports
+    assert "Received by 2 platforms; 5 blocked an upload." in out.stdout
+    assert "pulled=" not in out.stdout and "removed=" not in out.stdout
     assert FAKE_TOKEN not in out.stdout + out.stderr
 
 
@@ -340,12 +282,14 @@ def test_token_is_prompted_hidden_when_not_in_env(recorder, monkeypatch):
 def test_withdraw_can_be_cancelled(recorder):
     result = CliRunner().invoke(app, ["withdraw", "--server", recorder.url, FAKE_REF],
                                 input="n\n", env={"HASHGUARD_TOKEN": FAKE_TOKEN})
-    assert result.exit_code == 1
+    # declining is a choice, not an error (issue 18): exit 0, a calm line, no "error"
+    assert result.exit_code == 0, result.output
     assert recorder.requests == []
+    assert "Not withdrawn" in result.stderr and "error" not in result.output
 
 
 def test_no_token_option_exists():
-    for verb in ("status", "withdraw", "submit"):
+    for verb in ("status", "withdraw", "submit", "add"):
         out = hashguard(verb, "--help")
         assert "--token" not in out.stdout
 
@@ -354,39 +298,13 @@ def test_no_token_option_exists():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> str:
-    tmp = tmp_path_factory.mktemp("server")
-    port = _free_port()
-    env = {**os.environ, "HASHGUARD_DATA_DIR": str(tmp)}
-    process = subprocess.Popen(
-        [str(EXE), "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--database-url", f"sqlite:///{tmp}/db.sqlite"],
-        cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None:
-                raise AssertionError("hashguard serve exited:\n" + process.stdout.read().decode())
-            if time.monotonic() > deadline:
-                raise AssertionError("hashguard serve did not answer /healthz within 30 s")
-            time.sleep(0.2)
+    with hashguard_serve(EXE, tmp_path_factory.mktemp("server")) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
-def _submit(server: str, *paths: Path, pathway: str = "adult") -> tuple[str, str]:
-    out = hashguard("submit", "--server", server, "--pathway", pathway, *map(str, paths))
+def _submit(server: str, *paths: Path, pathway: str = "adult", yes: bool = False) -> tuple[str, str]:
+    out = hashguard("submit", "--server", server, "--pathway", pathway, *(["--yes"] if yes else []),
+                    *map(str, paths))
     assert out.returncode == 0, out.stderr
     ref, token = _field(out.stdout, "case_ref"), _field(out.stdout, "token")
     assert re.fullmatch(r"HG-[A-Z0-9]{4}-[A-Z0-9]{4}", ref), ref
@@ -427,7 +345,8 @@ def test_submit_status_withdraw_end_to_end(server):
 
 def test_wrong_token_or_unknown_ref_says_neither(server):
     ref, token = _submit(server, PNG)
-    wrong = "x" + token[1:] if not token.startswith("x") else "y" + token[1:]
+    # another character of the token's alphabet: a change of case is the same token now
+    wrong = ("2" if token[0] != "2" else "3") + token[1:]
     for args, secret in ((("status", ref), wrong), (("withdraw", "--yes", ref), wrong),
                          (("status", "HG-ZZZZ-ZZZZ"), token)):
         out = hashguard(args[0], "--server", server, *args[1:], token=secret)
@@ -439,7 +358,7 @@ def test_wrong_token_or_unknown_ref_says_neither(server):
 
 
 def test_low_quality_image_is_not_in_the_case(server):
-    ref, token = _submit(server, LOW_QUALITY, PNG)
+    ref, token = _submit(server, LOW_QUALITY, PNG, yes=True)
     case = json.loads(hashguard("status", "--server", server, "--json", ref, token=token).stdout)
     [local_png] = _local_hashes(PNG)
     assert [(h["signal_type"], h["value"]) for h in case["hashes"]] == [("pdq", local_png["value"])]
@@ -473,3 +392,28 @@ def test_many_videos_fit_the_servers_body_limit(server, tmp_path):
     assert len(case["hashes"]) == 52  # MD5, SHA-256, vPDQ and TMK of each
     assert sum(h["signal_type"] == "video_tmk_pdqf" for h in case["hashes"]) == 13
     assert sum(h["signal_type"] == "vpdq" for h in case["hashes"]) == 13
+
+
+def test_add_puts_more_files_in_the_same_case_end_to_end(server):
+    """`hashguard add` (issue 18): a second case and a second token are no longer the only way
+    to protect a picture found later."""
+    ref, token = _submit(server, PNG)
+    typed = token.lower().replace("-", " ")  # as a person may type it back
+    out = hashguard("add", "--server", server, ref.lower(), str(PHOTO), str(PNG), token=typed)
+    assert out.returncode == 0, out.stderr
+    assert _field(out.stdout, "added") == "1" and _field(out.stdout, "hash_count") == "2"
+    assert "1 was already in it" in out.stderr and token not in out.stdout + out.stderr
+    case = json.loads(hashguard("status", "--server", server, "--json", ref, token=token).stdout)
+    [photo], [png] = _local_hashes(PHOTO), _local_hashes(PNG)
+    assert sorted(h["value"] for h in case["hashes"]) == sorted([photo["value"], png["value"]])
+
+    wrong = ("2" if token[0] != "2" else "3") + token[1:]
+    out = hashguard("add", "--server", server, ref, str(LOW_QUALITY), str(PHOTO), "--yes",
+                    token=wrong)
+    assert out.returncode == 1 and UNKNOWN_CASE in out.stderr
+
+    assert hashguard("withdraw", "--server", server, "--yes", ref, token=token).returncode == 0
+    out = hashguard("add", "--server", server, ref, str(PHOTO), token=token)
+    assert out.returncode == 1
+    assert "withdrawn" in out.stderr and "hashguard submit" in out.stderr
+    assert "Traceback" not in out.stderr
