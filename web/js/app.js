@@ -7,10 +7,11 @@ import { hashFile, stopAll, WorkerFailed } from './hash-workers.js';
 import { withVpdq } from './video-hashes.js';
 import { mediaKind, pdqProblem } from './media.js';
 import { addBatches, chunks, learnFromRefusal, useLimits } from './submit.js';
-import { loadSupportConfig, supportSections, telHref } from './support.js';
-import { tokenPieces } from './token.js';
+import { loadSupportConfig } from './support.js';
+import { renderSupport } from './support-view.js';
+import { copyField, saveAsFile, showToken } from './done-view.js';
 import { checkStatus, openCaseToAdd, withdraw } from './case-views.js';
-import { $, el, fill, problemText, setError, shownValue } from './ui.js';
+import { $, el, problemText, setError, shownValue } from './ui.js';
 
 const state = {
   view: 'ask',
@@ -354,56 +355,6 @@ function renderAdding() {
 }
 
 // ---------------------------------------------------------------- the secret, once
-
-/** The token whole, in monospace, wrapping only between its groups on a narrow screen. */
-function showToken(token) {
-  $('done-token').value = token;
-  fill($('done-token-text'), ...(token ? tokenPieces(token).map((piece) => el('span', { text: piece })) : []));
-}
-
-/** A neutral name for the saved file: nothing in a phone's downloads says what it is about. */
-function noteFileName() {
-  const now = new Date();
-  const date = [now.getFullYear(), now.getMonth() + 1, now.getDate()]
-    .map((n) => String(n).padStart(2, '0')).join('-');
-  return i18n.t('done.file_name', { date });
-}
-
-async function copyField(id) {
-  const input = $(id);
-  let ok = false;
-  try {
-    await navigator.clipboard.writeText(input.value);
-    ok = true;
-  } catch {
-    // Without clipboard access: select the text (the token's shown block), so copy works by hand.
-    const shown = input.type === 'hidden' ? $(`${id}-text`) : null;
-    if (shown) window.getSelection().selectAllChildren(shown);
-    else input.select();
-    try {
-      ok = document.execCommand('copy');
-    } catch {
-      ok = false;
-    }
-  }
-  $('done-copied').textContent = i18n.t(ok ? 'done.copied' : 'done.copy_failed');
-}
-
-function saveAsFile() {
-  if (!state.created) return;
-  const text = i18n.t('done.file_text', {
-    ref: state.created.case_ref,
-    token: state.created.token,
-    url: `${location.origin}${location.pathname}`,
-  });
-  const url = URL.createObjectURL(new Blob([text], { type: 'text/plain;charset=utf-8' }));
-  const link = el('a', { href: url, download: noteFileName() });
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 1000);
-}
-
 function finish() {
   if (!window.confirm(i18n.t('done.confirm_finish'))) return;
   state.created = null;
@@ -417,38 +368,6 @@ function finish() {
 }
 
 // ---------------------------------------------------------------- language, support list
-
-/** The lines of the service's country (or countries) in the page's language, then what to do
- * anywhere else: they follow where the person is, not the language they read. */
-function supportItems(sections) {
-  const items = [];
-  for (const section of sections) {
-    if (section.country) {
-      items.push(el('li', { class: 'support-where', text: i18n.t('support.in_country', { country: section.country }) }));
-    }
-    for (const line of section.lines) {
-      items.push(el('li', {},
-        el('span', { class: 'support-name', text: line.label }),
-        line.number ? el('a', { class: 'support-number', href: telHref(line.number), text: line.number }) : null,
-        line.description ? el('span', { class: 'support-note', text: line.description }) : null));
-    }
-  }
-  items.push(el('li', { class: 'support-elsewhere' },
-    el('span', { class: 'support-name', text: i18n.t('support.elsewhere_title') }),
-    el('span', { class: 'support-note', text: i18n.t('support.elsewhere') })));
-  return items;
-}
-
-function renderSupport() {
-  const sections = supportSections(state.support, i18n.language());
-  $('support-list').replaceChildren(...supportItems(sections));
-  $('crisis-support-list').replaceChildren(...supportItems(sections));
-  const note = sections.map((section) => section.note).filter(Boolean).join(' ');
-  $('support-note').textContent = note;
-  $('support-note').hidden = !note;
-  setError('support-error', state.support ? null : i18n.t('support.config_error'));
-}
-
 // ---------------------------------------------------------------- quick exit
 
 /** Leave at once: forget everything, and replace this page in the history (Back skips it). */
@@ -472,7 +391,7 @@ async function setLanguage(lang) {
   for (const button of document.querySelectorAll('.lang')) {
     button.setAttribute('aria-pressed', String(button.dataset.lang === lang));
   }
-  renderSupport();
+  renderSupport(state.support);
   renderFiles();
   renderAdding();
   // Re-render a shown case so its labels follow the language.
@@ -533,7 +452,7 @@ function wire() {
   });
 
   $('send').addEventListener('click', send);
-  $('save-file').addEventListener('click', saveAsFile);
+  $('save-file').addEventListener('click', () => saveAsFile(state.created));
   $('done-retry').addEventListener('click', addRemaining);
   $('done-finish').addEventListener('click', finish);
   $('status-form').addEventListener('submit', (event) => checkStatus(event, { show }));
