@@ -1,11 +1,27 @@
 """Wire models (Pydantic) of the case API; storage models live in store/models.py."""
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime, timezone
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 Pathway = Literal["adult", "under18_at_capture"]
+
+
+def utc_z(value: datetime | str) -> str:
+    """A stored time as ISO 8601 in UTC with `Z`. SQLite hands back naive datetimes (it keeps no
+    offset), PostgreSQL aware ones in the session's zone; without an offset a browser reads the
+    time as its own local time (9 hours off in Japan). Every stored time is written in UTC
+    (store/cases.py), so a naive one is UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+UtcTime = Annotated[str, BeforeValidator(utc_z)]
 
 
 class HashIn(BaseModel):
@@ -64,8 +80,10 @@ class CaseStatus(BaseModel):
     case_ref: str
     status: Literal["active", "withdrawn"]
     pathway: Pathway
-    created: str = Field(description="Creation time, to the hour (ISO 8601)")
-    updated: str = Field(description="Last change, to the hour (ISO 8601)")
+    created: UtcTime = Field(description="Creation time, to the hour (ISO 8601 in UTC, with Z)",
+                             examples=["2026-12-01T15:00:00Z"])
+    updated: UtcTime = Field(description="Last change, to the hour (ISO 8601 in UTC, with Z)",
+                             examples=["2026-12-01T15:00:00Z"])
     hashes: list[HashStatus]
 
 

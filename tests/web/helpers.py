@@ -39,9 +39,10 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_server(data_dir: Path, **settings: str):
-    """`hashguard serve` on a free loopback port with SQLite in `data_dir`; yields its base URL.
-    `settings` become HASHGUARD_<NAME> environment variables (e.g. max_hashes_per_request)."""
+def running_server(data_dir: Path, database_url: str | None = None, **settings: str):
+    """`hashguard serve` on a free loopback port with SQLite in `data_dir` (or `database_url`);
+    yields its base URL. `settings` become HASHGUARD_<NAME> environment variables (e.g.
+    max_hashes_per_request)."""
     port = _free_port()
     exe = Path(sys.executable).with_name("hashguard")
     env = {**os.environ, "HASHGUARD_DATA_DIR": str(data_dir)}
@@ -50,11 +51,11 @@ def running_server(data_dir: Path, **settings: str):
     log = open(data_dir / "server.log", "wb")
     server = subprocess.Popen(
         [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--database-url", f"sqlite:///{data_dir / 'hashguard.db'}"],
+         "--database-url", database_url or f"sqlite:///{data_dir / 'hashguard.db'}"],
         cwd=data_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # start-up takes 25 s on a loaded 2-core machine
         while True:
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
@@ -113,3 +114,51 @@ def node_available() -> str:
 def strings(lang: str) -> dict:
     return json.loads((WEB / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))
 
+
+
+# Text a person must never see: a literal null/undefined, an unfilled {placeholder}, the
+# operator's placeholder rows.
+_BAD_TEXT = r"\bnull\b|\bundefined\b|\bNaN\b|\{\w+\}|placeholder|operator to fill in|\[object "
+
+
+def _keys(node, prefix: str = "") -> set[str]:
+    if isinstance(node, dict):
+        return set().union(*(_keys(v, f"{prefix}{k}.") for k, v in node.items()))
+    return {prefix[:-1]}
+
+
+def text_problems(page, lang: str) -> list[str]:
+    """What the shown page says that it must not: "null", "undefined", a raw i18n key (a key
+    of the translation files shown as text), a placeholder line."""
+    import re
+
+    shown = page.evaluate("document.body.innerText")
+    found = [m.group(0) for m in re.finditer(_BAD_TEXT, shown, re.IGNORECASE)]
+    keys = _keys(strings("en")) | _keys(strings(lang))
+    words = set(re.findall(r"[a-z0-9_]+(?:\.[a-z0-9_]+)+", shown))
+    return found + sorted(words & keys)
+
+
+# Every element whose own text could be clipped: text-bearing leaves and inline boxes.
+_OVERFLOW_JS = """() => {
+  const out = [];
+  for (const node of document.querySelectorAll('body *')) {
+    if (!node.offsetParent && getComputedStyle(node).position !== 'fixed') continue;
+    if (['HTML', 'BODY', 'SCRIPT', 'STYLE', 'svg', 'IMG', 'INPUT'].includes(node.tagName)) continue;
+    const style = getComputedStyle(node);
+    if (style.overflowX === 'auto' || style.overflowX === 'scroll') continue; // scrolls on purpose
+    if (node.scrollWidth > node.clientWidth + 1 && node.clientWidth > 0) {
+      out.push(`${node.tagName}#${node.id}.${node.className}: ${node.scrollWidth} > ${node.clientWidth} "${node.textContent.slice(0, 40)}"`);
+    }
+  }
+  if (document.documentElement.scrollWidth > window.innerWidth + 1) {
+    out.push(`page: ${document.documentElement.scrollWidth} > ${window.innerWidth}`);
+  }
+  return out;
+}"""
+
+
+def overflowing(page) -> list[str]:
+    """Boxes whose text is wider than the box (scrollWidth > clientWidth), and a page wider than
+    the screen; boxes that scroll on purpose (a wide table) are left out."""
+    return page.evaluate(_OVERFLOW_JS)

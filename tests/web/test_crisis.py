@@ -57,15 +57,18 @@ def test_crisis_path(recorded_page, screenshot_dir, lang):
     for n in range(1, 5):
         assert text[f"step{n}_title"] in steps
     listed = page.inner_text("#crisis-support-list")
-    for item in support_config()["locales"][lang]["items"]:
-        assert item["name"] in listed
-        if item["number"]:
-            assert item["number"] in listed
-        if item.get("note"):
-            assert item["note"] in listed
-    if lang == "ja":
-        hrefs = page.eval_on_selector_all("#crisis-support-list a", "as => as.map(a => a.href)")
-        assert "tel:%239110" in hrefs and "tel:0120279338" in hrefs
+    # The service's country's lines whatever the language (issue 18: the English page listed
+    # only placeholders), each explained in the page's language, then what to do elsewhere.
+    for country in support_config()["countries"]:
+        assert country["name"][lang] in listed
+        for line in country["lines"]:
+            assert line["number"] in listed
+            assert line["label"][lang] in listed
+            assert line["description"][lang] in listed
+    assert strings(lang)["support"]["elsewhere"] in listed
+    assert "placeholder" not in listed.lower()
+    hrefs = page.eval_on_selector_all("#crisis-support-list a", "as => as.map(a => a.href)")
+    assert "tel:%239110" in hrefs and "tel:0120279338" in hrefs
     page.screenshot(path=screenshot_dir / f"{lang}-phone-0-crisis.png", full_page=True)
 
     # Then: stop it from spreading.
@@ -102,16 +105,19 @@ def test_quick_exit_leaves_nothing_to_go_back_to(recorded_page, how):
 
 def test_support_config_is_valid_and_the_validator_catches_mistakes(tmp_path):
     config = support_config()
-    assert [item["number"] for item in config["locales"]["ja"]["items"]] == JA_NUMBERS
-    assert all(item["name"] and item["note"] for item in config["locales"]["ja"]["items"])
-    assert all("placeholder" in item["name"] for item in config["locales"]["en"]["items"])
+    [japan] = config["countries"]
+    assert [line["number"] for line in japan["lines"]][:5] == JA_NUMBERS
+    assert all(line["label"]["en"] and line["description"]["en"] for line in japan["lines"])
+    line = japan["lines"][0]
+
+    def japan_with(**changes):
+        return {**config, "countries": [{**japan, "lines": [{**line, **changes}]}]}
+
     broken = {
-        "no-en": {**config, "locales": {"ja": config["locales"]["ja"]}},
+        "no-en": japan_with(label={"ja": line["label"]["ja"]}),
         "bad-exit": {**config, "quick_exit_url": "javascript:alert(1)"},
-        "bad-number": {**config, "locales": {**config["locales"], "ja": {"items": [
-            {"name": "x", "number": "call me"}]}}},
-        "empty-name": {**config, "locales": {**config["locales"], "en": {"items": [
-            {"name": " ", "number": ""}]}}},
+        "bad-number": japan_with(number="call me"),
+        "empty-name": japan_with(description={**line["description"], "en": " "}),
     }
     paths = [str(WEB / "support.json")]
     for name, value in broken.items():
@@ -124,10 +130,11 @@ def test_support_config_is_valid_and_the_validator_catches_mistakes(tmp_path):
     assert done.returncode == 0, done.stderr.decode()
     results = {Path(r["path"]).stem: r["problems"] for r in json.loads(done.stdout)}
     assert results.pop("support") == []
-    assert results["no-en"] == ["locales.en is missing"]
+    assert results["no-en"] == [
+        "countries[0].lines[0].label.en must be a non-empty string (the fallback text)"]
     assert "quick_exit_url" in results["bad-exit"][0]
     assert "number" in results["bad-number"][0]
-    assert "name" in results["empty-name"][0]
+    assert "description.en" in results["empty-name"][0]
     assert results["not-json"][0].startswith("not JSON")
 
 

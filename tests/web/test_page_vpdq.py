@@ -45,7 +45,7 @@ def page_values(browser, web_server, clips):
     shown = page.eval_on_selector_all(
         "#file-list li.file",
         """els => els.map(e => [e.dataset.file, e.dataset.vpdqProblem,
-            (e.querySelector('code[data-signal=vpdq]') || {}).textContent || null, e.dataset.ms])""")
+            (e.querySelector('code[data-signal=vpdq]') || {dataset: {}}).dataset.value || null, e.dataset.ms])""")
     payload = json.loads(page.text_content("#payload"))
     context.close()
     assert errors == []

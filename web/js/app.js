@@ -2,14 +2,16 @@
 // status and withdraw. State lives in this module's memory only: nothing is written to
 // localStorage, IndexedDB, cookies or the URL, and the token is dropped when the person finishes.
 import * as i18n from './i18n.js';
-import { api, ApiProblem, randomKey } from './api.js';
+import { api, randomKey } from './api.js';
 import { hashFile, stopAll, WorkerFailed } from './hash-workers.js';
 import { withVpdq } from './video-hashes.js';
 import { mediaKind, pdqProblem } from './media.js';
 import { addBatches, chunks, learnFromRefusal, useLimits } from './submit.js';
-import { loadSupportConfig, telHref } from './support.js';
-
-const $ = (id) => document.getElementById(id);
+import { loadSupportConfig } from './support.js';
+import { renderSupport } from './support-view.js';
+import { copyField, saveAsFile, showToken } from './done-view.js';
+import { checkStatus, openCaseToAdd, withdraw } from './case-views.js';
+import { $, el, problemText, setError, shownValue } from './ui.js';
 
 const state = {
   view: 'ask',
@@ -21,6 +23,7 @@ const state = {
   sending: false,
   created: null, // { case_ref, token } until the person finishes
   adding: null, // { left: batches not yet in the case, sent, total, running, error } for `created`
+  target: null, // { ref, token, pathway, count } while adding files to an existing case
 };
 
 // ---------------------------------------------------------------- views
@@ -38,35 +41,21 @@ function show(view) {
 }
 
 function leaveCaseForms() {
-  for (const id of ['status', 'withdraw']) {
+  state.target = null; // the token of the case being added to is dropped with its form
+  for (const id of ['status', 'withdraw', 'add']) {
     $(`${id}-form`).reset();
-    $(`${id}-result`).hidden = true;
-    $(`${id}-result`).replaceChildren();
+    if ($(`${id}-result`)) {
+      $(`${id}-result`).hidden = true;
+      $(`${id}-result`).replaceChildren();
+    }
     setError(`${id}-error`, null);
   }
 }
 
 function go(view) {
   if (view === 'home' || view === 'pathway') leaveCaseForms();
+  if (view === 'files-back') view = state.target ? 'add' : 'pathway';
   show(view);
-}
-
-function setError(id, message) {
-  const el = $(id);
-  el.textContent = message || '';
-  el.hidden = !message;
-}
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === 'class') node.className = value;
-    else if (key === 'text') node.textContent = value;
-    else if (key.startsWith('data-') || key.startsWith('aria-') || key === 'role') node.setAttribute(key, value);
-    else node[key] = value;
-  }
-  for (const child of children) if (child != null) node.append(child);
-  return node;
 }
 
 // ---------------------------------------------------------------- hashing
@@ -189,7 +178,7 @@ function renderFiles() {
       ? el('ul', { class: 'hashes' }, ...item.signals.map((signal) => el('li', {},
         el('span', { class: 'signal', text: i18n.t(`signal.${signal.signal_type}`) }),
         signal.quality != null ? el('span', { class: 'quality', text: ` ${i18n.t('files.quality', { quality: signal.quality })}` }) : null,
-        el('code', { text: signal.value, 'data-signal': signal.signal_type }))))
+        el('code', { text: shownValue(signal), 'data-signal': signal.signal_type, 'data-value': signal.value }))))
       : null;
     const pdq = item.signals.find((signal) => signal.signal_type === 'pdq');
     return el('li', {
@@ -217,6 +206,13 @@ function renderFiles() {
     }));
   }));
 
+  // The browser's own picker text says "No file chosen" once it is cleared for the next pick.
+  $('file-count').textContent = state.files.length
+    ? i18n.t('files.picked', { files: state.files.length })
+    : i18n.t('files.summary_none');
+  $('files-target').textContent = state.target ? i18n.t('add.target', { ref: state.target.ref }) : '';
+  $('files-target').hidden = !state.target;
+
   const busy = state.files.filter((item) => item.status === 'hashing').length;
   const hashes = hashesToSend();
   $('files-summary').textContent = state.files.length === 0
@@ -225,18 +221,12 @@ function renderFiles() {
       ? i18n.t('files.summary_busy', { files: state.files.length, busy })
       : i18n.t('files.summary', { files: state.files.length, hashes: hashes.length });
   $('send').disabled = state.sending || busy > 0 || hashes.length === 0;
-  $('send').textContent = i18n.t(state.sending ? 'files.sending' : 'files.send');
+  $('send').textContent = i18n.t(state.sending ? 'files.sending' : state.target ? 'add.send' : 'files.send');
   $('payload-details').hidden = hashes.length === 0;
-  $('payload').textContent = JSON.stringify({ pathway: state.pathway, hashes }, null, 2);
+  $('payload').textContent = JSON.stringify(state.target ? { hashes } : { pathway: state.pathway, hashes }, null, 2);
 }
 
 // ---------------------------------------------------------------- API
-
-function problemText(error) {
-  const code = error instanceof ApiProblem ? error.code : 'network';
-  const known = i18n.raw(`errors.${code}`);
-  return typeof known === 'string' ? known : i18n.t('errors.generic', { code });
-}
 
 /**
  * Create the case with the first batch of hashes, show its reference and token at once (as the
@@ -244,6 +234,10 @@ function problemText(error) {
  * add the other batches to it.
  */
 async function send() {
+  if (state.target) {
+    await sendToCase();
+    return;
+  }
   const hashes = hashesToSend();
   if (!hashes.length || state.sending) return;
   state.sending = true;
@@ -276,7 +270,7 @@ async function send() {
     state.idempotencyKey = null;
     clearFiles();
     $('done-ref').value = created.case_ref;
-    $('done-token').value = created.token;
+    showToken(created.token);
     $('done-copied').textContent = '';
     renderAdding();
     show('done');
@@ -287,6 +281,39 @@ async function send() {
     if (state.view === 'files') renderFiles();
   }
   await addRemaining();
+}
+
+/** Adding files to an existing case: the hashes go to POST /v1/cases/{ref}/hashes in batches.
+ * A failure keeps the files, so the same press sends again (a hash the case has is not doubled). */
+async function sendToCase() {
+  const target = state.target;
+  const hashes = hashesToSend();
+  if (!target || !hashes.length || state.sending) return;
+  state.sending = true;
+  setError('files-error', null);
+  renderFiles();
+  let added = 0;
+  const { error } = await addBatches(api, target.ref, target.token, chunks(hashes), (n) => { added += n; });
+  state.sending = false;
+  if (error) {
+    setError('files-error', i18n.t('add.failed', { missing: hashes.length - added, total: hashes.length, reason: problemText(error) }));
+    renderFiles();
+    return;
+  }
+  state.target = null; // done with this case: its token is dropped
+  clearFiles();
+  $('added-message').textContent = i18n.t('add.done', { sent: hashes.length, ref: target.ref });
+  show('added');
+}
+
+async function startAdding(event) {
+  const target = await openCaseToAdd(event);
+  if (!target) return;
+  $('add-form').reset();
+  state.target = target;
+  state.pathway = target.pathway;
+  clearFiles();
+  show('files');
 }
 
 /** Add the batches the case does not hold yet (after send, and from the Try again button). */
@@ -328,170 +355,26 @@ function renderAdding() {
 }
 
 // ---------------------------------------------------------------- the secret, once
-
-async function copyField(id) {
-  const input = $(id);
-  let ok = false;
-  try {
-    await navigator.clipboard.writeText(input.value);
-    ok = true;
-  } catch {
-    input.select();
-    try {
-      ok = document.execCommand('copy');
-    } catch {
-      ok = false;
-    }
-  }
-  $('done-copied').textContent = i18n.t(ok ? 'done.copied' : 'done.copy_failed');
-}
-
-function saveAsFile() {
-  if (!state.created) return;
-  const text = i18n.t('done.file_text', {
-    ref: state.created.case_ref,
-    token: state.created.token,
-    url: `${location.origin}${location.pathname}`,
-  });
-  const url = URL.createObjectURL(new Blob([text], { type: 'text/plain;charset=utf-8' }));
-  const link = el('a', { href: url, download: i18n.t('done.file_name') });
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 1000);
-}
-
 function finish() {
   if (!window.confirm(i18n.t('done.confirm_finish'))) return;
   state.created = null;
   state.adding = null;
   renderAdding();
   $('done-ref').value = '';
-  $('done-token').value = '';
+  showToken('');
   state.pathway = null;
   $('pathway-form').reset();
   show('home');
 }
 
-// ---------------------------------------------------------------- status and withdraw
-
-function formValues(prefix) {
-  const ref = $(`${prefix}-ref`).value.trim().toUpperCase();
-  const token = $(`${prefix}-token`).value.trim();
-  return { ref, token };
-}
-
-function renderCase(container, data) {
-  const when = (iso) => new Date(iso).toLocaleString(i18n.language(), { dateStyle: 'medium', timeStyle: 'short' });
-  const reportKeys = ['pulled', 'matched', 'removed', 'blocked', 'not_violating'];
-  const rows = data.hashes.map((h) => {
-    const reports = reportKeys.filter((k) => h.reports[k] > 0)
-      .map((k) => `${i18n.t(`status.${k}`)}: ${h.reports[k]}`).join(', ');
-    return el('tr', {},
-      el('td', { text: i18n.t(`signal.${h.signal_type}`) }),
-      el('td', {}, el('code', { text: h.value })),
-      el('td', { text: reports || i18n.t('status.no_reports') }));
-  });
-  container.replaceChildren(
-    el('dl', { class: 'facts' },
-      el('dt', { text: i18n.t('common.case_ref') }), el('dd', { text: data.case_ref, 'data-field': 'case_ref' }),
-      el('dt', { text: i18n.t('status.state') }),
-      el('dd', { text: i18n.t(`status.state_${data.status}`), 'data-field': 'status', 'data-value': data.status }),
-      el('dt', { text: i18n.t('status.pathway') }), el('dd', { text: i18n.t(`common.pathway_${data.pathway}`) }),
-      el('dt', { text: i18n.t('status.created') }), el('dd', { text: when(data.created) }),
-      el('dt', { text: i18n.t('status.updated') }), el('dd', { text: when(data.updated) })),
-    data.hashes.length
-      ? el('div', { class: 'table-wrap' }, el('table', {},
-        el('caption', { text: i18n.t('status.hashes') }),
-        el('thead', {}, el('tr', {},
-          el('th', { scope: 'col', text: i18n.t('status.hash_type') }),
-          el('th', { scope: 'col', text: i18n.t('status.hash_value') }),
-          el('th', { scope: 'col', text: i18n.t('status.reports') }))),
-        el('tbody', {}, ...rows)))
-      : null,
-  );
-  container.hidden = false;
-}
-
-async function checkStatus(event) {
-  event.preventDefault();
-  const { ref, token } = formValues('status');
-  setError('status-error', null);
-  if (!ref || !token) {
-    setError('status-error', i18n.t('errors.required'));
-    return;
-  }
-  try {
-    const data = await api('GET', `/v1/cases/${encodeURIComponent(ref)}`, { token });
-    renderCase($('status-result'), data);
-    if (data.status === 'active') {
-      $('status-result').append(el('div', { class: 'actions' }, el('button', {
-        type: 'button',
-        text: i18n.t('status.withdraw_link'),
-        onclick: () => {
-          $('withdraw-ref').value = ref;
-          $('withdraw-token').value = token;
-          $('status-form').reset();
-          $('status-result').hidden = true;
-          show('withdraw');
-        },
-      })));
-    }
-  } catch (error) {
-    $('status-result').hidden = true;
-    setError('status-error', problemText(error));
-  }
-}
-
-async function withdraw(event) {
-  event.preventDefault();
-  const { ref, token } = formValues('withdraw');
-  setError('withdraw-error', null);
-  if (!ref || !token) {
-    setError('withdraw-error', i18n.t('errors.required'));
-    return;
-  }
-  if (!$('withdraw-confirm').checked) {
-    setError('withdraw-error', i18n.t('withdraw.confirm_required'));
-    return;
-  }
-  try {
-    const data = await api('POST', `/v1/cases/${encodeURIComponent(ref)}/withdraw`, { token });
-    const result = $('withdraw-result');
-    renderCase(result, data);
-    result.prepend(el('p', { class: 'success', text: i18n.t('withdraw.done', { ref: data.case_ref }) }));
-    $('withdraw-token').value = '';
-  } catch (error) {
-    $('withdraw-result').hidden = true;
-    setError('withdraw-error', problemText(error));
-  }
-}
-
 // ---------------------------------------------------------------- language, support list
-
-function supportItems(list) {
-  return list.map((item) => el('li', {},
-    el('span', { class: 'support-name', text: item.name }),
-    item.number ? el('a', { class: 'support-number', href: telHref(item.number), text: item.number }) : null,
-    item.note ? el('span', { class: 'support-note', text: item.note }) : null));
-}
-
-function renderSupport() {
-  const entry = state.support && state.support.locales[i18n.language()];
-  const items = entry ? entry.items : [];
-  $('support-list').replaceChildren(...supportItems(items));
-  $('crisis-support-list').replaceChildren(...supportItems(items));
-  $('support-note').textContent = entry && entry.note ? entry.note : '';
-  $('support-note').hidden = !$('support-note').textContent;
-  setError('support-error', state.support ? null : i18n.t('support.config_error'));
-}
-
 // ---------------------------------------------------------------- quick exit
 
 /** Leave at once: forget everything, and replace this page in the history (Back skips it). */
 function quickExit() {
   state.created = null;
   state.adding = null;
+  state.target = null;
   for (const item of state.files) if (item.url) URL.revokeObjectURL(item.url);
   state.files = [];
   stopAll();
@@ -508,7 +391,7 @@ async function setLanguage(lang) {
   for (const button of document.querySelectorAll('.lang')) {
     button.setAttribute('aria-pressed', String(button.dataset.lang === lang));
   }
-  renderSupport();
+  renderSupport(state.support);
   renderFiles();
   renderAdding();
   // Re-render a shown case so its labels follow the language.
@@ -569,11 +452,12 @@ function wire() {
   });
 
   $('send').addEventListener('click', send);
-  $('save-file').addEventListener('click', saveAsFile);
+  $('save-file').addEventListener('click', () => saveAsFile(state.created));
   $('done-retry').addEventListener('click', addRemaining);
   $('done-finish').addEventListener('click', finish);
-  $('status-form').addEventListener('submit', checkStatus);
+  $('status-form').addEventListener('submit', (event) => checkStatus(event, { show }));
   $('withdraw-form').addEventListener('submit', withdraw);
+  $('add-form').addEventListener('submit', startAdding);
 }
 
 async function start() {
@@ -590,7 +474,7 @@ async function start() {
   // Deep links (#status, #withdraw) are read once; views never add history entries. Everyone
   // else first meets the one question: is someone threatening you right now?
   const initial = location.hash.replace('#', '');
-  show(['status', 'withdraw'].includes(initial) ? initial : 'ask');
+  show(['status', 'withdraw', 'add'].includes(initial) ? initial : 'ask');
   document.body.dataset.ready = 'true';
 }
 
