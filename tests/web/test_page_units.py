@@ -36,6 +36,16 @@ def test_tokens_of_either_shape_as_typed():
     assert result["pieces"][2] == [g + "-" for g in NEW.split("-")[:-1]] + [NEW.split("-")[-1]]
 
 
+def test_a_token_typed_on_a_japanese_keyboard_is_folded_to_what_was_issued():
+    """Full-width letters and a long-vowel mark for the dash (IME input) become the token; the
+    old code sent them as typed, which fetch refuses in a header (not Latin-1)."""
+    full_width = "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else "\u30fc" for c in NEW)
+    typed = [full_width, full_width.replace("\u30fc", "\u2212"), "\u3000" + NEW + "\u3000"]
+    result = run(tokens=typed)
+    assert result["tokens"] == [NEW] * 3
+    assert all(t.isascii() for t in run(tokens=["トークン"])["tokens"])
+
+
 def test_support_lines_follow_the_country_not_the_language():
     config = shipped()
     result = run(configs=[[config, "ja"], [config, "en"], [config, "ko"]])

@@ -6,9 +6,16 @@
 const OLD_TOKEN = /^[A-Za-z0-9_-]{43}$/;
 const GROUPED = /^[0-9A-Z]+(-[0-9A-Z]+)+$/;
 
+// A Japanese keyboard types full-width letters and long-vowel marks or other dashes for "-";
+// NFKC folds the letters, the dashes are mapped here. What is left outside printable ASCII can
+// be no token, and would make fetch throw (a header carries Latin-1 only): it is dropped, and the
+// server then says plainly that no case matches.
+const DASHES = /[\u30fc\u2010\u2011\u2012\u2013\u2014\u2212\uff70]/g;
+
 /** The token to send for what the person typed or pasted. */
 export function normalizeToken(typed) {
-  const compact = String(typed || '').replace(/\s+/g, '');
+  const compact = String(typed || '').normalize('NFKC').replace(DASHES, '-')
+    .replace(/\s+/g, '').replace(/[^\x21-\x7e]/g, '');
   if (OLD_TOKEN.test(compact)) return compact;
   const upper = compact.toUpperCase();
   if (GROUPED.test(upper)) return upper;
