@@ -9,7 +9,7 @@ APT_PACKAGES := swig ffmpeg build-essential cmake pkg-config libavcodec-dev liba
 # browser) and run the page's JS modules under Node; the font makes Japanese screenshots readable.
 # libpq-dev: the peer tests build HMA's psycopg2 from source (tests/peers); curl and jq run
 # docs/partners.md's quickstart (tests/test_partner_docs.py).
-TEST_APT_PACKAGES := chromium fonts-ipafont-gothic libpq-dev curl jq
+TEST_APT_PACKAGES := chromium fonts-ipafont-gothic fonts-wqy-microhei fonts-lohit-deva-nepali libpq-dev curl jq
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test test-fast test-peers system-deps test-deps web-deps bench checks
