@@ -1,10 +1,11 @@
 """Each language on the page itself, in headless Debian Chromium against the real server.
 
-- Every view in every language at 320 px (the narrowest phone): the browser's locale picks the
+- Every view in every language at 320 px (the narrowest phone) and on a desktop: the browser's
+  locale picks the
   language, `<html lang>` says it, no text overflows its box (checked in the DOM:
   scrollWidth <= clientWidth), no raw key or unfilled {placeholder} shows, nothing falls back to
   English, the support lines are listed. Screenshots: test-artifacts/screenshots/
-  `{lang}-320-{n}-{view}.png`.
+  `{lang}-{320|desktop}-{n}-{view}.png`.
 - The switcher: every language named in itself; a choice survives a reload through `?lang=`,
   adds no history entry and stores nothing.
 - A string missing from a translation shows in English (marked lang="en"), never as its key; a
@@ -22,6 +23,7 @@ from tests.web.helpers import WEB, strings, wait_for_hashes, wait_until
 LOCALES = {"ja": "ja-JP", "en": "en-US", "zh-Hans": "zh-CN", "ko": "ko-KR", "vi": "vi-VN",
            "tl": "fil-PH", "pt-BR": "pt-BR", "ne": "ne-NP"}
 NARROW = {"width": 320, "height": 640}
+SCREENS = {"320": NARROW, "desktop": {"width": 1280, "height": 900}}
 PHOTO = PDQ_DIR / "bridge-mods" / "aaa-orig.jpg"
 LOW_QUALITY = PDQ_DIR / "misc-images" / "small.jpg"
 
@@ -72,7 +74,8 @@ KEYS = [key for key in leaf_keys(strings("en")) if "." in key]
 
 def check_view(page, lang: str, view: str, folder, step: int) -> None:
     """The shown view: no overflow, no raw key or placeholder, nothing empty or in English."""
-    page.screenshot(path=folder / f"{lang}-320-{step}-{view}.png", full_page=True)
+    screen = "320" if page.viewport_size["width"] == 320 else "desktop"
+    page.screenshot(path=folder / f"{lang}-{screen}-{step}-{view}.png", full_page=True)
     assert page.evaluate("document.documentElement.lang") == lang
     assert page.evaluate(OVERFLOW_JS) == [], (lang, view)
     seen = page.evaluate(TEXT_JS)
@@ -95,11 +98,12 @@ def new_page(browser, web_server, lang: str, viewport=NARROW, path: str = "/"):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("screen", list(SCREENS))
 @pytest.mark.parametrize("lang", list(LOCALES))
-def test_every_view_at_320px(browser, web_server, screenshot_dir, lang):
+def test_every_view(browser, web_server, screenshot_dir, lang, screen):
     require_testdata()
     text = strings(lang)
-    context, page, errors = new_page(browser, web_server, lang)
+    context, page, errors = new_page(browser, web_server, lang, SCREENS[screen])
     try:
         # The browser's locale chose the language; the switcher shows it.
         assert page.input_value("#language-select") == lang
