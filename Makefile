@@ -6,12 +6,12 @@ VENV := .venv
 APT_PACKAGES := swig ffmpeg build-essential cmake pkg-config libavcodec-dev libavformat-dev \
 	libavdevice-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev
 # Only for the tests: the web page tests (tests/web) drive Debian's Chromium (never a downloaded
-# browser) and run the page's JS modules under Node; the font makes Japanese screenshots readable.
+# browser) and run the page's JS modules under Node; the fonts make Japanese, Chinese, Korean and Nepali screenshots readable.
 # libpq-dev: the peer tests build HMA's psycopg2 from source (tests/peers); curl and jq run
 # docs/partners.md's quickstart (tests/test_partner_docs.py); caddy is the TLS proxy of deploy/,
 # run as shipped in front of two servers (tests/test_deploy_proxy.py); Debian's package enables a
 # system-wide caddy on port 80, which test-deps stops again when it installed the package itself.
-TEST_APT_PACKAGES := chromium fonts-ipafont-gothic libpq-dev curl jq caddy
+TEST_APT_PACKAGES := chromium fonts-ipafont-gothic libpq-dev curl jq caddy fonts-wqy-microhei fonts-lohit-deva-nepali
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Wait for another install's package lock (up to 15 min) instead of failing at once.
 APT_GET := $(SUDO) apt-get -o DPkg::Lock::Timeout=900

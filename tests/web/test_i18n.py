@@ -1,4 +1,5 @@
-"""Every string the page shows comes from web/i18n/{ja,en}.json, and both files say everything."""
+"""Every string the page shows comes from web/i18n/<lang>.json, and every file says everything.
+(The eight languages, placeholders and review status: test_i18n_languages.py.)"""
 from __future__ import annotations
 
 import json
@@ -6,6 +7,7 @@ import re
 from pathlib import Path
 
 WEB = Path(__file__).resolve().parents[2] / "web"
+LANGUAGES = sorted(p.stem for p in (WEB / "i18n").glob("*.json") if p.stem != "status")
 
 
 def _load(lang: str) -> dict:
@@ -38,7 +40,8 @@ def test_every_key_the_page_uses_exists():
         source = script.read_text(encoding="utf-8")
         used |= set(re.findall(r"\bi18n\.(?:t|raw)\('([\w.]+)'", source))
     assert len(used) > 60
-    for lang in ("ja", "en"):
+    assert {"ja", "en"} <= set(LANGUAGES)
+    for lang in LANGUAGES:
         strings = _load(lang)
         missing = [key for key in sorted(used) if not _has(strings, key)]
         assert missing == [], (lang, missing)
@@ -54,7 +57,7 @@ def _has(strings: dict, key: str) -> bool:
 
 def test_dynamic_keys_exist_for_every_value():
     """Keys built at run time: signal types, API error codes, pathways, report kinds, problems."""
-    for lang in ("ja", "en"):
+    for lang in LANGUAGES:
         s = _load(lang)
         for signal in ("pdq", "video_md5", "video_sha256"):
             assert s["signal"][signal]

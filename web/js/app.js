@@ -385,12 +385,9 @@ function quickExit() {
 
 async function setLanguage(lang) {
   await i18n.load(lang);
-  document.documentElement.lang = lang;
+  document.documentElement.lang = i18n.language();
   document.title = i18n.t('app.title');
   i18n.apply();
-  for (const button of document.querySelectorAll('.lang')) {
-    button.setAttribute('aria-pressed', String(button.dataset.lang === lang));
-  }
   renderSupport(state.support);
   renderFiles();
   renderAdding();
@@ -406,8 +403,6 @@ function wire() {
     if (target) go(target.dataset.go);
     const copy = event.target.closest('[data-copy]');
     if (copy) copyField(copy.dataset.copy);
-    const lang = event.target.closest('.lang');
-    if (lang) setLanguage(lang.dataset.lang);
   });
 
   $('pathway-form').addEventListener('submit', (event) => {
@@ -470,7 +465,8 @@ async function start() {
   }
   // Not awaited: the first view never waits for it, and until it answers the default holds.
   api('GET', '/v1/limits').then(useLimits, () => {});
-  await setLanguage(i18n.preferredLanguage());
+  i18n.initSwitcher($('language-select'), setLanguage);
+  await setLanguage(i18n.chosenLanguage());
   // Deep links (#status, #withdraw) are read once; views never add history entries. Everyone
   // else first meets the one question: is someone threatening you right now?
   const initial = location.hash.replace('#', '');
