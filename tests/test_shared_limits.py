@@ -30,13 +30,15 @@ def two_servers(tmp_path_factory):
         env = server_env(data_dir, HASHGUARD_TRUST_FORWARDED_FOR="1",
                          HASHGUARD_TOKEN_LOOKUPS_PER_MINUTE_PER_CASE=str(PER_CASE),
                          HASHGUARD_TOKEN_LOOKUPS_PER_MINUTE_PER_CLIENT=str(PER_CLIENT),
-                         HASHGUARD_PARTNER_KEY_FAILURES_PER_MINUTE_PER_CLIENT=str(KEY_FAILURES))
+                         HASHGUARD_PARTNER_KEY_FAILURES_PER_MINUTE_PER_CLIENT=str(KEY_FAILURES),
+                         # Every request logged: the last test greps the logs for addresses.
+                         HASHGUARD_LOG_LEVEL="INFO")
         key = add_partner(url, env, "platformco", "adult")
         servers = [ServerProcess(url, env), ServerProcess(url, env)]
         try:
             for server in servers:
                 server.start()
-            yield [s.base_url for s in servers], key, url
+            yield [s.base_url for s in servers], key, url, servers[0].log
         finally:
             for server in servers:
                 server.stop()
@@ -61,7 +63,7 @@ def _refilled(started: float, count: int) -> int:
 def test_wrong_tokens_on_a_reference_are_limited_across_both_processes(two_servers):
     """A guesser using both processes and a new address per guess: PER_CASE wrong answers a
     minute on the reference in all, not PER_CASE per process (no per-address budget binds)."""
-    (a, b), _, _ = two_servers
+    (a, b), _, _, _ = two_servers
     case = _submit(a)
     started = time.monotonic()
     statuses = [httpx.get(f"{(a, b)[i % 2]}/v1/cases/{case['case_ref']}",
@@ -76,7 +78,7 @@ def test_wrong_tokens_on_a_reference_are_limited_across_both_processes(two_serve
 def test_the_owner_s_right_token_works_while_its_reference_is_attacked(two_servers):
     """Status and withdraw with the right token, on both processes, while the reference's budget
     is spent, also from the guesser's own address; wrong tokens keep getting 429."""
-    (a, b), _, _ = two_servers
+    (a, b), _, _, _ = two_servers
     case = _submit(b)
     ref, guesser = case["case_ref"], {"X-Forwarded-For": "203.0.113.200"}
     for i in range(2 * PER_CASE + 2):
@@ -97,7 +99,7 @@ def test_the_owner_s_right_token_works_while_its_reference_is_attacked(two_serve
 
 
 def test_one_address_guessing_many_references_is_limited_across_both_processes(two_servers):
-    (a, b), _, _ = two_servers
+    (a, b), _, _, _ = two_servers
     guesser = {"X-Forwarded-For": "192.0.2.77"}
     started = time.monotonic()
     # A new reference per guess: only the per-address budget can bind.
@@ -110,7 +112,7 @@ def test_one_address_guessing_many_references_is_limited_across_both_processes(t
 
 
 def test_failed_partner_keys_are_limited_across_both_processes(two_servers):
-    (a, b), key, _ = two_servers
+    (a, b), key, _, _ = two_servers
     guesser = {"X-Forwarded-For": "192.0.2.99"}
     prefix, key_id, _ = key.split("_", 2)
     wrong = f"{prefix}_{key_id}_{new_secret_token()}"  # the real key id, a made-up secret
@@ -131,7 +133,7 @@ def test_failed_partner_keys_are_limited_across_both_processes(two_servers):
 
 
 def test_the_shared_table_holds_no_address_or_reference_in_clear(two_servers):
-    (a, _), _, url = two_servers
+    (a, _), _, url, log = two_servers
     case = _submit(a)
     address = "203.0.113.251"
     httpx.get(f"{a}/v1/cases/{case['case_ref']}", headers=_auth("x", {"X-Forwarded-For": address}))
@@ -146,3 +148,8 @@ def test_the_shared_table_holds_no_address_or_reference_in_clear(two_servers):
     for clear in (case["case_ref"], address, "203.0.113"):
         assert clear.encode() not in dump
     assert all(len(bytes(r[0])) == 16 for r in rows)
+    # Nor in the servers' logs (both write to the same file), after every test above.
+    logged = log.read_text(errors="replace")
+    assert "429" in logged and "/v1/cases/{case_ref}" in logged  # the refusals were logged
+    for clear in (case["case_ref"], "203.0.113.", "198.51.100.", "192.0.2.", "wrong-guess"):
+        assert clear not in logged
