@@ -111,7 +111,7 @@ class SharedLimits:
         self._charges = itertools.count(1)
 
     def key(self, spent: Budget, subject: str) -> bytes:
-        message = f"{spent.name}\x00{subject}".encode()
+        message = f"{spent.name}\x00{subject}".encode("utf-8", "surrogatepass")  # any path text
         return hmac.new(self._key, message, hashlib.sha256).digest()[:KEY_BYTES]
 
     def exhausted(self, session: Session, spent: Budget, subject: str) -> bool:

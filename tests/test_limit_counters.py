@@ -151,4 +151,6 @@ def test_processes_agree_on_keys_only_under_the_same_secret(database_url):
     assert one.key(spent, "198.51.100.1") == same.key(spent, "198.51.100.1")
     assert one.key(spent, "198.51.100.1") != other.key(spent, "198.51.100.1")
     assert one.key(spent, "198.51.100.1") != one.key(budget("test/other", 1, 60), "198.51.100.1")
+    # Any text a path or header can carry is a subject (a lone surrogate would fail UTF-8).
+    assert len(one.key(spent, "HG-\udc80")) == len(one.key(spent, "ＨＧ-ÿ")) == 16
     db.dispose()
