@@ -22,6 +22,7 @@ from api.errors import install_error_handlers
 from api.ratelimit import RateLimiter
 from api.security_headers import SecurityHeaders
 from api.submit_shortcut import SubmitShortcut
+from api.token_failures import TokenFailureLimits
 from api.settings import Settings
 from partners import routes as partner_routes
 from partners import stopncii, transparency
@@ -32,6 +33,7 @@ from partners.wakeup import ChangeNotifier, PostgresListener
 from partners.webhooks import WebhookDispatcher, WebhookSigner
 from store import db_health, migrate
 from store.db import Database, libpq_conninfo
+from store.limits import SharedLimits, budget
 
 # A source checkout serves ./web; an installed image points HASHGUARD_WEB_DIR at its copy.
 WEB_DIR = Path(os.environ.get("HASHGUARD_WEB_DIR", Path(__file__).resolve().parents[1] / "web"))
@@ -104,19 +106,25 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     # Deletes Idempotency-Key records once their replay window is over (issue 21, finding 4).
     app.state.idempotency_sweeper = IdempotencySweeper(app.state.database,
                                                        settings.idempotency_window_seconds)
+    # Load shedding per process (in memory): a cap on token lookups, right or wrong.
     app.state.token_lookup_limits = SimpleNamespace(
-        per_case=RateLimiter(settings.token_lookups_per_minute_per_case,
-                             settings.token_lookups_per_minute_per_case / 60),
         overall=RateLimiter(settings.token_lookups_per_second_overall,
                             settings.token_lookups_per_second_overall),
     )
+    # Failure budgets shared by every process through the database (store/limits.py).
+    shared_limits = SharedLimits(app.state.database, app.state.server_secret)
+    app.state.token_failures = TokenFailureLimits(
+        shared_limits,
+        per_case=budget("case-token/case", settings.token_lookups_per_minute_per_case, 60),
+        per_client=budget("case-token/client", settings.token_lookups_per_minute_per_client, 60))
     app.state.client_limits = SimpleNamespace(
         case_writes=_per_client(settings.case_writes_per_hour_per_client, 3600),
-        token_lookups=_per_client(settings.token_lookups_per_minute_per_client, 60),
         value_bytes=_per_client(settings.value_bytes_per_hour_per_client, 3600),
     )
     app.state.partner_key_failures = KeyFailureLimit(
-        _per_client(settings.partner_key_failures_per_minute_per_client, 60), client_address)
+        shared_limits,
+        budget("partner-key/client", settings.partner_key_failures_per_minute_per_client, 60),
+        client_address)
     app.state.partner_rate_limit = RateLimiter(2 * settings.partner_requests_per_second,
                                                settings.partner_requests_per_second)
     app.state.match_index = MatchIndex()

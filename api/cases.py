@@ -8,9 +8,10 @@ from sqlalchemy.exc import IntegrityError
 
 from api import idempotency, idempotency_keys
 from api.case_tokens import TOKEN_PURPOSE, opened_case
-from api.client_limits import limit_case_writes, limit_case_writes_now, limit_token_lookups
+from api.client_limits import limit_case_writes, limit_case_writes_now
 from api.deps import bearer_token, database, server_secret
 from api.errors import ApiError, error_responses
+from api.token_failures import NOT_FOUND, counted_failures
 from api.schemas import CaseCreate, CaseCreated, CaseStatus, HashesAdd, HashesAdded, HashStatus
 from api.value_budget import budgeted_hashes, check_case_bytes
 from store import cases as store_cases
@@ -22,7 +23,6 @@ from store.token_format import canonical_case_token, new_case_token
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 SUBMIT_PATH = "/v1/cases"  # api/submit_shortcut.py serves it without the router
-NOT_FOUND = ApiError(404, "case_not_found", "unknown case reference or wrong token")
 WEAK_KEY = ApiError(422, "idempotency_key_weak", idempotency_keys.WEAK_KEY_MESSAGE)
 _SUBMIT_422 = ("Invalid input: `invalid_request`, a refused hash, `idempotency_key_reused` (the key"
                " came with another request) or `idempotency_key_weak` (not a random key)")
@@ -116,9 +116,10 @@ def _replay(db: Database, secret: bytes, key: str, pathway: str, signals,
 
 
 def _authorized_case(request: Request, session, ref: str, token: str, secret: bytes) -> Case:
-    """The case if `token` opens it; unknown reference and wrong token fail identically."""
-    limits = request.app.state.token_lookup_limits
-    if not limits.overall.allow("all") or not limits.per_case.allow(ref):
+    """The case if `token` opens it; unknown reference and wrong token fail identically (the
+    route's counted_failures charges the failure: api/token_failures.py)."""
+    # Load shedding per process, in memory: bounds the work of lookups, right or wrong.
+    if not request.app.state.token_lookup_limits.overall.allow("all"):
         raise ApiError(429, "rate_limited", "too many attempts; wait a minute and try again",
                        headers={"Retry-After": "60"})
     # The same work, and then the same exception, however it fails (api/case_tokens.py).
@@ -139,25 +140,24 @@ def _status_view(session, case: Case) -> CaseStatus:
     )
 
 
-@router.get("/{case_ref}", response_model=CaseStatus, responses=error_responses(401, 404, 429),
-            dependencies=[Depends(limit_token_lookups)])
+@router.get("/{case_ref}", response_model=CaseStatus, responses=error_responses(401, 404, 429))
 def case_status(case_ref: str, request: Request, token: str = Depends(bearer_token),
                 db: Database = Depends(database), secret: bytes = Depends(server_secret)):
     """Status of a case and, per hash, how many partners pulled, matched or removed it."""
-    with db.transaction() as session:
+    with counted_failures(request, case_ref), db.transaction() as session:
         return _status_view(session, _authorized_case(request, session, case_ref, token, secret))
 
 
 @router.post("/{case_ref}/hashes", response_model=HashesAdded,
              responses=error_responses(401, 404, 409, 413, 415, 422, 429),
-             dependencies=[Depends(limit_case_writes), Depends(limit_token_lookups)])
+             dependencies=[Depends(limit_case_writes)])
 def add_hashes(case_ref: str, body: HashesAdd, request: Request,
                token: str = Depends(bearer_token), db: Database = Depends(database),
                secret: bytes = Depends(server_secret)):
     """Add more hashes to an active case."""
     settings = _settings(request)
     signals = budgeted_hashes(request, body.hashes)
-    with db.transaction() as session:
+    with counted_failures(request, case_ref), db.transaction() as session:
         case = _authorized_case(request, session, case_ref, token, secret)
         if case.status != CASE_ACTIVE:
             raise ApiError(409, "case_withdrawn", "this case was withdrawn; create a new case")
@@ -173,13 +173,12 @@ def add_hashes(case_ref: str, body: HashesAdd, request: Request,
 
 
 @router.post("/{case_ref}/withdraw", response_model=CaseStatus,
-             responses=error_responses(401, 404, 429),
-             dependencies=[Depends(limit_token_lookups)])
+             responses=error_responses(401, 404, 429))
 def withdraw_case(case_ref: str, request: Request, token: str = Depends(bearer_token),
                   db: Database = Depends(database), secret: bytes = Depends(server_secret)):
     """Withdraw: the case's hashes leave the shared set (unless another active case holds them)
     and every link between the case and its hashes is deleted. Idempotent."""
-    with db.transaction() as session:
+    with counted_failures(request, case_ref), db.transaction() as session:
         case = _authorized_case(request, session, case_ref, token, secret)
         store_cases.withdraw(session, case)  # appends last: nothing after it in this transaction
     request.app.state.notify_change_log()

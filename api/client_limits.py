@@ -1,9 +1,19 @@
-"""Per-client limits that never store who the client is.
+"""Per-client limits that never store who the client is, and how the client's address is read.
 
-The client's address is only ever passed through RateLimiter, which keys its buckets by an HMAC
-under a per-process random key and keeps them in memory: no address reaches the database, the
-logs, or a file. Behind a reverse proxy, set HASHGUARD_TRUST_FORWARDED_FOR so the proxy's
-X-Forwarded-For names the client (otherwise every request would share the proxy's bucket).
+Behind a reverse proxy, set HASHGUARD_TRUST_FORWARDED_FOR so the proxy's X-Forwarded-For names
+the client (otherwise every request would share the proxy's budget).
+
+Two kinds of per-client limit (docs/operations.md, "Limits"):
+- Failure budgets (wrong case tokens: api/token_failures.py; wrong partner keys:
+  partners/key_failures.py) are shared by every process through the database (store/limits.py),
+  keyed by an HMAC of the address under a key derived from the server secret: guessing is what
+  an attacker would spread over processes, and only failures are written.
+- The budgets here (case writes, bytes of hash values) count successful work and stay in each
+  process's memory (api/ratelimit.py, keyed under a per-process random key): sharing them would
+  add a database write to every submit, the service's hot path. With N processes behind a
+  balancer an address gets up to N times these budgets; they bound how fast one address grows
+  the database, and the operator sizes them for the number of processes.
+No address reaches the database in clear, the logs, or a file.
 """
 from __future__ import annotations
 
@@ -37,11 +47,6 @@ async def limit_case_writes(request: Request) -> None:
     """Dependency: limit_case_writes_now (async: it never blocks, and a sync dependency would
     cost a thread-pool hop per request)."""
     limit_case_writes_now(request)
-
-
-async def limit_token_lookups(request: Request) -> None:
-    """Dependency: cap on token checks per client (guessing across many case references)."""
-    _limit(request, "token_lookups")
 
 
 def charge_value_bytes(request: Request, size: int) -> None:

@@ -1,4 +1,9 @@
-"""In-memory token buckets keyed by a keyed hash: limits guessing without storing who guessed.
+"""In-memory token buckets keyed by a keyed hash, for the limits each process keeps on its own.
+
+These bound load (per-process lookups, per-partner requests, per-address case writes and value
+bytes) and count successes too, so sharing them would put a database write on every request.
+The limits that bound guessing count failures only and are shared by every process through the
+database instead (store/limits.py; issue 23: kept here they multiplied with the processes).
 
 Keys are HMACs under a per-process random key, so even a memory dump does not hold a case
 reference or an address in clear, and nothing is ever written to the database or logs.

@@ -31,10 +31,16 @@ class Settings(BaseSettings):
     max_hashes_per_request: int = 500
     max_hashes_per_case: int = 5000
     max_body_bytes: int = 4 * 1024 * 1024  # 500 TMK values would not fit; 500 PDQ fit in 50 kB
+    # Wrong case tokens per case reference and minute, counted across every process (in the
+    # database, keyed by a keyed hash: store/limits.py). Past it a wrong token gets 429; a right
+    # one is always served (api/token_failures.py). 0 turns it off.
     token_lookups_per_minute_per_case: int = 10
+    # Token lookups, right or wrong, per process and second (load shedding, in memory).
     token_lookups_per_second_overall: int = 200
     partner_requests_per_second: int = 50
-    # Per client address (kept only as keyed hashes in memory); 0 turns a limit off.
+    # Per client address (kept only as keyed hashes); 0 turns a limit off. Case writes: in each
+    # process's memory. Token lookups: WRONG case tokens per address and minute, across every
+    # process, like the per-case budget above (a right token is never refused).
     case_writes_per_hour_per_client: int = 100
     token_lookups_per_minute_per_client: int = 60
     trust_forwarded_for: bool = False
@@ -59,8 +65,9 @@ class Settings(BaseSettings):
     tree_head_interval: float = 1.0  # seconds between builder steps / new heads
     tree_head_max_age: float = 3600.0  # re-sign an unchanged head after this many seconds
     tree_builder: bool = True  # False ("0"): this process serves the log but does not build it
-    # Failed partner-key attempts per client address and minute (keyed hash in memory, like the
-    # per-client limits above); past it, 429 `too_many_failed_keys` before any key lookup.
+    # Failed partner-key attempts per client address and minute, across every process (keyed
+    # hash in the database, store/limits.py); past it, 429 `too_many_failed_keys` before any
+    # key lookup.
     # Successful authentication is never charged. 0 turns it off (partners/key_failures.py).
     partner_key_failures_per_minute_per_client: int = Field(20, ge=0)
     # Bounded cost per anonymous byte (issue 21, finding 5). Hash values are charged by their

@@ -60,10 +60,11 @@ def authenticate(request: Request,
                  ) -> AuthenticatedPartner:
     state = request.app.state
     failures = state.partner_key_failures
-    failures.refuse_if_exhausted(request)  # before the lookup: an exhausted guesser learns nothing
     key = presented_key(request)
     parts = split_key(key) if key else None
     with state.database.read() as session:
+        # Before the lookup: an exhausted guesser learns nothing (partners/key_failures.py).
+        failures.refuse_if_exhausted(request, session)
         row = None
         if parts is not None:
             row = session.execute(
@@ -72,10 +73,11 @@ def authenticate(request: Request,
                 .where(PartnerKey.id == parts[0], PartnerKey.revoked_at.is_(None))
             ).first()
         # Same HMAC and comparison whether or not the key id exists.
-        if not verify(state.server_secret, KEY_PURPOSE, parts[1] if parts else "",
-                      row.verifier if row else None):
-            failures.record_failure(request)
-            raise UNAUTHORIZED
+        opened = verify(state.server_secret, KEY_PURPOSE, parts[1] if parts else "",
+                        row.verifier if row else None)
+    if not opened:
+        failures.record_failure(request)  # its own transaction, after the read one ended
+        raise UNAUTHORIZED
     if not state.partner_rate_limit.allow(str(row.id)):
         raise ServiceError(429, "rate_limited", "too many requests for this partner; slow down",
                            headers={"Retry-After": "1"})

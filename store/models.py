@@ -32,6 +32,8 @@ from store.transparency_models import (  # noqa: F401
     TransparencyLeaf,
     TransparencyNode,
 )
+# And the shared failure budgets' table (store/limits.py, issue 23).
+from store.limits import LimitCounter  # noqa: F401
 
 PATHWAYS = ("adult", "under18_at_capture")
 CASE_ACTIVE, CASE_WITHDRAWN = "active", "withdrawn"

@@ -1,4 +1,4 @@
-"""Per-client limits (kept as keyed hashes in memory, never stored) stop floods and guessing."""
+"""Per-client limits (kept only as keyed hashes) stop floods and guessing."""
 from __future__ import annotations
 
 import pytest
@@ -36,8 +36,13 @@ def test_token_guessing_across_many_cases_is_capped_per_client(limited_client):
                                   headers={"Authorization": "Bearer guess"}).status_code
                for d in "23456789"]
     assert answers[:5] == [404] * 5 and set(answers[5:]) == {429}
+    # A wrong token on the real case is refused too ...
     assert limited_client.get(f"/v1/cases/{case['case_ref']}", headers={
-        "Authorization": f"Bearer {case['token']}"}).json()["error"]["code"] == "rate_limited"
+        "Authorization": "Bearer guess"}).json()["error"]["code"] == "rate_limited"
+    # ... but the owner's right token from the same address is served (issue 23: the address
+    # may be the home network the owner shares with whoever guesses; api/token_failures.py).
+    assert limited_client.get(f"/v1/cases/{case['case_ref']}", headers={
+        "Authorization": f"Bearer {case['token']}"}).status_code == 200
 
 
 def test_forwarded_for_is_ignored_unless_the_operator_trusts_a_proxy(limited_client):
