@@ -37,15 +37,19 @@ def _settings(database_url: str | None):
     return Settings(database_url=database_url) if database_url else Settings()
 
 
-def _database(database_url: str | None):
-    """Migrated database + server secret for an operator command."""
-    from store import migrate
+def _established(settings):
+    """Migrated database, and the secret and keys it records (refuses like the service would)."""
+    from api.startup import prepare
     from store.db import Database
 
-    settings = _settings(database_url)
-    url = settings.resolved_database_url()
-    migrate.upgrade(url)
-    return Database(url), settings.server_secret()
+    db = Database(settings.resolved_database_url())
+    return db, prepare(settings, db)
+
+
+def _database(database_url: str | None):
+    """Migrated database + server secret for an operator command."""
+    db, established = _established(_settings(database_url))
+    return db, established.secret
 
 
 def _fail(message: str) -> None:
@@ -265,18 +269,21 @@ def review_deny(signal_type: str = typer.Argument(..., help="e.g. pdq, video_md5
 def transparency_public_key(
     data_dir: Path = typer.Option(None, "--data-dir", envvar="HASHGUARD_DATA_DIR",
                                   help="The service's data dir (HASHGUARD_DATA_DIR, else "
-                                       "~/.local/share/hashguard); the key is made there if new."),
+                                       "~/.local/share/hashguard): its secret opens the key."),
     pem: bool = typer.Option(False, "--pem", help="Print the PEM (SubjectPublicKeyInfo) instead."),
+    database_url: str = DATABASE_URL_OPTION,
 ) -> None:
     """Print the public key that signs the transparency log's tree heads (base64 raw Ed25519,
     then its key id on stderr). Give it to partners: `hashguard transparency verify --public-key`."""
     from api.settings import Settings
-    from partners.transparency import public_key_pem, public_key_raw, signing_key
+    from partners.transparency import public_key_pem, public_key_raw
     from txlog.head import b64encode, key_id
 
-    # Settings: the same data dir default and HASHGUARD_TRANSPARENCY_KEY as the service's.
-    settings = Settings(data_dir=data_dir) if data_dir else Settings()
-    key = signing_key(settings.data_dir, settings.transparency_key)
+    # Settings: the same data dir default, database and HASHGUARD_TRANSPARENCY_KEY as the
+    # service's; the key is the one the database records (made there on a fresh one).
+    overrides = {k: v for k, v in (("data_dir", data_dir), ("database_url", database_url)) if v}
+    _, established = _established(Settings(**overrides))
+    key = established.keys["transparency"]
     raw = public_key_raw(key)
     typer.echo(f"key id: {key_id(raw)}", err=True)
     typer.echo(public_key_pem(key).rstrip("\n") if pem else b64encode(raw))

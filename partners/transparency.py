@@ -389,8 +389,11 @@ def install(app) -> None:
     lifespan runs the builder (`start`/`stop`) unless settings.tree_builder is off
     (HASHGUARD_TREE_BUILDER=0). Uses app.state.database and app.state.settings."""
     settings = app.state.settings
-    builder = TreeBuilder(app.state.database,
-                          signing_key(settings.data_dir, settings.transparency_key),
+    # The key the database records (api/startup.py), shared by every host; an app made without
+    # that start-up step (none in the service) falls back to the data dir's file.
+    keys = getattr(app.state, "signing_keys", None) or {}
+    key = keys.get("transparency") or signing_key(settings.data_dir, settings.transparency_key)
+    builder = TreeBuilder(app.state.database, key,
                           settings.tree_head_interval, settings.tree_head_max_age)
     builder.enabled = settings.tree_builder
     app.state.transparency = builder

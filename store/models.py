@@ -32,6 +32,7 @@ from store.transparency_models import (  # noqa: F401
     TransparencyLeaf,
     TransparencyNode,
 )
+from store.secret_models import SecretVersion, SigningKey  # noqa: F401 - registers them
 
 PATHWAYS = ("adult", "under18_at_capture")
 CASE_ACTIVE, CASE_WITHDRAWN = "active", "withdrawn"
