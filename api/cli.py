@@ -22,6 +22,7 @@ partners_app.add_typer(keys_app, name="keys")
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
+    app.command("rotate-secret")(rotate_secret)
     app.add_typer(partners_app, name="partners")
     app.add_typer(review_app, name="review")
     from hashing.cli import verb_group
@@ -61,16 +62,57 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
     database_url: str = DATABASE_URL_OPTION,
+    workers: int = typer.Option(1, "--workers", min=1,
+                                help="Worker processes sharing the port (each with the same "
+                                     "logging: no access log, no client addresses)."),
+    header_timeout: float = typer.Option(None, "--header-timeout", min=0.01,
+                                         help="Seconds a request's headers may take "
+                                              "(HASHGUARD_HEADER_TIMEOUT_SECONDS, 10)."),
+    body_timeout: float = typer.Option(None, "--body-timeout", min=0.01,
+                                       help="Seconds a request's body may take after its "
+                                            "headers (HASHGUARD_BODY_TIMEOUT_SECONDS, 60)."),
+    keep_alive: int = typer.Option(5, "--keep-alive", min=1,
+                                   help="Seconds an idle keep-alive connection stays open."),
 ) -> None:
     """Run the hashguard service."""
-    import uvicorn
+    from api import serving
+    from store.secret_check import StartRefused
 
-    from api.app import create_app
+    overrides = {k: v for k, v in (("database_url", database_url),
+                                   ("header_timeout_seconds", header_timeout),
+                                   ("body_timeout_seconds", body_timeout)) if v}
+    from api.settings import Settings
 
-    # No access log (it would record client addresses) and no uvicorn log config: the app's
-    # JSON logging (api/logs.py) stays in charge.
-    uvicorn.run(create_app(_settings(database_url)), host=host, port=port,
-                access_log=False, log_config=None)
+    try:
+        # Access log off and the app's JSON logging in every worker (api/serving.py says why).
+        serving.serve(Settings(**overrides), host, port, workers, keep_alive)
+    except StartRefused as refused:
+        _fail(refused.reason)
+
+
+def rotate_secret(
+    database_url: str = DATABASE_URL_OPTION,
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Replace the server secret. Case tokens and partner keys issued before keep working (each is
+    re-keyed to the new secret when next used); every process must then be restarted with the new
+    secret: one still holding the old one refuses to start. With HASHGUARD_SECRET the new secret
+    is printed once on stdout; with the data dir's file, the file is replaced."""
+    from api import secret_rotation
+
+    settings = _settings(database_url)
+    if not yes and not typer.confirm("rotate the server secret now?", err=True):
+        raise typer.Exit(1)
+    db, established = _established(settings)
+    try:
+        outcome = secret_rotation.rotate(settings, db, established)
+    except secret_rotation.RotationError as refused:
+        _fail(str(refused))
+    finally:
+        db.dispose()
+    typer.echo(outcome.message, err=True)
+    if outcome.printed_secret:
+        sys.stdout.write(outcome.printed_secret + "\n")
 
 
 @partners_app.command("add")

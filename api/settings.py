@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     # The webhook signing key: base64url of a 32-byte Ed25519 seed. Default: made once and kept in
     # the database sealed under the server secret, so every host signs webhooks with one key.
     webhook_key: str | None = None
+    # `hashguard serve` (api/serving.py): a connection's request headers must be complete this
+    # long after they began, its body this long after its headers, or it is closed (slow-loris).
+    header_timeout_seconds: float = Field(10.0, gt=0)
+    body_timeout_seconds: float = Field(60.0, gt=0)
     tree_head_interval: float = 1.0  # seconds between builder steps / new heads
     tree_head_max_age: float = 3600.0  # re-sign an unchanged head after this many seconds
     tree_builder: bool = True  # False ("0"): this process serves the log but does not build it
