@@ -114,9 +114,11 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1,
         return
     # The parent migrates and checks the secret first (refusing once, before any worker), then
     # each worker builds its app from the environment, which carries the command's options.
+    from api.logs import configure_logging
     from api.startup import prepare
     from store.db import Database
 
+    configure_logging(settings.log_level)  # the parent's own lines, JSON like the workers'
     database = Database(settings.resolved_database_url())
     try:
         prepare(settings, database)
