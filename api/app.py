@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app.state.database = database
     app.state.server_secret = established.secret  # with the earlier versions it still accepts
     app.state.signing_keys = established.keys  # shared by every host: from the database or env
+    app.state.secret_version = established.version
     # Deletes Idempotency-Key records once their replay window is over (issue 21, finding 4).
     app.state.idempotency_sweeper = IdempotencySweeper(app.state.database,
                                                        settings.idempotency_window_seconds)

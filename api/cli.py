@@ -28,8 +28,9 @@ def register(app: typer.Typer) -> None:
     from hashing.cli import verb_group
 
     # The same group as the partner's `transparency verify` (partner_tools/cli.py).
-    verb_group(app, "transparency", "The service's signed, append-only transparency log.") \
-        .command("public-key")(transparency_public_key)
+    group = verb_group(app, "transparency", "The service's signed, append-only transparency log.")
+    group.command("public-key")(transparency_public_key)
+    group.command("rotate-key")(transparency_rotate_key)
 
 
 def _settings(database_url: str | None):
@@ -329,3 +330,28 @@ def transparency_public_key(
     raw = public_key_raw(key)
     typer.echo(f"key id: {key_id(raw)}", err=True)
     typer.echo(public_key_pem(key).rstrip("\n") if pem else b64encode(raw))
+
+
+def transparency_rotate_key(
+    database_url: str = DATABASE_URL_OPTION,
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Replace the key that signs the transparency log. The old key signs the change, published
+    with the public key, so partners' verifiers that trusted the old key follow it (and report
+    it); every running process signs with the new key from its builder's next step."""
+    from store import secret_check
+    from store.secret_models import PURPOSE_TRANSPARENCY
+    from txlog.head import b64encode, key_id
+
+    if not yes and not typer.confirm("rotate the transparency signing key now?", err=True):
+        raise typer.Exit(1)
+    db, established = _established(_settings(database_url))
+    try:
+        with db.transaction() as session:
+            old, new = secret_check.rotate_signing_key(session, established, PURPOSE_TRANSPARENCY)
+            old_id, new_id = key_id(bytes(old.public_key)), key_id(bytes(new.public_key))
+    finally:
+        db.dispose()
+    typer.echo(f"transparency key rotated: {old_id[:16]}… -> {new_id[:16]}…; the change is "
+               f"signed by the old key and published with the public key", err=True)
+    typer.echo(b64encode(bytes(new.public_key)))  # the new public key, as public-key prints it

@@ -150,7 +150,12 @@ def _signing_key(session, purpose: str, secret: ServerSecret, version: int,
     if row.sealed_seed is None:
         raise StartRefused(f"the {purpose} key (id {row.key_id[:16]}…) was given in the "
                            f"environment, and {env_name} is not set in this process")
-    return Ed25519PrivateKey.from_private_bytes(_unseal_seed(row, secret, version, purpose))
+    return open_key(row, secret, version)
+
+
+def open_key(row: SigningKey, secret: ServerSecret, version: int) -> Ed25519PrivateKey:
+    """The private key of a stored row (StartRefused when this secret cannot open it)."""
+    return Ed25519PrivateKey.from_private_bytes(_unseal_seed(row, secret, version, row.purpose))
 
 
 def current_key(session, purpose: str) -> SigningKey | None:
@@ -209,12 +214,29 @@ def rotate_secret(session, established: Established, new_secret: bytes) -> int:
 
 def rotate_signing_key(session, established: Established, purpose: str,
                        new_key: Ed25519PrivateKey | None = None) -> tuple[SigningKey, SigningKey]:
-    """Retire the current `purpose` key and record a new one (sealed). Returns (old, new)."""
+    """Retire the current `purpose` key and record a new one (sealed), endorsed by the old one:
+    it signs txlog.head.key_change_bytes(old, new, time), which partners' verifiers check.
+    Returns (old row, new row)."""
+    from txlog.head import key_change_bytes
+
     old = current_key(session, purpose)
+    if old is None or old.sealed_seed is None:
+        raise StartRefused(f"the {purpose} key is not kept in the database (it comes from "
+                           f"{ENV_NAMES[purpose]}): change that variable instead")
+    old_key = open_key(old, established.secret, established.version)
     now = int(time.time())
     session.execute(update(SigningKey).where(SigningKey.purpose == purpose,
                                              SigningKey.retired_at.is_(None))
                     .values(retired_at=now))
-    new = _record(session, purpose, new_key or Ed25519PrivateKey.generate(),
-                  established.secret, established.version, sealed=True)
+    new_key = new_key or Ed25519PrivateKey.generate()
+    new = _record(session, purpose, new_key, established.secret, established.version, sealed=True)
+    new.created_at = now
+    new.endorsement = old_key.sign(key_change_bytes(bytes(old.public_key), raw_public(new_key),
+                                                    now))
     return old, new
+
+
+def key_history(session, purpose: str) -> list[SigningKey]:
+    """Every `purpose` key, oldest first (for the published key changes)."""
+    return list(session.scalars(select(SigningKey).where(SigningKey.purpose == purpose)
+                                .order_by(SigningKey.id)))

@@ -47,3 +47,6 @@ class SigningKey(Base):
     secret_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
     retired_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The key it replaced signed it (txlog.head.key_change_bytes with created_at): how a partner
+    # who pinned the old transparency key verifies the change. NULL for a purpose's first key.
+    endorsement: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)

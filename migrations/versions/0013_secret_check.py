@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column('secret_version', sa.Integer(), nullable=True),
         sa.Column('created_at', sa.BigInteger(), nullable=False),
         sa.Column('retired_at', sa.BigInteger(), nullable=True),
+        sa.Column('endorsement', sa.LargeBinary(), nullable=True),
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index('ix_signing_keys_purpose', 'signing_keys', ['purpose'])
