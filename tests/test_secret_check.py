@@ -76,14 +76,22 @@ def test_a_transparency_key_other_than_the_recorded_one_refuses(database_url, tm
 def test_hosts_sharing_a_database_sign_with_the_same_keys(database_url, tmp_path):
     """Two hosts with the same HASHGUARD_SECRET and their own (empty) data folders: one webhook
     key and one transparency key, where each host's folder used to make its own."""
+    from store.secret_check import seed_of
+    from store.secrets import decode_secret
+    from tests.helpers import database_dump
+
     secret = _seed()
     published = []
     for host in ("a", "b"):
         app = _started(_settings(database_url, tmp_path / host, secret=secret))
+        seeds = [seed_of(key) for key in app.state.signing_keys.values()]
         with TestClient(app) as client:
             webhook = client.get("/.well-known/hashguard-webhook-key")
             log_key = client.get("/.well-known/hashguard-transparency-key")
         app.state.database.dispose()
+        dump = database_dump(database_url)  # what a leaked backup shows
+        for private in (decode_secret(secret), *seeds):
+            assert private.hex() not in dump
         assert webhook.status_code == 200 and log_key.status_code == 200
         published.append((webhook.json(), log_key.json()))
     assert published[0] == published[1]
