@@ -1,5 +1,5 @@
 """Operator verbs added to `hashguard` when the server extra is installed (entry point
-hashguard.cli): serve, partners, review, transparency public-key."""
+hashguard.cli): serve, rotate-secret, partners, review, transparency public-key|rotate-key."""
 from __future__ import annotations
 
 import sys
@@ -325,7 +325,12 @@ def transparency_public_key(
     # Settings: the same data dir default, database and HASHGUARD_TRANSPARENCY_KEY as the
     # service's; the key is the one the database records (made there on a fresh one).
     overrides = {k: v for k, v in (("data_dir", data_dir), ("database_url", database_url)) if v}
-    _, established = _established(Settings(**overrides))
+    settings = Settings(**overrides)
+    if not settings.database_url and not (settings.data_dir / "hashguard.db").is_file():
+        # Not a new SQLite database with a new key: that would print a key nothing signs with.
+        _fail(f"no service database in {settings.data_dir}: pass the service's --database-url "
+              "(HASHGUARD_DATABASE_URL)")
+    _, established = _established(settings)
     key = established.keys["transparency"]
     raw = public_key_raw(key)
     typer.echo(f"key id: {key_id(raw)}", err=True)
