@@ -195,3 +195,40 @@ def _verifiers(database_url) -> list[bytes]:
             "SELECT token_verifier FROM cases UNION ALL SELECT verifier FROM partner_keys"))]
     engine.dispose()
     return rows
+
+
+def _start_on(url: str, data_dir: str, secret: str, barrier, results) -> None:
+    import traceback
+
+    try:
+        barrier.wait(timeout=60)
+        app = create_app(Settings(database_url=url, data_dir=data_dir, secret=secret,
+                                  tree_builder=False, **QUIET))
+        results.put(("ok", app.state.signing_keys["transparency"].public_key().public_bytes_raw()))
+        app.state.database.dispose()
+    except BaseException:  # noqa: BLE001 - what a starting process would die of is the finding
+        results.put(("crash", traceback.format_exc(limit=3)))
+
+
+@pytest.mark.timeout(300)
+def test_processes_starting_at_once_on_an_empty_sqlite_file_all_start(tmp_path):
+    """SQLite's start-up lock (a file lock): every process migrates or waits, one secret check
+    and one transparency key are recorded, and every process uses that key."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")  # the race itself, without import time
+    for round_ in range(3):
+        url = f"sqlite:///{tmp_path / f'r{round_}.db'}"
+        secret, workers = _seed(), 4
+        barrier, results = context.Barrier(workers), context.Queue()
+        processes = [context.Process(target=_start_on, args=(
+            url, str(tmp_path / f"r{round_}-{i}"), secret, barrier, results))
+            for i in range(workers)]
+        for process in processes:
+            process.start()
+        outcomes = [results.get(timeout=240) for _ in processes]
+        for process in processes:
+            process.join(30)
+        crashes = [detail for outcome, detail in outcomes if outcome != "ok"]
+        assert not crashes, crashes[0]
+        assert len({detail for _, detail in outcomes}) == 1, "processes sign with different keys"
