@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import cases, docs_page, operations, support_config
+from api import cases, docs_page, operations, startup, support_config
 from api.idempotency_sweeper import IdempotencySweeper
 from api.logs import RequestLog, configure_logging
 from api.operations import Metrics
@@ -31,7 +31,7 @@ from partners.match_follower import MatchIndexFollower
 from partners.match_index import MatchIndex
 from partners.wakeup import ChangeNotifier, PostgresListener
 from partners.webhooks import WebhookDispatcher, WebhookSigner
-from store import db_health, migrate
+from store import db_health
 from store.db import Database, libpq_conninfo
 from store.limits import SharedLimits, budget
 
@@ -59,8 +59,10 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     configure_logging(settings.log_level)
     database_url = settings.resolved_database_url()
+    database = Database(database_url)
+    # Migrates, then refuses to start on a secret or key the database does not know (issue 23).
+    established = startup.prepare(settings, database, run_migrations)
     if run_migrations:
-        migrate.upgrade(database_url)
         # Warns when autovacuum is off, analyzes stale tables, guards positions after a restore.
         db_health.check(database_url, data_dir=settings.data_dir)
     notifier = ChangeNotifier()
@@ -101,8 +103,10 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app = FastAPI(title="hashguard", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.settings = settings
-    app.state.database = Database(database_url)
-    app.state.server_secret = settings.server_secret()
+    app.state.database = database
+    app.state.server_secret = established.secret  # with the earlier versions it still accepts
+    app.state.signing_keys = established.keys  # shared by every host: from the database or env
+    app.state.secret_version = established.version
     # Deletes Idempotency-Key records once their replay window is over (issue 21, finding 4).
     app.state.idempotency_sweeper = IdempotencySweeper(app.state.database,
                                                        settings.idempotency_window_seconds)
@@ -132,7 +136,7 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app.state.notifier = notifier
     app.state.match_follower = MatchIndexFollower(app.state.match_index, app.state.database,
                                                   notifier)
-    app.state.webhook_signer = WebhookSigner(settings.data_dir)
+    app.state.webhook_signer = WebhookSigner(settings.data_dir, established.keys["webhook"])
     app.state.notify_change_log = notifier.notify
 
     install_error_handlers(app)

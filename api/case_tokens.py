@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from store import cases as store_cases
 from store.models import Case
-from store.secrets import verify
+from store.secrets import verifier, verify_version
 from store.token_format import canonical_case_token
 
 TOKEN_PURPOSE = "case-token"
@@ -45,7 +45,14 @@ def opened_case(session: Session, server_secret: bytes, ref: str, token: str) ->
     # However the person typed it (case, dashes, spaces); a legacy token passes unchanged. Pure
     # string work that does not depend on the reference, so it adds nothing an attacker can time.
     token = canonical_case_token(token)
-    if not verify(server_secret, TOKEN_PURPOSE, token, _verifier_or_decoy(session, looked_up)):
+    version = verify_version(server_secret, TOKEN_PURPOSE, token,
+                             _verifier_or_decoy(session, looked_up))
+    if version is None:
         return None
     # Only the token's owner gets this far: what it costs reveals nothing new to them.
-    return store_cases.find_case(session, ref)
+    case = store_cases.find_case(session, ref)
+    if version > 0 and case is not None:
+        # Made under an earlier server secret (hashguard rotate-secret): re-keyed to the current
+        # one now, in this transaction, so the old secret can be retired once all are used.
+        case.token_verifier = verifier(server_secret, TOKEN_PURPOSE, token)
+    return case

@@ -1,5 +1,5 @@
 """Operator verbs added to `hashguard` when the server extra is installed (entry point
-hashguard.cli): serve, partners, review, transparency public-key."""
+hashguard.cli): serve, rotate-secret, partners, review, transparency public-key|rotate-key."""
 from __future__ import annotations
 
 import sys
@@ -22,13 +22,15 @@ partners_app.add_typer(keys_app, name="keys")
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
+    app.command("rotate-secret")(rotate_secret)
     app.add_typer(partners_app, name="partners")
     app.add_typer(review_app, name="review")
     from hashing.cli import verb_group
 
     # The same group as the partner's `transparency verify` (partner_tools/cli.py).
-    verb_group(app, "transparency", "The service's signed, append-only transparency log.") \
-        .command("public-key")(transparency_public_key)
+    group = verb_group(app, "transparency", "The service's signed, append-only transparency log.")
+    group.command("public-key")(transparency_public_key)
+    group.command("rotate-key")(transparency_rotate_key)
 
 
 def _settings(database_url: str | None):
@@ -37,15 +39,19 @@ def _settings(database_url: str | None):
     return Settings(database_url=database_url) if database_url else Settings()
 
 
-def _database(database_url: str | None):
-    """Migrated database + server secret for an operator command."""
-    from store import migrate
+def _established(settings):
+    """Migrated database, and the secret and keys it records (refuses like the service would)."""
+    from api.startup import prepare
     from store.db import Database
 
-    settings = _settings(database_url)
-    url = settings.resolved_database_url()
-    migrate.upgrade(url)
-    return Database(url), settings.server_secret()
+    db = Database(settings.resolved_database_url())
+    return db, prepare(settings, db)
+
+
+def _database(database_url: str | None):
+    """Migrated database + server secret for an operator command."""
+    db, established = _established(_settings(database_url))
+    return db, established.secret
 
 
 def _fail(message: str) -> None:
@@ -57,16 +63,57 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
     database_url: str = DATABASE_URL_OPTION,
+    workers: int = typer.Option(1, "--workers", min=1,
+                                help="Worker processes sharing the port (each with the same "
+                                     "logging: no access log, no client addresses)."),
+    header_timeout: float = typer.Option(None, "--header-timeout", min=0.01,
+                                         help="Seconds a request's headers may take "
+                                              "(HASHGUARD_HEADER_TIMEOUT_SECONDS, 10)."),
+    body_timeout: float = typer.Option(None, "--body-timeout", min=0.01,
+                                       help="Seconds a request's body may take after its "
+                                            "headers (HASHGUARD_BODY_TIMEOUT_SECONDS, 60)."),
+    keep_alive: int = typer.Option(5, "--keep-alive", min=1,
+                                   help="Seconds an idle keep-alive connection stays open."),
 ) -> None:
     """Run the hashguard service."""
-    import uvicorn
+    from api import serving
+    from store.secret_check import StartRefused
 
-    from api.app import create_app
+    overrides = {k: v for k, v in (("database_url", database_url),
+                                   ("header_timeout_seconds", header_timeout),
+                                   ("body_timeout_seconds", body_timeout)) if v}
+    from api.settings import Settings
 
-    # No access log (it would record client addresses) and no uvicorn log config: the app's
-    # JSON logging (api/logs.py) stays in charge.
-    uvicorn.run(create_app(_settings(database_url)), host=host, port=port,
-                access_log=False, log_config=None)
+    try:
+        # Access log off and the app's JSON logging in every worker (api/serving.py says why).
+        serving.serve(Settings(**overrides), host, port, workers, keep_alive)
+    except StartRefused as refused:
+        _fail(refused.reason)
+
+
+def rotate_secret(
+    database_url: str = DATABASE_URL_OPTION,
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Replace the server secret. Case tokens and partner keys issued before keep working (each is
+    re-keyed to the new secret when next used); every process must then be restarted with the new
+    secret: one still holding the old one refuses to start. With HASHGUARD_SECRET the new secret
+    is printed once on stdout; with the data dir's file, the file is replaced."""
+    from api import secret_rotation
+
+    settings = _settings(database_url)
+    if not yes and not typer.confirm("rotate the server secret now?", err=True):
+        raise typer.Exit(1)
+    db, established = _established(settings)
+    try:
+        outcome = secret_rotation.rotate(settings, db, established)
+    except secret_rotation.RotationError as refused:
+        _fail(str(refused))
+    finally:
+        db.dispose()
+    typer.echo(outcome.message, err=True)
+    if outcome.printed_secret:
+        sys.stdout.write(outcome.printed_secret + "\n")
 
 
 @partners_app.command("add")
@@ -265,18 +312,51 @@ def review_deny(signal_type: str = typer.Argument(..., help="e.g. pdq, video_md5
 def transparency_public_key(
     data_dir: Path = typer.Option(None, "--data-dir", envvar="HASHGUARD_DATA_DIR",
                                   help="The service's data dir (HASHGUARD_DATA_DIR, else "
-                                       "~/.local/share/hashguard); the key is made there if new."),
+                                       "~/.local/share/hashguard): its secret opens the key."),
     pem: bool = typer.Option(False, "--pem", help="Print the PEM (SubjectPublicKeyInfo) instead."),
+    database_url: str = DATABASE_URL_OPTION,
 ) -> None:
     """Print the public key that signs the transparency log's tree heads (base64 raw Ed25519,
     then its key id on stderr). Give it to partners: `hashguard transparency verify --public-key`."""
     from api.settings import Settings
-    from partners.transparency import public_key_pem, public_key_raw, signing_key
+    from partners.transparency import public_key_pem, public_key_raw
     from txlog.head import b64encode, key_id
 
-    # Settings: the same data dir default and HASHGUARD_TRANSPARENCY_KEY as the service's.
-    settings = Settings(data_dir=data_dir) if data_dir else Settings()
-    key = signing_key(settings.data_dir, settings.transparency_key)
+    # Settings: the same data dir default, database and HASHGUARD_TRANSPARENCY_KEY as the
+    # service's; the key is the one the database records (made there on a fresh one).
+    overrides = {k: v for k, v in (("data_dir", data_dir), ("database_url", database_url)) if v}
+    settings = Settings(**overrides)
+    if not settings.database_url and not (settings.data_dir / "hashguard.db").is_file():
+        # Not a new SQLite database with a new key: that would print a key nothing signs with.
+        _fail(f"no service database in {settings.data_dir}: pass the service's --database-url "
+              "(HASHGUARD_DATABASE_URL)")
+    _, established = _established(settings)
+    key = established.keys["transparency"]
     raw = public_key_raw(key)
     typer.echo(f"key id: {key_id(raw)}", err=True)
     typer.echo(public_key_pem(key).rstrip("\n") if pem else b64encode(raw))
+
+
+def transparency_rotate_key(
+    database_url: str = DATABASE_URL_OPTION,
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Replace the key that signs the transparency log. The old key signs the change, published
+    with the public key, so partners' verifiers that trusted the old key follow it (and report
+    it); every running process signs with the new key from its builder's next step."""
+    from store import secret_check
+    from store.secret_models import PURPOSE_TRANSPARENCY
+    from txlog.head import b64encode, key_id
+
+    if not yes and not typer.confirm("rotate the transparency signing key now?", err=True):
+        raise typer.Exit(1)
+    db, established = _established(_settings(database_url))
+    try:
+        with db.transaction() as session:
+            old, new = secret_check.rotate_signing_key(session, established, PURPOSE_TRANSPARENCY)
+            old_id, new_id = key_id(bytes(old.public_key)), key_id(bytes(new.public_key))
+    finally:
+        db.dispose()
+    typer.echo(f"transparency key rotated: {old_id[:16]}… -> {new_id[:16]}…; the change is "
+               f"signed by the old key and published with the public key", err=True)
+    typer.echo(b64encode(bytes(new.public_key)))  # the new public key, as public-key prints it

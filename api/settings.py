@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     # The transparency log (partners/transparency.py). transparency_key: base64url of a 32-byte
     # Ed25519 seed, for several hosts serving one database; default: a key file in data_dir.
     transparency_key: str | None = None
+    # The webhook signing key: base64url of a 32-byte Ed25519 seed. Default: made once and kept in
+    # the database sealed under the server secret, so every host signs webhooks with one key.
+    webhook_key: str | None = None
+    # `hashguard serve` (api/serving.py): a connection's request headers must be complete this
+    # long after they began, its body this long after its headers, or it is closed (slow-loris).
+    header_timeout_seconds: float = Field(10.0, gt=0)
+    body_timeout_seconds: float = Field(60.0, gt=0)
     tree_head_interval: float = 1.0  # seconds between builder steps / new heads
     tree_head_max_age: float = 3600.0  # re-sign an unchanged head after this many seconds
     tree_builder: bool = True  # False ("0"): this process serves the log but does not build it
@@ -100,6 +107,31 @@ class Settings(BaseSettings):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{self.data_dir / 'hashguard.db'}"
 
+    def secret_location(self) -> str:
+        """Where the server secret comes from, for messages (never the secret)."""
+        return "HASHGUARD_SECRET" if self.secret else str(self.data_dir / "server-secret")
+
+    def configured_secret(self) -> bytes | None:
+        """The secret this process was given (HASHGUARD_SECRET, else its file), None if neither.
+        Never makes one: only a fresh database may get a new secret (store/secret_check.py)."""
+        if self.secret:
+            return self.server_secret()
+        try:
+            content = (self.data_dir / "server-secret").read_bytes()
+        except FileNotFoundError:
+            return None
+        return _checked(decode_secret(content.decode().strip()), self.data_dir / "server-secret")
+
+    def key_seed(self, purpose: str) -> bytes | None:
+        """A signing key's Ed25519 seed given in the environment (transparency, webhook)."""
+        text = {"transparency": self.transparency_key, "webhook": self.webhook_key}[purpose]
+        if not (text and text.strip()):
+            return None
+        seed = decode_secret(text.strip())
+        if len(seed) != 32:
+            raise ValueError(f"HASHGUARD_{purpose.upper()}_KEY must encode a 32-byte Ed25519 seed")
+        return seed
+
     def server_secret(self) -> bytes:
         """The key of every verifier. From HASHGUARD_SECRET, else a file made on first run."""
         if self.secret:
@@ -114,8 +146,11 @@ class Settings(BaseSettings):
         if created:
             log.warning("generated a new server secret in %s; back it up: without it no case "
                         "token or partner key can be verified", path)
-        raw = decode_secret(content.decode().strip())
-        if len(raw) < SECRET_BYTES:
-            raise ValueError(f"the server secret file {path} holds fewer than 32 bytes: "
-                             "restore it from a backup")
-        return raw
+        return _checked(decode_secret(content.decode().strip()), path)
+
+
+def _checked(raw: bytes, path: Path) -> bytes:
+    if len(raw) < SECRET_BYTES:
+        raise ValueError(f"the server secret file {path} holds fewer than 32 bytes: "
+                         "restore it from a backup")
+    return raw

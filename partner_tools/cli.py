@@ -104,13 +104,17 @@ def verify(
     remembered.save(state_file)
     trees = {t.pathway: _tree_result(t) for t in outcome.trees}
     result = {"ok": True, "trees": trees, "entries_checked": outcome.entries_checked,
-              "visible_entries": outcome.visible_entries, "state": str(state_file)}
+              "visible_entries": outcome.visible_entries, "state": str(state_file),
+              "key_changes": [vars(c) for c in outcome.key_changes]}
     if len(trees) == 1:  # the single tree's fields where they were before per-pathway trees
         result.update({k: v for k, v in next(iter(trees.values())).items()
                        if k not in ("entries_checked", "visible_entries")})
     if as_json:
         _print_json(result)
         return
+    for change in outcome.key_changes:  # followed: signed by the key trusted until now
+        print(f"key changed: {change.old_key_id[:16]} -> {change.new_key_id[:16]} at "
+              f"{change.timestamp}, signed by the old key; the new key is trusted from now on")
     for tree in outcome.trees:
         since = ("first verified head" if tree.previous_size is None
                  else f"consistent with the verified tree of {tree.previous_size} entries")

@@ -35,6 +35,7 @@ from txlog.head import (
     SignedTreeHead,
     b64decode,
     b64encode,
+    key_change_bytes,
     key_id,
     tree_head_bytes,
 )
@@ -203,8 +204,17 @@ class TreeOutcome:
 
 
 @dataclass
+class KeyChangeSeen:
+    """The server's key changed since the trusted one, and the old key signed the change."""
+    old_key_id: str
+    new_key_id: str
+    timestamp: int  # unix seconds
+
+
+@dataclass
 class Outcome:
     trees: list[TreeOutcome]
+    key_changes: list[KeyChangeSeen] = field(default_factory=list)
 
     @property
     def entries_checked(self) -> int:
@@ -235,14 +245,14 @@ class Verifier:
         self.pathways = None if pathways is None else list(pathways)
 
     def run(self) -> Outcome:
-        key = self._public_key()
+        key, changes = self._public_key()
         pathways = self.pathways if self.pathways is not None else self._entitled_pathways()
         checked = [(p, self._verify_tree(p, key)) for p in pathways]
         # All checks passed: remember these heads as the new trusted points.
         self.state.public_key = key
         for pathway, (outcome, tree_state) in checked:
             self.state.trees[pathway] = tree_state
-        return Outcome([outcome for _, (outcome, _) in checked])
+        return Outcome([outcome for _, (outcome, _) in checked], changes)
 
     def _entitled_pathways(self) -> list[str]:
         body = self.get(TREES_PATH, {})
@@ -271,18 +281,22 @@ class Verifier:
                               visible)
         return outcome, after
 
-    def _public_key(self) -> bytes:
+    def _public_key(self) -> tuple[bytes, list[KeyChangeSeen]]:
         body = self.get(KEY_PATH, {})
         try:
             key = b64decode(body["public_key"])
         except (KeyError, TypeError, ValueError):
             raise VerificationError("malformed public key answer") from None
         trusted = self.pinned_key or self.state.public_key
-        if trusted is not None and key != trusted:
+        if trusted is None or key == trusted:
+            return key, []
+        changes = follow_key_changes(trusted, key, body.get("key_changes"))
+        if changes is None:
             raise VerificationError(
                 "the server's transparency key is not the one this verifier trusts "
-                f"(server: {key_id(key)[:16]}, trusted: {key_id(trusted)[:16]})")
-        return key
+                f"(server: {key_id(key)[:16]}, trusted: {key_id(trusted)[:16]}), and no key "
+                "change signed by the trusted key leads to it")
+        return key, changes
 
     def _check_entry(self, pathway: str, index: int, entry: dict, served: bytes) -> None:
         if "value" not in entry and entry.get("pathway") == pathway:
@@ -386,3 +400,39 @@ def check_pulled_entries(pulled: Iterable[dict], leaves_by_seq: dict[int, dict])
             if entry[name] != leaf.get(name):
                 raise VerificationError(f"pulled entry seq {entry['seq']} differs from the "
                                         f"logged one in its {name}")
+
+
+def follow_key_changes(trusted: bytes, target: bytes, changes) -> list[KeyChangeSeen] | None:
+    """The chain of key changes from `trusted` to `target`, each signed by the key it retired
+    (txlog.head.key_change_bytes); None when there is none. A change signed by any other key,
+    or malformed, is ignored: whoever serves the log cannot make a verifier trust a key the
+    trusted one did not sign over."""
+    if not isinstance(changes, list):
+        return None
+    seen, key = [], trusted
+    for _ in range(len(changes)):
+        step = next((c for c in _well_formed(changes) if c[0] == key), None)
+        if step is None:
+            return None
+        old, new, timestamp, signature = step
+        try:
+            Ed25519PublicKey.from_public_bytes(old).verify(
+                signature, key_change_bytes(old, new, timestamp))
+        except (InvalidSignature, ValueError):
+            return None
+        seen.append(KeyChangeSeen(key_id(old), key_id(new), timestamp))
+        key = new
+        if key == target:
+            return seen
+    return None
+
+
+def _well_formed(changes: list) -> Iterable[tuple[bytes, bytes, int, bytes]]:
+    for change in changes:
+        try:
+            old, new = b64decode(change["old_public_key"]), b64decode(change["new_public_key"])
+            timestamp, signature = int(change["timestamp"]), b64decode(change["signature"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if len(old) == PUBLIC_KEY_BYTES and len(new) == PUBLIC_KEY_BYTES and timestamp >= 0:
+            yield old, new, timestamp, signature

@@ -2,16 +2,19 @@
 per-partner rate limit, and a cap on failed attempts per client address (partners/key_failures.py)."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from partners.admin import KEY_PURPOSE, split_key
 from partners.errors import ServiceError
 from store.models import Partner, PartnerKey
-from store.secrets import verify
+from store.secrets import verifier, verify_version
+
+log = logging.getLogger("hashguard.partners.auth")
 
 
 @dataclass(frozen=True)
@@ -73,12 +76,29 @@ def authenticate(request: Request,
                 .where(PartnerKey.id == parts[0], PartnerKey.revoked_at.is_(None))
             ).first()
         # Same HMAC and comparison whether or not the key id exists.
-        opened = verify(state.server_secret, KEY_PURPOSE, parts[1] if parts else "",
-                        row.verifier if row else None)
-    if not opened:
+        version = verify_version(state.server_secret, KEY_PURPOSE, parts[1] if parts else "",
+                                 row.verifier if row else None)
+    if version is None:
         failures.record_failure(request)  # its own transaction, after the read one ended
         raise UNAUTHORIZED
+    if version > 0:
+        _rekey(state, parts[0], row.verifier, parts[1])
     if not state.partner_rate_limit.allow(str(row.id)):
         raise ServiceError(429, "rate_limited", "too many requests for this partner; slow down",
                            headers={"Retry-After": "1"})
     return AuthenticatedPartner(row.id, row.name, [p for p in row.pathways.split(",") if p])
+
+
+def _rekey(state, key_id: int, old_verifier: bytes, secret_part: str) -> None:
+    """A key made under an earlier server secret (hashguard rotate-secret) gets a verifier under
+    the current one. Best effort: the key was checked, and a database that takes no write now
+    (docs/operations.md, "When the database fails") must not turn a good key into an error; the
+    next request re-keys it. `verifier == old` makes a concurrent re-key or revoke win."""
+    try:
+        with state.database.transaction() as session:
+            session.execute(update(PartnerKey).where(
+                PartnerKey.id == key_id, PartnerKey.verifier == old_verifier,
+                PartnerKey.revoked_at.is_(None)).values(
+                verifier=verifier(state.server_secret, KEY_PURPOSE, secret_part)))
+    except Exception as failed:  # noqa: BLE001 - logged by class only: no key material
+        log.warning("partner key not re-keyed to the current secret (%s)", type(failed).__name__)

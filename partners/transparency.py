@@ -22,16 +22,17 @@ import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from partners.auth import AuthenticatedPartner, authenticate
 from partners.errors import ServiceError, error_responses
-from store import changelog, merkle
+from store import changelog, merkle, secret_check
 from store.models import PATHWAYS
 from store.secret_file import read_or_create
+from store.secret_models import PURPOSE_TRANSPARENCY
 from store.secrets import decode_secret
 from txlog import head as tlog
 from txlog.compact import Frontier
@@ -89,8 +90,12 @@ class TreeBuilder:
     """
 
     def __init__(self, database, key: Ed25519PrivateKey, interval: float = DEFAULT_INTERVAL_S,
-                 max_age: float = DEFAULT_MAX_AGE_S):
+                 max_age: float = DEFAULT_MAX_AGE_S, current_key=None):
         self.database, self.key = database, key
+        # current_key(session) -> the key the database says signs now (None: keep this one).
+        # After `hashguard transparency rotate-key` every running builder moves to the new key
+        # at its next step, instead of re-signing heads with the retired one.
+        self.current_key = current_key
         self.interval, self.max_age = interval, max_age
         self.key_id = bytes.fromhex(tlog.key_id(public_key_raw(key)))
         self._lock = threading.Lock()
@@ -116,6 +121,7 @@ class TreeBuilder:
                 if session.get_bind().dialect.name == "postgresql" and not session.scalar(
                         text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": BUILDER_LOCK}):
                     return False  # another process is appending right now
+                self._follow_key(session)
                 # Read before appending: the hint may then only lag what was appended.
                 log_head = changelog.last_seq(session)
                 oldest_head_at = time.monotonic()
@@ -140,11 +146,27 @@ class TreeBuilder:
         return Frontier(frontier.size, frontier.hashes)  # the cache is kept on rollback
 
     def _work_pending(self) -> bool:
-        """Cheap check before taking a write lock: a new entry, or a head too old."""
+        """Cheap check before taking a write lock: a new entry, a head too old, a new key."""
         if time.monotonic() - self._head_at >= self.max_age:
             return True
         with self.database.read() as session:
+            if self.current_key is not None and self._recorded_key_id(session) not in (
+                    None, self.key_id.hex()):
+                return True
             return changelog.last_seq(session) > self._last_seq
+
+    @staticmethod
+    def _recorded_key_id(session) -> str | None:
+        row = secret_check.current_key(session, PURPOSE_TRANSPARENCY)
+        return row.key_id if row is not None else None
+
+    def _follow_key(self, session) -> None:
+        if self.current_key is None or self._recorded_key_id(session) in (None,
+                                                                          self.key_id.hex()):
+            return
+        key = self.current_key(session)
+        self.key, self.key_id = key, bytes.fromhex(tlog.key_id(public_key_raw(key)))
+        log.info("transparency signing key changed; signing with the new key from now on")
 
     def _sign_if_due(self, session, pathway: str, frontier: Frontier) -> float:
         """Sign a head of the pathway's tree unless its latest one is current and young; returns
@@ -152,6 +174,7 @@ class TreeBuilder:
         latest = merkle.latest_head(session, pathway)
         now_ms = int(time.time() * 1000)
         if latest is not None and latest.tree_size == frontier.size \
+                and bytes(latest.key_id) == self.key_id \
                 and now_ms - latest.timestamp_ms < self.max_age * 1000:
             return time.monotonic() - (now_ms - latest.timestamp_ms) / 1000
         # Never older than the last head, even if this host's clock is behind another's.
@@ -187,11 +210,24 @@ class TreeBuilder:
 
 # --- Wire models -------------------------------------------------------------------------------
 
+class KeyChange(BaseModel):
+    old_public_key: str = Field(description="the retired key, raw Ed25519, base64")
+    new_public_key: str = Field(description="its successor, raw Ed25519, base64")
+    timestamp: int = Field(description="unix seconds")
+    signature: str = Field(description="Ed25519 by the OLD key over "
+                                       "`hashguard-transparency-key-change-v1\\0` || old key || "
+                                       "new key || uint64 timestamp, base64")
+
+
 class PublicKey(BaseModel):
     algorithm: str = Field("Ed25519")
     public_key: str = Field(description="raw 32-byte Ed25519 public key, base64")
     key_id: str = Field(description="SHA-256 of the raw public key, hex")
     pem: str = Field(description="the same key as SubjectPublicKeyInfo PEM")
+    key_changes: list[KeyChange] = Field(
+        default_factory=list,
+        description="every change of key, oldest first, each signed by the key it retired: a "
+                    "verifier that trusts an earlier key follows them to this one")
 
 
 class TreeHead(BaseModel):
@@ -286,10 +322,26 @@ def partner_tree(pathway: str | None = PATHWAY_QUERY,
 def public_key(request: Request):
     """The Ed25519 key that signs tree heads (pin it: `hashguard transparency public-key`
     prints the same on the server). Public: it tells nothing about any tree."""
-    key = _builder(request).key
-    raw = public_key_raw(key)
-    return PublicKey(public_key=tlog.b64encode(raw), key_id=tlog.key_id(raw),
-                     pem=public_key_pem(key))
+    # From the database, not this process's builder: after `hashguard transparency rotate-key`
+    # every process publishes the new key and the signed change at once.
+    history = []
+    if _builder(request).current_key is not None:
+        with request.app.state.database.read() as session:
+            history = secret_check.key_history(session, PURPOSE_TRANSPARENCY)
+    if not history:  # an app whose keys the database does not record (api/startup.py)
+        key = _builder(request).key
+        return PublicKey(public_key=tlog.b64encode(public_key_raw(key)),
+                         key_id=tlog.key_id(public_key_raw(key)), pem=public_key_pem(key))
+    current = [row for row in history if row.retired_at is None][-1]
+    raw = bytes(current.public_key)
+    changes = [KeyChange(old_public_key=tlog.b64encode(bytes(old.public_key)),
+                         new_public_key=tlog.b64encode(bytes(new.public_key)),
+                         timestamp=new.created_at, signature=tlog.b64encode(new.endorsement))
+               for old, new in zip(history, history[1:]) if new.endorsement is not None]
+    pem = Ed25519PublicKey.from_public_bytes(raw).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return PublicKey(public_key=tlog.b64encode(raw), key_id=tlog.key_id(raw), pem=pem,
+                     key_changes=changes)
 
 
 @router.get(tlog.TREES_PATH, response_model=Trees, responses=error_responses(401, 429))
@@ -389,9 +441,24 @@ def install(app) -> None:
     lifespan runs the builder (`start`/`stop`) unless settings.tree_builder is off
     (HASHGUARD_TREE_BUILDER=0). Uses app.state.database and app.state.settings."""
     settings = app.state.settings
-    builder = TreeBuilder(app.state.database,
-                          signing_key(settings.data_dir, settings.transparency_key),
-                          settings.tree_head_interval, settings.tree_head_max_age)
+    # The key the database records (api/startup.py), shared by every host; an app made without
+    # that start-up step (none in the service) falls back to the data dir's file.
+    keys = getattr(app.state, "signing_keys", None) or {}
+    key = keys.get("transparency") or signing_key(settings.data_dir, settings.transparency_key)
+
+    def current_key(session):
+        # Opened with this process's secret; a process that cannot open it (its key came from
+        # the environment) stops with StartRefused's sentence in the builder's log.
+        row = secret_check.current_key(session, PURPOSE_TRANSPARENCY)
+        try:
+            return secret_check.open_key(row, app.state.server_secret, app.state.secret_version)
+        except secret_check.StartRefused as refused:  # a SystemExit: not in a worker thread
+            raise RuntimeError(refused.reason) from None
+
+    builder = TreeBuilder(app.state.database, key,
+                          settings.tree_head_interval, settings.tree_head_max_age,
+                          current_key=current_key if getattr(app.state, "secret_version", 0)
+                          else None)
     builder.enabled = settings.tree_builder
     app.state.transparency = builder
     app.include_router(router)

@@ -40,9 +40,15 @@ def signed_bytes(timestamp: str, body: bytes) -> bytes:
 
 
 class WebhookSigner:
-    """The server's Ed25519 webhook key, made on first start and kept in the data dir (0600)."""
+    """The server's Ed25519 webhook key."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, key: Ed25519PrivateKey | None = None) -> None:
+        # The service passes the key shared by every host (kept in the database sealed under the
+        # server secret, or HASHGUARD_WEBHOOK_KEY: api/startup.py): a key file per host made
+        # two hosts sign with different keys. Without one, the data dir's file as before.
+        if key is not None:
+            self._key = key
+            return
         # Workers starting together keep one key, and none reads a half-written file.
         pem, _ = read_or_create(Path(data_dir) / KEY_FILE, lambda: Ed25519PrivateKey.generate()
                                 .private_bytes(serialization.Encoding.PEM,

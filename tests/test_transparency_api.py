@@ -6,7 +6,6 @@ cannot learn of the other's.)"""
 from __future__ import annotations
 
 import hashlib
-import stat
 
 from sqlalchemy import text
 from typer.testing import CliRunner
@@ -122,15 +121,16 @@ def test_tree_size_for_a_pull_cursor(client, app, make_partner):
         assert transparency.tree_sizes_for(session, ["adult"], 0) == {"adult": 0}
 
 
-def test_the_signing_key_is_made_once_with_mode_0600_and_printed_by_the_cli(client, settings):
-    path = settings.data_dir / transparency.KEY_FILE
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+def test_the_signing_key_is_kept_in_the_database_and_printed_by_the_cli(client, settings):
+    # Kept sealed in the database (issue 23: every host signs with it), no per-host key file.
+    assert not (settings.data_dir / transparency.KEY_FILE).exists()
     from api.cli import register
     from hashing.cli import app as cli_app
 
     register(cli_app)
     result = CliRunner().invoke(cli_app, ["transparency", "public-key",
-                                          "--data-dir", str(settings.data_dir)])
+                                          "--data-dir", str(settings.data_dir),
+                                          "--database-url", settings.database_url])
     assert result.exit_code == 0, result.output
     assert b64decode(result.stdout.strip().splitlines()[-1]) == public_key(client)
 

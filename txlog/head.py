@@ -51,6 +51,16 @@ def key_id(public_key_raw: bytes) -> str:
     return hashlib.sha256(public_key_raw).hexdigest()
 
 
+# A key change (issue 23): the retiring key signs its successor, so a verifier that trusts the old
+# key can follow the log to the new one without trusting whoever serves the new key.
+KEY_CHANGE_CONTEXT = b"hashguard-transparency-key-change-v1\x00"
+
+
+def key_change_bytes(old_public_key: bytes, new_public_key: bytes, timestamp: int) -> bytes:
+    """What the old key signs: a fixed context, both raw public keys, the time (unix seconds)."""
+    return KEY_CHANGE_CONTEXT + old_public_key + new_public_key + struct.pack(">Q", timestamp)
+
+
 @dataclass(frozen=True)
 class SignedTreeHead:
     tree_size: int
