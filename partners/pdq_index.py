@@ -65,8 +65,10 @@ MERGE_DELTA_ROWS = 4096
 # core and halved submits/s. So once the main table is in service (>= MIN_MAIN_ROWS rows),
 # merges start at most once per MERGE_PACE_SECONDS, letting the delta grow meanwhile, unless it
 # reaches MAX_SCAN_ROWS (its brute-force scan then costs about two table lookups). Trickles
-# still merge every MERGE_DELTA_ROWS adds; a burst costs at most one merge per pace.
-MERGE_PACE_SECONDS = 2.0
+# still merge every MERGE_DELTA_ROWS adds; a burst costs at most one merge per pace. At 2 s
+# the merges were still ~0.2 s of CPU per 1,800 adds/s (bench/submit_bench.py at load ~15); at
+# 10 s a stream costs a merge per 10 s (or per 65,536 adds at over 6,500 adds/s).
+MERGE_PACE_SECONDS = 10.0
 MAX_SCAN_ROWS = 1 << 16
 # Below this many rows everything stays in the brute-force delta (a scan of 32 k rows costs about
 # what a table lookup does) and the 470 MB of bucket starts are never allocated: small
