@@ -44,8 +44,10 @@ log = logging.getLogger("hashguard.match_follower")
 RECHECK_SECONDS = 0.5
 # Under a stream of commits, passes start at most this often (module docstring). Short enough
 # that a commit is matchable well within a second; long enough that a pass reads a batch (at
-# 1,800 submits/s of 10 hashes: ~2,700 entries a pass instead of one query per commit).
-MIN_INTERVAL_SECONDS = 0.15
+# 1,800 submits/s of 10 hashes: ~4,500 entries a pass instead of one query per commit). py-spy
+# at 0.15 s still showed the pass's query (its construction and round trips, not the rows) as
+# most of the follower's time under bench/submit_bench.py.
+MIN_INTERVAL_SECONDS = 0.25
 # After a failed pass (database down at start-up, a lost connection), try again after this long.
 RETRY_SECONDS = 1.0
 
