@@ -7,6 +7,31 @@ at start-up and then follows the change log, woken by the change-log notifier (i
 and, on PostgreSQL, other processes' commits via LISTEN) and re-checking every `recheck_seconds`
 as a backstop (SQLite has no cross-process wake-up).
 
+Coalesced, not per commit (issue 22, the submit-throughput regression): under a stream of submits
+the notifier fires for every commit (twice on PostgreSQL: the request's notify and LISTEN's), and
+a pass per wake-up (one change-log query, an index apply, and the PDQ merges that the many small
+applies set off) took a third of the server's CPU and halved submits/s (bench/submit_bench.py:
+1,778 -> 843 cases/s). So after a pass the follower waits for the next wake-up and then lets
+changes gather until `min_interval` has passed since the previous pass began, and reads all of
+them in one query. A match request that needs currency (`wait_current` below) cuts that wait
+short, so read-your-writes costs it one pass, not the interval. New hashes (and removals) are
+still matchable within about `min_interval` + one pass of their commit, well under 1 s.
+The PDQ index's merges, which the applies set off, are paced too (partners/pdq_index.py).
+
+bench/submit_bench.py, default args, closed-loop submits, on a 2-core machine shared with other
+work (load average beside each; quiet figures were not to be had), server CPU per case:
+| code | load avg | cases/s | server CPU/case |
+|---|---|---|---|
+| 740fb57 (before the follower) | 21 -> 13 | 150 | 1.25 ms |
+| 740fb57 | 10 -> 7.5 | 264 | 1.20 ms |
+| 740fb57 | 7.9 -> 6.7 | 249 | 1.47 ms |
+| d74ae5a (a pass per commit, a merge per 4,096 adds) | 1.8 -> 15 | 69 | 4.24 ms |
+| 72b8ff2 (passes coalesced) | 9 -> 16 | 82 | 3.27 ms |
+| 772d8ae (+ merges paced at 2 s, compiled merge) | 12.5 -> 18.7 | 95 | 3.44 ms |
+| 1e835e7 (+ catch-up rows by position) | 13 -> 10 | 180 | 2.67 ms |
+| 6b6e023 (+ merge pace 10 s) | 7.5 -> 13.4 | 179 | 2.07 ms |
+| fd23939 (+ a pass per 250 ms at most) | 5.9 -> 7.9 | 207 | 1.82 ms |
+
 Requests ask two cheap questions (no database):
 - `ready`: has the index caught up with the log at least once? Until then match answers 503
   `index_not_ready` and `/readyz` says not ready, so a request never waits for the build.
@@ -23,6 +48,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from partners.match_index import MatchIndex
 
@@ -31,15 +57,25 @@ log = logging.getLogger("hashguard.match_follower")
 # Backstop between wake-ups: SQLite writers in other processes (the CLI) send none, and a lost
 # LISTEN connection drops some. Cheap: one indexed `seq > n` query per process per interval.
 RECHECK_SECONDS = 0.5
+# Under a stream of commits, passes start at most this often (module docstring). Short enough
+# that a commit is matchable well within a second; long enough that a pass reads a batch (at
+# 1,800 submits/s of 10 hashes: ~4,500 entries a pass instead of one query per commit). py-spy
+# at 0.15 s still showed the pass's query (its construction and round trips, not the rows) as
+# most of the follower's time under bench/submit_bench.py.
+MIN_INTERVAL_SECONDS = 0.25
 # After a failed pass (database down at start-up, a lost connection), try again after this long.
 RETRY_SECONDS = 1.0
 
 
 class MatchIndexFollower:
     def __init__(self, index: MatchIndex, database, notifier,
-                 recheck_seconds: float = RECHECK_SECONDS) -> None:
+                 recheck_seconds: float = RECHECK_SECONDS,
+                 min_interval: float = MIN_INTERVAL_SECONDS) -> None:
         self.index, self.database, self.notifier = index, database, notifier
-        self.recheck_seconds = recheck_seconds
+        self.recheck_seconds, self.min_interval = recheck_seconds, min_interval
+        # Set by a request waiting for currency: ends the coalescing wait at once.
+        self._hurry = threading.Event()
+        self.passes = 0  # passes that succeeded (observability, tests, benchmarks)
         self.step_lock = threading.Lock()  # the test seam (module docstring)
         self._ready = threading.Event()
         # The notifier version the index is known to include (-1: nothing applied yet).
@@ -62,6 +98,9 @@ class MatchIndexFollower:
         wanted = self.notifier.version
         if self._synced_version >= wanted:  # the common case: no lock, no wait
             return True
+        # After reading `wanted`: the follower clears the flag before it reads the version for a
+        # pass, so either that pass covers `wanted` or the flag is still set for the next one.
+        self._hurry.set()
         with self._synced:
             return self._synced.wait_for(lambda: self._synced_version >= wanted, timeout)
 
@@ -76,6 +115,7 @@ class MatchIndexFollower:
 
     def stop(self) -> None:
         self._stop.set()
+        self._hurry.set()  # end a coalescing wait
         self.notifier.notify()  # wake the thread if it waits on the notifier
         if self._thread is not None:
             self._thread.join(30)
@@ -83,13 +123,20 @@ class MatchIndexFollower:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            started = time.monotonic()
+            self._hurry.clear()  # before reading the version: see wait_current
             # Read before querying the log: a commit announced after this read bumps the
             # version again, so its wake-up is not lost.
             version = self.notifier.version
             if not self._step(version):
                 self._stop.wait(RETRY_SECONDS)
                 continue
-            self.notifier.wait_blocking(version, self.recheck_seconds)
+            if not self.notifier.wait_blocking(version, self.recheck_seconds):
+                continue  # the periodic re-check (other processes' commits on SQLite)
+            # Woken by a commit: let more gather (module docstring) unless a request waits.
+            rest = started + self.min_interval - time.monotonic()
+            if rest > 0:
+                self._hurry.wait(rest)
 
     def _step(self, version: int) -> bool:
         """One pass: apply what the log holds; True when it succeeded."""
@@ -106,6 +153,7 @@ class MatchIndexFollower:
             return False
         finally:
             self.step_lock.release()
+        self.passes += 1
         with self._synced:
             self._synced_version = max(self._synced_version, version)
             self._synced.notify_all()

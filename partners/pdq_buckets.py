@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 
+from partners.pdq_kernel import insert_sorted
 from partners.pdq_layout import slot_keys
 
 CHUNK = 1 << 18  # rows per step where a whole-array temporary would cost memory
@@ -83,14 +84,7 @@ def build_slot(old_ids: np.ndarray, old_starts: np.ndarray, keep: np.ndarray | N
         count_below(keys, out_starts)
     else:
         # The i-th new id (in key order) goes at its bucket's old end, moved up by the i new ids
-        # before it; every old id moves up by the number of new ids in earlier buckets.
-        at = old_starts.take(keys.astype(np.intp) + 1)
-        at += np.arange(len(rows))
-        is_old = np.ones(total, dtype=bool)
-        is_old[at] = False
-        out_ids[:total][is_old] = old_ids
-        out_ids[at] = rows
-        del is_old, at
-        count_below(keys, out_starts)
-        out_starts += old_starts
+        # before it; every old id moves up by the number of new ids in earlier buckets: one
+        # compiled pass over both arrays (insert_sorted says why).
+        insert_sorted(old_ids, old_starts, keys, rows, out_ids, out_starts)
     return total

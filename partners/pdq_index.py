@@ -16,8 +16,8 @@ Rows, removes, adds, and what is rebuilt when
   (the compiled scan_block). So a new hash is matchable as soon as catch_up has applied its entry.
   The delta is bounded: past MAX_DELTA_ROWS (a catch-up burst), apply_batch waits for a merge
   (`backlogged()` says when; partners/match_index.py waits for it outside its locks).
-* MERGE (background thread; started when the delta reaches MERGE_DELTA_ROWS, or by `compact()`,
-  or `bulk_load`): merges the delta rows present at its start into the main table ONE SLOT AT A
+* MERGE (background thread; started when the delta reaches MERGE_DELTA_ROWS, paced under a
+  stream of adds (MERGE_PACE_SECONDS says why), or by `compact()`, or `bulk_load`): merges the delta rows present at its start into the main table ONE SLOT AT A
   TIME. Each arena holds, besides the 11 slots' regions, a spare region (bucket starts: one per
   slot width). A slot is rebuilt into the spare (pdq_buckets.build_slot), published by replacing
   the view, and its old region becomes the spare for the next slot once no lookup can still be
@@ -59,6 +59,17 @@ from partners.pdq_layout import (NSLOTS, PROBE_FLIP, PROBE_SLOT, SLOT_BITS, SLOT
 from partners.signal_index import SignalIndex
 
 MERGE_DELTA_ROWS = 4096
+# A merge rewrites every slot's bucket starts (2^20-2^24 entries each, ~700 MB of writes)
+# however few rows it adds: ~0.2-0.4 s of CPU. A merge per 4,096 adds was fine for trickles but
+# under a stream of submits (18,000 hashes/s in bench/submit_bench.py) it wanted more than a
+# core and halved submits/s. So once the main table is in service (>= MIN_MAIN_ROWS rows),
+# merges start at most once per MERGE_PACE_SECONDS, letting the delta grow meanwhile, unless it
+# reaches MAX_SCAN_ROWS (its brute-force scan then costs about two table lookups). Trickles
+# still merge every MERGE_DELTA_ROWS adds; a burst costs at most one merge per pace. At 2 s
+# the merges were still ~0.2 s of CPU per 1,800 adds/s (bench/submit_bench.py at load ~15); at
+# 10 s a stream costs a merge per 10 s (or per 65,536 adds at over 6,500 adds/s).
+MERGE_PACE_SECONDS = 10.0
+MAX_SCAN_ROWS = 1 << 16
 # Below this many rows everything stays in the brute-force delta (a scan of 32 k rows costs about
 # what a table lookup does) and the 470 MB of bucket starts are never allocated: small
 # deployments and each test's app do not pay for them.
@@ -135,6 +146,7 @@ class PdqIndex(SignalIndex):
         self._arenas: Arenas | None = None  # allocated by the first merge into the main table
         self._readers = Readers()
         self.merges = 0
+        self._merged_at = time.monotonic()  # when the last merge finished (MERGE_PACE_SECONDS)
         self.merge_seconds = 0.0  # total time merges took (observability, benchmarks)
         self._view = View(EMPTY_MAIN, np.zeros((INITIAL_ROWS, 4), dtype=np.uint64),
                           np.zeros(INITIAL_ROWS, dtype=np.uint8), np.zeros(1024, dtype=np.int32),
@@ -303,8 +315,12 @@ class PdqIndex(SignalIndex):
                 return
 
     def _merge_due(self, view: View) -> bool:
-        return view.delta_len >= self._merge_delta_rows and (
-            view.main.count > 0 or view.delta_len >= MIN_MAIN_ROWS)
+        if view.delta_len < self._merge_delta_rows:
+            return False
+        if view.main.count < MIN_MAIN_ROWS:  # (an empty main: the first merge builds it)
+            return view.main.count > 0 or view.delta_len >= MIN_MAIN_ROWS
+        return (view.delta_len >= MAX_SCAN_ROWS
+                or time.monotonic() - self._merged_at >= MERGE_PACE_SECONDS)
 
     def _start_merge(self) -> None:
         if self._merge_thread is not None and self._merge_thread.is_alive():
@@ -425,6 +441,7 @@ class PdqIndex(SignalIndex):
                                       delta_len=len(later))
             published = self._readers.publish()
             self.merges += 1
+            self._merged_at = time.monotonic()
         self._readers.wait_for(published)
         self._arenas.release_spares()
         with self.write_lock:

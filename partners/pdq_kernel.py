@@ -89,3 +89,36 @@ def scan_block(words, rows, qw, threshold):
         close[n_close] = rows[i]
         n_close += 1 if _two_word_distance(words, i, q0, q1) <= threshold else 0
     return close[:n_close]
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def insert_sorted(old_ids, old_starts, keys, rows, out_ids, out_starts):
+    """A merge's slot in one pass (pdq_buckets.build_slot): out_ids = old_ids with rows[i]
+    inserted at the end of bucket keys[i] (keys sorted), out_starts[g] = old_starts[g] + the
+    number of keys < g. Returns the id count.
+
+    Why compiled: the bucket starts are 2^24 entries a slot whatever the merge adds, so a merge
+    costs at least 11 x 64 MB of starts; the numpy version (zero, scatter, cumsum, add, a
+    boolean-mask copy of the ids) walked them four times and took ~0.3 s of CPU per merge, which
+    under a stream of submits (a merge per 4,096 adds) was a quarter of the server's CPU. One
+    read and one write of each array here, without the GIL."""
+    src = 0
+    dst = 0
+    for i in range(keys.shape[0]):
+        end = old_starts[keys[i] + 1]
+        n = end - src
+        out_ids[dst:dst + n] = old_ids[src:end]
+        dst += n
+        src = end
+        out_ids[dst] = rows[i]
+        dst += 1
+    n = old_ids.shape[0] - src
+    out_ids[dst:dst + n] = old_ids[src:]
+    dst += n
+    below = 0
+    n_keys = keys.shape[0]
+    for g in range(old_starts.shape[0]):
+        while below < n_keys and keys[below] < g:
+            below += 1
+        out_starts[g] = old_starts[g] + below
+    return dst
