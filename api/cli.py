@@ -77,6 +77,7 @@ def serve(
 ) -> None:
     """Run the hashguard service."""
     from api import serving
+    from api.support_config import SupportConfigError
     from store.secret_check import StartRefused
 
     overrides = {k: v for k, v in (("database_url", database_url),
@@ -89,6 +90,8 @@ def serve(
         serving.serve(Settings(**overrides), host, port, workers, keep_alive)
     except StartRefused as refused:
         _fail(refused.reason)
+    except SupportConfigError as broken:  # the support list: one line naming every problem
+        _fail(str(broken))
 
 
 def rotate_secret(

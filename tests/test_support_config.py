@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -89,6 +92,18 @@ def test_the_service_refuses_to_start_with_placeholder_lines(tmp_path, monkeypat
     _web_with(tmp_path / "new", monkeypatch, config)
     with pytest.raises(SupportConfigError, match=r"countries\[0\]\.lines\[1\]"):
         _start(tmp_path)
+
+
+def test_hashguard_serve_refuses_in_one_line_not_a_traceback(tmp_path, monkeypatch):
+    _web_with(tmp_path, monkeypatch, OLD_FORM_WITH_PLACEHOLDERS)
+    env = {k: v for k, v in os.environ.items() if k != DEMO_ENV}
+    env.update(HASHGUARD_WEB_DIR=str(tmp_path / "web"), HASHGUARD_DATA_DIR=str(tmp_path),
+               HASHGUARD_DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite")
+    done = subprocess.run([sys.executable, "-c", "from hashing.cli import main; main()", "serve",
+                           "--port", "0"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "placeholder support lines" in done.stderr and DEMO_ENV in done.stderr
 
 
 def test_a_demo_starts_with_placeholders_and_says_so(tmp_path, monkeypatch, caplog):
