@@ -16,8 +16,9 @@ The design, and what each choice lets an attacker learn:
   follows only a wrong token, and an unknown reference is charged exactly like a known one, so
   a 429 says nothing a 404 did not (not whether the reference exists, nor anything about the
   token). What the attacker keeps is what no limit that spares the owner can take away: a right
-  token is served. That is safe because a token is 256 random bits (store/secrets.py): at any
-  rate this service can answer, a guess succeeds with probability ~2^-256. The limits are not
+  token is served. That is safe because a case token is 140 random bits (store/token_format.py;
+  the first tokens, still valid, 256): at any rate this service can answer, a guess succeeds with
+  probability ~2^-140 or less. The limits are not
   what keeps tokens secret; they keep the owner in, tell a misbehaving client to stop, and make
   an attack visible (every 429 is counted in /metrics by route and status).
 - What bounds the work guessing costs is the per-process cap on all lookups
