@@ -1,10 +1,11 @@
 """Verifiers for secrets (case tokens, partner keys) and the server secret they are keyed with.
 
-Why HMAC-SHA256 under a server secret rather than scrypt: tokens and keys are random values of
-140 bits (case tokens, store/token_format.py) or 256 (partner keys, the first case tokens), so
-no dictionary or brute-force attack exists that a slow hash would slow down; the keyed HMAC
-makes a stolen database useless without the separately stored secret, and keeps a status lookup at microseconds instead of the ~50 ms of scrypt, which would cap submits far below the
-500 cases/s goal and hand an attacker a cheap CPU-exhaustion lever.
+Why HMAC-SHA256 under a server secret rather than scrypt: tokens and keys are random values of 140
+bits (case tokens, store/token_format.py) or 256 (partner keys, the first case tokens), so no
+dictionary or brute-force attack exists that a slow hash would slow down; the keyed HMAC makes a
+stolen database useless without the separately stored secret, and keeps a status lookup at
+microseconds instead of the ~50 ms of scrypt, which would cap submits far below the 500 cases/s
+goal and hand an attacker a cheap CPU-exhaustion lever.
 """
 from __future__ import annotations
 
