@@ -162,3 +162,11 @@ def overflowing(page) -> list[str]:
     """Boxes whose text is wider than the box (scrollWidth > clientWidth), and a page wider than
     the screen; boxes that scroll on purpose (a wide table) are left out."""
     return page.evaluate(_OVERFLOW_JS)
+
+
+def go_to_file_picker(page, pathway: str = "adult") -> None:
+    """From the first question to the file picker, clicking as a person does."""
+    page.click("#view-ask button[data-go='home']")
+    page.click("#view-home button[data-go='pathway']")
+    page.check(f"#pathway-{pathway}")
+    page.click("#pathway-form button[type=submit]")

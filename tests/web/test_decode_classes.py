@@ -21,7 +21,7 @@ from hashing.media import load_canonical_image
 from hashing.signals.base import InvalidHash, UnusableMedia
 from hashing.signals.pdq import check_quality, distance, hash_array, parse
 from tests.testdata import require_testdata
-from tests.web.helpers import artifacts_dir, wait_for_hashes
+from tests.web.helpers import artifacts_dir, go_to_file_picker, wait_for_hashes
 from tests.web.imageclasses import BROWSER_REFUSES, make_classes
 
 pytestmark = pytest.mark.browser
@@ -55,10 +55,7 @@ def _page_hashes(recorded_page, files: list[Path], allowed: tuple[str, ...] = ()
     recorded = recorded_page("en")
     page = recorded.page
     recorded.goto("/")
-    page.click("#view-ask button[data-go='home']")
-    page.click("#view-home button[data-go='pathway']")
-    page.check("#pathway-adult")
-    page.click("#pathway-form button[type=submit]")
+    go_to_file_picker(page)
     got: dict[str, dict] = {}
     for start in range(0, len(files), BATCH):
         batch = files[start:start + BATCH]

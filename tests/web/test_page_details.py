@@ -28,6 +28,7 @@ from tests.testdata import PDQ_DIR, TMK_DIR, require_testdata
 from tests.web.helpers import (
     DESKTOP,
     PHONE,
+    go_to_file_picker,
     overflowing,
     running_server,
     strings,
@@ -194,10 +195,7 @@ def test_phone_files_view_shows_vpdq_as_a_frame_count(browser, web_server):
     context = new_context(browser, "en", PHONE, is_mobile=True, has_touch=True)
     try:
         page = open_page(context, web_server)
-        page.click("#view-ask button[data-go='home']")
-        page.click("#view-home button[data-go='pathway']")
-        page.check("#pathway-adult")
-        page.click("#pathway-form button[type=submit]")
+        go_to_file_picker(page)
         page.set_input_files("#file-input", [str(VIDEO)])
         wait_for_hashes(page, 1, timeout=300)
         code = page.locator("#file-list code[data-signal=vpdq]")

@@ -19,7 +19,8 @@ import pytest
 from hashing.signals import pdq as pdq_signal
 from hashing.signals import video_md5, video_sha256, vpdq
 from tests.testdata import PDQ_DIR, TMK_DIR, require_testdata
-from tests.web.helpers import DESKTOP, PHONE, strings, wait_for_hashes, wait_until
+from tests.web.helpers import (DESKTOP, PHONE, go_to_file_picker, strings, wait_for_hashes,
+                                wait_until)
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 PHOTO = PDQ_DIR / "bridge-mods" / "aaa-orig.jpg"
@@ -209,10 +210,7 @@ def test_language_switch_and_drag_and_drop(recorded_page):
     page.select_option("#language-select", "en")
     wait_until(page, "document.documentElement.lang === 'en'")
     assert page.inner_text("#ask-title") == strings("en")["crisis"]["question"]
-    page.click("#view-ask button[data-go='home']")
-    page.click("#view-home button[data-go='pathway']")
-    page.check("#pathway-adult")
-    page.click("#pathway-form button[type=submit]")
+    go_to_file_picker(page)
     # Drop a file on the drop zone, as a person drags one from their file manager.
     data = base64.b64encode(PHOTO.read_bytes()).decode()
     handle = page.evaluate_handle(

@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from tests.testdata import PDQ_DIR, require_testdata
-from tests.web.helpers import running_server, strings, wait_for_hashes, wait_until
+from tests.web.helpers import (go_to_file_picker, running_server, strings, wait_for_hashes,
+                                wait_until)
 
 PHOTO = PDQ_DIR / "bridge-mods" / "aaa-orig.jpg"
 OTHER_PHOTO = PDQ_DIR / "bridge-mods" / "high-contrast.jpg"
@@ -36,10 +37,7 @@ self.addEventListener('message', (event) => {
 
 
 def _open_files_view(page) -> None:
-    page.click("#view-ask button[data-go='home']")
-    page.click("#view-home button[data-go='pathway']")
-    page.check("#pathway-adult")
-    page.click("#pathway-form button[type=submit]")
+    go_to_file_picker(page)
 
 
 def _file_status(page, name: str) -> tuple[str, str, str]:

@@ -14,7 +14,8 @@ import pytest
 from hashing.signals import pdq, vpdq
 from tests.helpers import bearer
 from tests.video_clips import make_clips
-from tests.web.helpers import WEB, node_available, strings, wait_for_hashes
+from tests.web.helpers import (WEB, go_to_file_picker, node_available, strings,
+                                wait_for_hashes)
 
 # Frame by frame, page against CLI: the browser converts YUV to RGB with its own rounding (and
 # the colour matrix the file is tagged with, where the CLI uses BT.601 as the vPDQ authors do).
@@ -36,10 +37,7 @@ def page_values(browser, web_server, clips):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(web_server + "/")
     page.wait_for_selector("body[data-ready='true']")
-    page.click("#view-ask button[data-go='home']")
-    page.click("#view-home button[data-go='pathway']")
-    page.check("#pathway-adult")
-    page.click("#pathway-form button[type=submit]")
+    go_to_file_picker(page)
     page.set_input_files("#file-input", [str(clips[name]) for name in CLIPS])
     wait_for_hashes(page, len(CLIPS), timeout=300)
     shown = page.eval_on_selector_all(
@@ -112,10 +110,7 @@ def test_a_video_the_browser_cannot_play_keeps_its_digests_and_says_why(recorded
     recorded = recorded_page("ja")
     page = recorded.page
     recorded.goto("/")
-    page.click("#view-ask button[data-go='home']")
-    page.click("#view-home button[data-go='pathway']")
-    page.check("#pathway-adult")
-    page.click("#pathway-form button[type=submit]")
+    go_to_file_picker(page)
     page.set_input_files("#file-input", [str(broken)])
     wait_for_hashes(page, 1, timeout=120)
     item = page.locator("#file-list li.file")
