@@ -253,6 +253,9 @@ def test_the_match_index_keeps_no_tmk_value_in_memory(app, client, make_partner)
     values cost ~700 MB per process. Now ~1 KB each; matching reads candidates back."""
     for first in range(0, 20, 4):
         _tmk_case(client, first, 4)
+    # The app's own follower applies those commits in the background (coalesced, up to ~0.25 s
+    # later); tracemalloc counts every thread, so let it finish before measuring this index.
+    assert app.state.match_follower.wait_current(30)
     index = MatchIndex(background_merge=False)
     tracemalloc.start()
     try:
