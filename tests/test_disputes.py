@@ -129,6 +129,7 @@ def test_a_dispute_made_before_a_restore_does_not_count_after_it(client, app, ma
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.slow  # ~20 s
 def test_bulk_restore_of_2000_hashes_takes_seconds(client, app, make_partner):
     listed = values(2000, seed=6)
     for start in range(0, 2000, 500):

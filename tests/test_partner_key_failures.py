@@ -54,6 +54,7 @@ def stopncii_headers(key: str, address: dict) -> dict:
     return {"Ocp-Apim-Subscription-Key": key, "X-Functions-Key": key, **address}
 
 
+@pytest.mark.slow  # ~15 s per database
 def test_a_guesser_is_refused_well_before_1600_tries(limited_app, partner_key):
     client = limited_app.state.test_client
     started = time.monotonic()

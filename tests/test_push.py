@@ -49,6 +49,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # two server processes, ~12 s
 def test_wake_ups_cross_server_processes(database_url, tmp_path):
     """Two `hashguard serve` processes on one PostgreSQL: a partner long-polls process B while a
     case is submitted to process A; B answers within a second (LISTEN/NOTIFY)."""

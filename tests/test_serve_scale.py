@@ -100,6 +100,7 @@ def test_two_processes_started_at_once_on_an_empty_database_both_start(tmp_path)
             _drop(name)
 
 
+@pytest.mark.slow  # two process starts, ~15 s
 def test_serve_with_a_wrong_secret_exits_with_one_line(tmp_path):
     name, url = _empty_database()
     try:

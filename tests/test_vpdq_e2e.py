@@ -20,6 +20,8 @@ from tests.video_clips import make_clips
 
 EXE = Path(sys.executable).with_name("hashguard")
 
+pytestmark = pytest.mark.slow  # makes video clips with ffmpeg (~15 s)
+
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):

@@ -18,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "clients" / "pytx")
 from hashguard_pytx.exchange import (HashguardCollabConfig,  # noqa: E402
                                      HashguardSignalExchangeAPI, HashguardSignalMetadata)
 
+pytestmark = pytest.mark.slow  # makes video clips with ffmpeg (~15 s)
+
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
