@@ -28,10 +28,13 @@ MORE_PHOTOS = [PDQ_DIR / "misc-images" / "c.png",
                PDQ_DIR / "misc-images" / "wee.jpg"]
 NARROW = {"width": 320, "height": 640}
 TOKYO = "Asia/Tokyo"
+# Every language the page offers, with a browser locale that picks it.
+LOCALES = {"ja": "ja-JP", "en": "en-US", "zh-Hans": "zh-CN", "ko": "ko-KR", "vi": "vi-VN",
+           "tl": "fil-PH", "pt-BR": "pt-BR", "ne": "ne-NP"}
 
 
 def open_page(browser, base: str, lang: str, viewport: dict, **options):
-    context = browser.new_context(locale={"ja": "ja-JP", "en": "en-US"}[lang], viewport=viewport,
+    context = browser.new_context(locale=LOCALES[lang], viewport=viewport,
                                   timezone_id=TOKYO, accept_downloads=True, **options)
     page = context.new_page()
     errors = []
@@ -50,7 +53,7 @@ def check_view(page, lang: str, folder: Path, name: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("screen", ["320", "desktop"])
-@pytest.mark.parametrize("lang", ["ja", "en"])
+@pytest.mark.parametrize("lang", list(LOCALES))
 def test_submit_add_status_withdraw(browser, web_server, screenshot_dir, lang, screen):
     require_testdata()
     text = strings(lang)
