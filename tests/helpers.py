@@ -6,6 +6,7 @@ import base64
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import select as select_module
@@ -369,3 +370,22 @@ def run_in_terminal(argv: list[str], columns: int, answers: dict[str, str] | Non
 
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
+
+
+class CapturedDatabaseLog(logging.Handler):
+    """`with CapturedDatabaseLog() as captured:` the "hashguard.database" logger's lines in
+    `captured.lines` (the service's logging does not propagate to pytest's caplog)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+    def __enter__(self):
+        logging.getLogger("hashguard.database").addHandler(self)
+        return self
+
+    def __exit__(self, *_):
+        logging.getLogger("hashguard.database").removeHandler(self)

@@ -4,7 +4,6 @@ it analyzes its tables after migrations (and so after a restore, whose tables ha
 """
 from __future__ import annotations
 
-import logging
 import uuid
 
 import psycopg
@@ -16,7 +15,7 @@ from api.app import create_app
 from api.settings import Settings
 from store import db_health, migrate
 from store.db import make_engine
-from tests.helpers import ADMIN_URL, admin_connection, pg_url
+from tests.helpers import ADMIN_URL, CapturedDatabaseLog, admin_connection, pg_url
 
 TOKEN = "t" * 40
 
@@ -30,24 +29,6 @@ def fresh_postgres():
     yield pg_url(name)
     with admin_connection() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-class Captured(logging.Handler):
-    """The database logger's lines (the service's logging does not propagate to pytest's)."""
-
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record):
-        self.lines.append(record.getMessage())
-
-    def __enter__(self):
-        logging.getLogger("hashguard.database").addHandler(self)
-        return self
-
-    def __exit__(self, *_):
-        logging.getLogger("hashguard.database").removeHandler(self)
 
 
 def server_autovacuum_is_off() -> bool:
@@ -69,7 +50,7 @@ def never_analyzed(database_url: str) -> list[str]:
 def test_start_warns_and_the_metric_says_when_autovacuum_is_off(fresh_postgres, tmp_path):
     if not server_autovacuum_is_off():
         pytest.skip("this PostgreSQL runs autovacuum; the table-level test covers the check")
-    with Captured() as captured:
+    with CapturedDatabaseLog() as captured:
         app = create_app(Settings(database_url=fresh_postgres, data_dir=tmp_path,
                                   metrics_token=TOKEN))
     warnings = captured.lines
@@ -117,7 +98,7 @@ def test_statistics_gone_stale_are_refreshed(fresh_postgres):
 
 
 def test_sqlite_start_is_not_warned(tmp_path):
-    with Captured() as captured:
+    with CapturedDatabaseLog() as captured:
         app = create_app(Settings(data_dir=tmp_path, metrics_token=TOKEN))
     assert captured.lines == []
     with TestClient(app) as client:

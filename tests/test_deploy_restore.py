@@ -8,7 +8,6 @@ partners had already passed, and a partner continuing from its cursor never rece
 """
 from __future__ import annotations
 
-import logging
 import random
 import subprocess
 import time
@@ -26,7 +25,8 @@ from partners import admin
 from txlog.errors import InconsistencyError, VerificationError
 from store import log_rollback, migrate
 from store.db import libpq_conninfo, make_engine
-from tests.helpers import admin_connection, bearer, new_case, pg_url, pull_all
+from tests.helpers import (CapturedDatabaseLog, admin_connection, bearer, new_case, pg_url,
+                           pull_all)
 
 AFTER_RESTORE = Path(__file__).resolve().parents[1] / "deploy" / "after-restore.sql"
 SECRET = "s" * 43
@@ -94,15 +94,6 @@ def after_restore(name: str) -> None:
                     "-f", str(AFTER_RESTORE)], check=True, capture_output=True)
 
 
-class Captured(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record):
-        self.lines.append(record.getMessage())
-
-
 def wait_for_mark(data_dir: Path, url: str, position: int) -> None:
     """Until this process's high-water mark has seen `position` (refreshed in the background)."""
     deadline = time.monotonic() + 20
@@ -148,16 +139,12 @@ def test_restore_drill_no_partner_loses_an_entry(database, tmp_path, pathways, r
     app.state.database.dispose()
 
     restore(database, dump)
-    captured = Captured()
-    logging.getLogger("hashguard.database").addHandler(captured)
-    try:
+    with CapturedDatabaseLog() as captured:
         if recovery == "script":
             after_restore(database)
             app = serve(url, tmp_path / "host2")  # a new host: no mark survived
         else:
             app = serve(url, tmp_path / "host1")
-    finally:
-        logging.getLogger("hashguard.database").removeHandler(captured)
     assert any("the change log went back" in line for line in captured.lines) == (
         recovery == "detected"), captured.lines
     assert never_analyzed(url) == []  # the restored tables were analyzed at start
@@ -191,12 +178,8 @@ def test_a_plain_restart_is_not_mistaken_for_a_restore(database, tmp_path, monke
     migrate.upgrade(url)
     rng = random.Random(5)
     for _ in range(2):  # start, submit, stop; twice, on one data folder
-        captured = Captured()
-        logging.getLogger("hashguard.database").addHandler(captured)
-        try:
+        with CapturedDatabaseLog() as captured:
             app = serve(url, tmp_path)
-        finally:
-            logging.getLogger("hashguard.database").removeHandler(captured)
         assert not any("went back" in line for line in captured.lines), captured.lines
         with TestClient(app) as client:
             new_case(client, [random_pdq(rng)])
