@@ -18,6 +18,7 @@ import time
 from collections import deque
 
 from store import cases as store_cases
+from store.background import BackgroundLoop
 
 log = logging.getLogger("hashguard.idempotency")
 
@@ -25,15 +26,16 @@ MAX_TICK_SECONDS = 60.0
 TICKS_PER_WINDOW = 10
 
 
-class IdempotencySweeper:
+class IdempotencySweeper(BackgroundLoop):
+    thread_name = "idempotency-sweeper"
+
     def __init__(self, database, window_seconds: float):
+        super().__init__()
         self.database, self.window = database, window_seconds
         # A tenth of the window (at most a minute): records outlive it by at most that much.
         self.tick = min(MAX_TICK_SECONDS, max(0.01, window_seconds / TICKS_PER_WINDOW))
         self._marks: deque[tuple[float, int]] = deque()  # (monotonic time, highest case id)
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def sweep(self) -> int:
         """Take a mark, delete the records whose window is over; returns how many it deleted."""
@@ -49,20 +51,7 @@ class IdempotencySweeper:
             with self.database.transaction() as session:
                 return store_cases.forget_idempotency_through(session, due)
 
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="idempotency-sweeper", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(30)
-            self._thread = None
-
-    def _run(self) -> None:
+    def run(self) -> None:
         while True:
             try:
                 self.sweep()

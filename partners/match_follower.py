@@ -51,6 +51,7 @@ import threading
 import time
 
 from partners.match_index import MatchIndex
+from store.background import BackgroundLoop
 
 log = logging.getLogger("hashguard.match_follower")
 
@@ -67,10 +68,13 @@ MIN_INTERVAL_SECONDS = 0.25
 RETRY_SECONDS = 1.0
 
 
-class MatchIndexFollower:
+class MatchIndexFollower(BackgroundLoop):
+    thread_name = "match-index-follower"
+
     def __init__(self, index: MatchIndex, database, notifier,
                  recheck_seconds: float = RECHECK_SECONDS,
                  min_interval: float = MIN_INTERVAL_SECONDS) -> None:
+        super().__init__()
         self.index, self.database, self.notifier = index, database, notifier
         self.recheck_seconds, self.min_interval = recheck_seconds, min_interval
         # Set by a request waiting for currency: ends the coalescing wait at once.
@@ -81,8 +85,6 @@ class MatchIndexFollower:
         # The notifier version the index is known to include (-1: nothing applied yet).
         self._synced_version = -1
         self._synced = threading.Condition()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @property
     def ready(self) -> bool:
@@ -105,23 +107,11 @@ class MatchIndexFollower:
             return self._synced.wait_for(lambda: self._synced_version >= wanted, timeout)
 
     # ------------------------------------------------------------------ thread
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="match-index-follower",
-                                        daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
+    def wake(self) -> None:
         self._hurry.set()  # end a coalescing wait
         self.notifier.notify()  # wake the thread if it waits on the notifier
-        if self._thread is not None:
-            self._thread.join(30)
-            self._thread = None
 
-    def _run(self) -> None:
+    def run(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
             self._hurry.clear()  # before reading the version: see wait_current

@@ -30,6 +30,7 @@ from sqlalchemy import text
 from partners.auth import AuthenticatedPartner, authenticate
 from partners.errors import ServiceError, error_responses
 from store import changelog, merkle, secret_check
+from store.background import BackgroundLoop
 from store.models import PATHWAYS
 from store.secret_file import read_or_create
 from store.secret_models import PURPOSE_TRANSPARENCY
@@ -81,7 +82,7 @@ def public_key_pem(key: Ed25519PrivateKey) -> str:
 
 # --- The builder -------------------------------------------------------------------------------
 
-class TreeBuilder:
+class TreeBuilder(BackgroundLoop):
     """Appends committed change-log entries to their pathway's tree and signs heads.
 
     `step()` is one transaction over every pathway; `catch_up()` steps until nothing is pending.
@@ -89,8 +90,11 @@ class TreeBuilder:
     each tree that grew is signed at least that often.
     """
 
+    thread_name = "transparency-builder"
+
     def __init__(self, database, key: Ed25519PrivateKey, interval: float = DEFAULT_INTERVAL_S,
                  max_age: float = DEFAULT_MAX_AGE_S, current_key=None):
+        super().__init__()
         self.database, self.key = database, key
         # current_key(session) -> the key the database says signs now (None: keep this one).
         # After `hashguard transparency rotate-key` every running builder moves to the new key
@@ -102,8 +106,6 @@ class TreeBuilder:
         self._frontiers: dict[str, Frontier] = {}
         self._last_seq = -1  # highest global seq known to be in a tree (a hint, re-read when stale)
         self._head_at = 0.0  # when this process last saw every head fresh (monotonic clock)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def catch_up(self) -> dict[str, int]:
         """Append everything committed so far and sign heads for it; returns each tree's size."""
@@ -184,20 +186,7 @@ class TreeBuilder:
         merkle.add_head(session, pathway, frontier.size, timestamp, root, signature, self.key_id)
         return time.monotonic()
 
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="transparency-builder", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(30)
-            self._thread = None
-
-    def _run(self) -> None:
+    def run(self) -> None:
         first = True
         while first or not self._stop.wait(self.interval):
             try:
