@@ -293,15 +293,23 @@ def free_port() -> int:
 
 
 @contextmanager
-def hashguard_serve(exe: Path, folder: Path, wait_seconds: float = 120):
-    """`hashguard serve` on SQLite in `folder`, as a person would run it; yields its URL. The
-    wait is long: on a loaded shared machine start-up took 18 s."""
+def hashguard_serve(exe: Path, folder: Path, wait_seconds: float = 120,
+                    database_url: str | None = None, **settings):
+    """`hashguard serve` on a free loopback port, as a person would run it, with SQLite in
+    `folder` (or `database_url`); yields its URL. `settings` become HASHGUARD_<NAME> environment
+    variables (e.g. max_hashes_per_request=100). The server's output goes to folder/server.log,
+    never to a pipe nobody reads (a full pipe would block the server mid-request). The wait is
+    long: on a loaded shared machine start-up took 18-25 s."""
     port = free_port()
     env = {**os.environ, "HASHGUARD_DATA_DIR": str(folder)}
-    process = subprocess.Popen(
-        [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--database-url", f"sqlite:///{folder}/db.sqlite"],
-        cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    env.pop("HASHGUARD_DATABASE_URL", None)
+    env.update({f"HASHGUARD_{name.upper()}": str(value) for name, value in settings.items()})
+    log_path = folder / "server.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--database-url", database_url or f"sqlite:///{folder}/db.sqlite"],
+            cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + wait_seconds
@@ -311,11 +319,11 @@ def hashguard_serve(exe: Path, folder: Path, wait_seconds: float = 120):
                     break
             except httpx.TransportError:
                 pass
-            if process.poll() is not None:
-                raise AssertionError("hashguard serve exited:\n" + process.stdout.read().decode())
-            if time.monotonic() > deadline:
-                raise AssertionError(f"hashguard serve did not answer /healthz in {wait_seconds} s")
-            time.sleep(0.2)
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"hashguard serve did not answer /healthz (exit "
+                                     f"{process.poll()}, waited up to {wait_seconds} s):\n"
+                                     + log_path.read_text(errors="replace"))
+            time.sleep(0.1)
         yield url
     finally:
         process.terminate()

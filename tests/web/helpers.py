@@ -4,15 +4,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.helpers import hashguard_serve
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WEB = PROJECT_ROOT / "web"
@@ -32,48 +31,11 @@ DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
 def running_server(data_dir: Path, database_url: str | None = None, **settings: str):
-    """`hashguard serve` on a free loopback port with SQLite in `data_dir` (or `database_url`);
-    yields its base URL. `settings` become HASHGUARD_<NAME> environment variables (e.g.
-    max_hashes_per_request)."""
-    port = _free_port()
-    exe = Path(sys.executable).with_name("hashguard")
-    env = {**os.environ, "HASHGUARD_DATA_DIR": str(data_dir)}
-    env.pop("HASHGUARD_DATABASE_URL", None)
-    env.update({f"HASHGUARD_{name.upper()}": str(value) for name, value in settings.items()})
-    log = open(data_dir / "server.log", "wb")
-    server = subprocess.Popen(
-        [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--database-url", database_url or f"sqlite:///{data_dir / 'hashguard.db'}"],
-        cwd=data_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90  # start-up takes 25 s on a loaded 2-core machine
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("hashguard serve did not start:\n"
-                                     + (data_dir / "server.log").read_text(errors="replace"))
-            time.sleep(0.1)
-        yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+    """`hashguard serve` for the page tests: tests/helpers.py's hashguard_serve (SQLite in
+    `data_dir` or `database_url`; `settings` become HASHGUARD_<NAME> variables)."""
+    return hashguard_serve(Path(sys.executable).with_name("hashguard"), data_dir,
+                           database_url=database_url, **settings)
 
 
 def artifacts_dir() -> Path:
