@@ -19,8 +19,8 @@ from hashing.client import new_idempotency_key
 CARELESS = ["1", "", "retry-1", "a" * 64, "k" * 255, "12345678901234567890123456789012",
             "1234567890" * 4, "0123456789abcdef" * 2, "abcdefghijklmnopqrstuvwxyzabcdef",
             "deadbeef" * 4, "password1" * 4, "ab" * 20, "short-key-123", "a" * 21 + "b",
-            str(int(time.time() * 1000)), "00000000-0000-4000-8000-000000000000",
-            str(uuid.uuid1()), str(uuid.uuid3(uuid.NAMESPACE_URL, "x")),
+            pytest.param(str(int(time.time() * 1000)), id="unix-milliseconds"), "00000000-0000-4000-8000-000000000000",
+            pytest.param(str(uuid.uuid1()), id="uuid1"), str(uuid.uuid3(uuid.NAMESPACE_URL, "x")),
             str(uuid.uuid5(uuid.NAMESPACE_DNS, "hashguard"))]
 
 

@@ -38,8 +38,8 @@ WINDOW = 1.5  # seconds: the replay window of these apps (the default is 10 minu
 WEAK_KEYS = ["1", "a" * 64, "12345678901234567890123456789012", "short-key",
              "0123456789abcdef0123456789abcdef", "deadbeef" * 4, "password1" * 4,
              "00000000-0000-4000-8000-000000000000",
-             str(uuid.uuid1()), str(uuid.uuid5(uuid.NAMESPACE_DNS, "hashguard")),
-             str(int(time.time() * 1000)), "k" * 255]
+             pytest.param(str(uuid.uuid1()), id="uuid1"), str(uuid.uuid5(uuid.NAMESPACE_DNS, "hashguard")),
+             pytest.param(str(int(time.time() * 1000)), id="unix-milliseconds"), "k" * 255]
 
 
 def _app(settings, shortcut: bool = True):
