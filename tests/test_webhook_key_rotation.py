@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from typer.testing import CliRunner
 
 from partner_tools import webhook as partner_side
-from partner_tools.webhook import TrustedKeys, WebhookRejected, verify
+from partner_tools.webhook import ReplayGuard, TrustedKeys, WebhookRejected, verify
 from partners import webhooks as server_side
 from store.secret_check import raw_public
 from tests.hashes import BRIDGE, C_PNG, Q0122
@@ -119,6 +119,14 @@ def test_rotation_before_during_and_after_the_overlap(client, app, make_partner,
     new_case(client, [Q0122])
     after = receiver.wait_for(3)[2]
     assert len(_key_ids(after)) == 1 and _check(trusted, after) == new
+    guard = ReplayGuard()  # as docs/partners.md shows it: accepted once, then a replay
+    _, headers, body = after
+    assert guard.check(trusted, body, headers["Hashguard-Timestamp"],
+                       headers["Hashguard-Signature"],
+                       signatures=headers["Hashguard-Signatures"]) == new
+    with pytest.raises(WebhookRejected, match="replayed"):
+        guard.check(trusted, body, headers["Hashguard-Timestamp"], None,
+                    signatures=headers["Hashguard-Signatures"])
     with pytest.raises(ValueError, match="bad signature"):  # the old pin no longer verifies
         _verify_as_on_main(old, after[2], after[1]["Hashguard-Timestamp"],
                            after[1]["Hashguard-Signature"])
