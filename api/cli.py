@@ -402,7 +402,8 @@ def webhooks_rotate_key(
         _fail(refused.reason)
     finally:
         db.dispose()
-    ends = datetime.datetime.fromtimestamp(until, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    ends = datetime.datetime.fromtimestamp(until, datetime.timezone.utc).strftime(
+        "%Y-%m-%d %H:%M:%SZ")
     typer.echo(f"webhook key rotated: {old_id[:16]}… -> {new_id[:16]}…; both sign until {ends} "
                f"(unix {until}), then only the new one", err=True)
     typer.echo(webhooks.b64url(new_public))
