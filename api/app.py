@@ -136,7 +136,10 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app.state.notifier = notifier
     app.state.match_follower = MatchIndexFollower(app.state.match_index, app.state.database,
                                                   notifier)
-    app.state.webhook_signer = WebhookSigner(settings.data_dir, established.keys["webhook"])
+    # With the database and secret: it follows `hashguard webhooks rotate-key` without a restart.
+    app.state.webhook_signer = WebhookSigner(settings.data_dir, established.keys["webhook"],
+                                             app.state.database, established.secret,
+                                             established.version)
     app.state.notify_change_log = notifier.notify
 
     install_error_handlers(app)

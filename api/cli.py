@@ -1,5 +1,6 @@
 """Operator verbs added to `hashguard` when the server extra is installed (entry point
-hashguard.cli): serve, rotate-secret, partners, review, transparency public-key|rotate-key."""
+hashguard.cli): serve, rotate-secret, partners, review, transparency public-key|rotate-key,
+webhooks rotate-key."""
 from __future__ import annotations
 
 import sys
@@ -31,6 +32,12 @@ def register(app: typer.Typer) -> None:
     group = verb_group(app, "transparency", "The service's signed, append-only transparency log.")
     group.command("public-key")(transparency_public_key)
     group.command("rotate-key")(transparency_rotate_key)
+
+    # The webhook signing key's rotation (issue 23).
+    webhooks_app = typer.Typer(help="The key that signs webhook deliveries.",
+                               no_args_is_help=True)
+    webhooks_app.command("rotate-key")(webhooks_rotate_key)
+    app.add_typer(webhooks_app, name="webhooks")
 
 
 def _settings(database_url: str | None):
@@ -363,3 +370,40 @@ def transparency_rotate_key(
     typer.echo(f"transparency key rotated: {old_id[:16]}… -> {new_id[:16]}…; the change is "
                f"signed by the old key and published with the public key", err=True)
     typer.echo(b64encode(bytes(new.public_key)))  # the new public key, as public-key prints it
+
+
+# --- webhooks rotate-key ------------------------------------------------------------------------
+
+def webhooks_rotate_key(
+    overlap_hours: float = typer.Option(
+        72.0, "--overlap-hours", min=0.0,
+        help="How long the old key keeps signing beside the new one (partners switch meanwhile)."),
+    database_url: str = DATABASE_URL_OPTION,
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Replace the key that signs webhook deliveries. During the overlap every delivery carries
+    both keys' signatures (partners pinned to the old key keep verifying); the old key signs the
+    change, published at /.well-known/hashguard-webhook-key; every running process signs with
+    the new keys from its next delivery. Prints the new public key (base64url)."""
+    import datetime
+
+    from partners import webhooks
+    from store.secret_check import StartRefused
+
+    if not yes and not typer.confirm("rotate the webhook signing key now?", err=True):
+        raise typer.Exit(1)
+    db, established = _established(_settings(database_url))
+    try:
+        with db.transaction() as session:
+            old, new = webhooks.rotate_key(session, established, round(overlap_hours * 3600))
+            old_id, new_id, until = old.key_id, new.key_id, old.retired_at
+            new_public = bytes(new.public_key)
+    except StartRefused as refused:
+        _fail(refused.reason)
+    finally:
+        db.dispose()
+    ends = datetime.datetime.fromtimestamp(until, datetime.timezone.utc).strftime(
+        "%Y-%m-%d %H:%M:%SZ")
+    typer.echo(f"webhook key rotated: {old_id[:16]}… -> {new_id[:16]}…; both sign until {ends} "
+               f"(unix {until}), then only the new one", err=True)
+    typer.echo(webhooks.b64url(new_public))

@@ -119,4 +119,6 @@ def _same_secret(given: str, expected: str) -> bool:
 @router.get("/.well-known/hashguard-webhook-key")
 def webhook_key(request: Request) -> dict:
     """The Ed25519 public key (raw, base64url) that signs webhook deliveries."""
-    return {"algorithm": "ed25519", "public_key": request.app.state.webhook_signer.public_key()}
+    # `public_key` as before (the key of Hashguard-Signature); during and after a rotation also
+    # every key with its validity and the changes signed by the old keys (partners/webhooks.py).
+    return request.app.state.webhook_signer.published()

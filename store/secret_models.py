@@ -35,8 +35,10 @@ class SecretVersion(Base):
 
 class SigningKey(Base):
     """A signing key (`purpose`: transparency or webhook) and when it stopped signing. The one
-    with no `retired_at` is current. `sealed_seed` is its Ed25519 seed sealed under server secret
-    version `secret_version`; NULL when the key comes from the environment (only its id is kept)."""
+    with no `retired_at` is current. A webhook key's `retired_at` may lie ahead: the end of a
+    rotation's overlap, until which it signs beside its successor (partners/webhooks.py).
+    `sealed_seed` is its Ed25519 seed sealed under server secret version `secret_version`; NULL
+    when the key comes from the environment (only its id is kept)."""
 
     __tablename__ = "signing_keys"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
