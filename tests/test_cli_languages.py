@@ -7,8 +7,11 @@ CLI's translations is on record. (In a real terminal: tests/test_cli_terminal.py
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,8 +19,11 @@ from typer.testing import CliRunner
 
 from hashing import i18n
 from hashing.cli import app
+from tests.helpers import FAKE_REF, FAKE_TOKEN, RecordingServer
+from tests.testdata import PDQ_DIR, require_testdata
 
 ROOT = Path(__file__).resolve().parents[1]
+EXE = Path(sys.executable).with_name("hashguard")
 CATALOGUES = ROOT / "hashing" / "i18n"
 WEB_I18N = ROOT / "web" / "i18n"
 LANGUAGES = ["ja", "en", "zh-Hans", "ko", "vi", "tl", "pt-BR", "ne"]
@@ -169,3 +175,56 @@ def test_status_json_records_the_clis_review_status():
         assert recorded[lang]["cli_translated_by"].strip(), lang
     for lang in TRANSLATIONS:
         assert "machine-assisted" in recorded[lang]["cli_translated_by"], lang
+
+
+def _run(*args: str, **env: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("HASHGUARD_TOKEN", "LC_ALL", "LC_MESSAGES", "LANG")}
+    return subprocess.run([str(EXE), *args], capture_output=True, text=True, timeout=120,
+                          env={**base, **env}, stdin=subprocess.DEVNULL)
+
+
+def test_hash_speaks_japanese_but_its_json_does_not(tmp_path):
+    require_testdata()
+    photo = PDQ_DIR / "misc-images" / "c.png"
+    missing = tmp_path / "nosuch.jpg"
+    japanese = _run("hash", str(missing), LANG="ja_JP.UTF-8")
+    assert japanese.returncode == 1
+    assert f"エラー: {missing}: ファイルやフォルダーがありません" in japanese.stderr
+    english = _run("hash", "--json", str(photo), LANG="C.UTF-8")
+    assert _run("hash", "--json", "--lang", "ja", str(photo)).stdout == english.stdout
+    assert json.loads(english.stdout)["signal_type"] == "pdq"
+
+
+@pytest.mark.parametrize("lang,locale", [("ko", "ko_KR.UTF-8"), ("vi", "vi_VN.UTF-8")])
+def test_a_server_refusal_in_the_pages_words_with_its_code(lang, locale):
+    """A refusal the page explains is explained with the page's sentence; the code stays."""
+    server = RecordingServer()
+    server.responder = lambda request: (429, {"error": {"code": "rate_limited",
+                                                        "message": "slow down"}})
+    try:
+        out = _run("status", "--server", server.url, FAKE_REF, HASHGUARD_TOKEN=FAKE_TOKEN,
+                   LANG=locale)
+    finally:
+        server.close()
+    assert out.returncode == 1
+    sentence = page(lang)["errors.rate_limited"]
+    assert sentence in out.stderr and "(rate_limited)" in out.stderr, out.stderr
+    assert load(lang)["label.error"] in out.stderr
+    assert "Traceback" not in out.stderr and FAKE_TOKEN not in out.stderr
+
+
+def test_withdraw_declined_in_nepali_is_calm():
+    server = RecordingServer()
+    try:
+        out = subprocess.run(
+            [str(EXE), "withdraw", "--lang", "ne", "--server", server.url, FAKE_REF],
+            input="होइन\n", capture_output=True, text=True, timeout=120,
+            env={**{k: v for k, v in os.environ.items() if k != "LANG"},
+                 "HASHGUARD_TOKEN": FAKE_TOKEN})
+    finally:
+        server.close()
+    assert out.returncode == 0, out.stderr
+    assert server.requests == []
+    assert f"फिर्ता लिइएन: केस {FAKE_REF} जस्ताको तस्तै छ।" in out.stderr
+    assert "हो/होइन [y/N]" in out.stderr
