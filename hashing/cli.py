@@ -2,6 +2,9 @@
 extra adds operator verbs (serve, partners, ...) and the partner extra the partner's verbs
 (`transparency verify`) through the `hashguard.cli` entry-point group, so this module imports no
 server or partner code, and a person's install needs neither (nor `cryptography`).
+
+What a person reads is in their language (`--lang`, else the locale; hashing/i18n); what a script
+reads (`--json`, the `case_ref:` / `token:` / `status:` lines, error codes) is not translated.
 """
 from __future__ import annotations
 
@@ -15,15 +18,18 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.panel import Panel
 from rich.progress import Progress
+from rich.text import Text
 
 from hashing.client import (ApiError, CaseClient, Unreachable, chunks,
                             new_idempotency_key)
-from hashing.collect import collect_hashes
+from hashing import i18n
+from hashing.i18n import width
+from hashing.collect import Problem, collect_hashes
 from hashing.media import media_kind
 from hashing.plain_words import reports_sentence, status_sentence
 from hashing.scan import Skipped, hash_media_file, iter_files
@@ -36,6 +42,28 @@ app = typer.Typer(
 # soft_wrap: a line naming a file is never broken at the terminal width (paths stay copyable and
 # greppable; a test caught "no such file" split across two lines on a narrow terminal).
 stderr = Console(stderr=True, soft_wrap=True)
+# The person's language, set by every person's verb before it says anything (_lang_option).
+words = i18n.Words()
+
+
+def t(key: str, **fields) -> str:
+    return words.t(key, **fields)
+
+
+def _choose_language(value: str | None) -> str:
+    global words
+    lang = i18n.parse(value) if value else i18n.from_environment()
+    if lang is None:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(i18n.LANGUAGES)}")
+    words = i18n.Words(lang)
+    return lang
+
+
+def _lang_option() -> str | None:
+    # Eager: the language is known before any other option's message.
+    return typer.Option(None, "--lang", callback=_choose_language, is_eager=True,
+                        help=f"Language of the messages: {', '.join(i18n.LANGUAGES)} "
+                             "(default: from LC_ALL / LC_MESSAGES / LANG, else en).")
 
 
 @app.callback()
@@ -50,22 +78,23 @@ def hash_command(
     dihedral: bool = typer.Option(
         False, "--dihedral", help="Also output the PDQ hashes of the 7 rotations/mirrors."
     ),
+    lang: str = _lang_option(),
 ) -> None:
     """Hash images (PDQ) and videos (MD5, SHA-256, vPDQ, TMK+PDQF) locally. Nothing is sent anywhere."""
     files = list(iter_files(paths))
     failed = False
     with Progress(console=stderr, transient=True, disable=len(files) < 20) as progress:
-        task = progress.add_task("hashing", total=len(files))
+        task = progress.add_task(t("progress.hashing"), total=len(files))
         for item in files:
             progress.advance(task)
             if isinstance(item, Skipped):
-                stderr.print(f"[red]error[/red]: {escape(str(item.path))}: {item.reason}",
-                             highlight=False)
+                stderr.print(f"[red]{escape(t('label.error'))}[/red]: {escape(str(item.path))}: "
+                             f"{escape(t('reason.missing'))}", highlight=False)
                 failed = True
                 continue
             kind = media_kind(item)
             if kind is None:
-                stderr.print(f"skipped (not an image or video): {escape(str(item))}",
+                stderr.print(escape(t("files.skipped_not_media", path=str(item))),
                              highlight=False)
                 continue
             for record in hash_media_file(item, kind, dihedral=dihedral):
@@ -79,8 +108,8 @@ def _print_record(record: dict, as_json: bool) -> None:
         sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
         return
     if "error" in record:
-        stderr.print(f"rejected {escape(record['path'])} ({record['signal_type']}): "
-                     f"{escape(record['error'])}", highlight=False)
+        stderr.print(f"{escape(t('label.rejected'))} {escape(record['path'])} "
+                     f"({record['signal_type']}): {escape(_reason(record))}", highlight=False)
         return
     quality = f"  quality={record['quality']}" if "quality" in record else ""
     value = record["value"] if len(record["value"]) <= 64 else record["value"][:32] + "..."
@@ -90,12 +119,9 @@ def _print_record(record: dict, as_json: bool) -> None:
 # Case verbs: submit, add, status, withdraw ------------------------------------------------------
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
-UNKNOWN_CASE = "unknown case reference or wrong token"
-NEW_CASE_WARNING = (
-    "Keep the case reference and token safe: write them down, or keep them in a password "
-    "manager. The token is shown only now and never again, and cannot be recovered: without it "
-    "you cannot check, add to or withdraw this case. Do not share it. When you type it back, "
-    "capitals, dashes and spaces do not matter.")
+# The English texts, named for the tests and for readers of this module (hashing/i18n/en.json).
+UNKNOWN_CASE = i18n.Words().t("case.unknown")
+NEW_CASE_WARNING = i18n.Words().t("case.warning")
 # Dashes a phone or a Japanese keyboard may give for "-"; NFKC folds full-width forms.
 _DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff70"), "-")
 
@@ -122,17 +148,18 @@ def submit_command(
     server: str = _server_option(),
     yes: bool = _yes_option("Send even when some of the files could not be hashed; do not ask."),
     as_json: bool = typer.Option(False, "--json", help="Print the server's answer as JSON."),
+    lang: str = _lang_option(),
 ) -> None:
     """Hash files on this device and open a case with ONLY the hashes; the files are never sent."""
     server = _check_server(server)
-    hashes = _hashes_to_send(paths, yes, nothing="nothing to submit")
+    hashes = _hashes_to_send(paths, yes, nothing="submit.nothing")
     _announce(hashes, server)
     first, *rest = chunks(hashes)
     with CaseClient(server) as client:
         created = _call(lambda: client.create_case(pathway.value, first,
                                                    idempotency_key=new_idempotency_key()))
         if not isinstance(created.get("case_ref"), str) or not isinstance(created.get("token"), str):
-            _fail("the server's answer has no case reference and token")
+            _fail(t("case.no_ref_token"))
         _show_new_case(created, as_json)
         client.token = created["token"]
         for index, chunk in enumerate(rest, start=1):
@@ -140,9 +167,8 @@ def submit_command(
                 client.add_hashes(created["case_ref"], chunk)
             except (ApiError, Unreachable) as failure:
                 not_sent = sum(len(c) for c in rest[index - 1:])
-                _fail(f"case {created['case_ref']} was created, but {not_sent} hash(es) could "
-                      f"not be added: {_explain(failure)}. Add the files again later with "
-                      f"`hashguard add {created['case_ref']} FILE...`")
+                _fail(t("case.created_not_added", ref=created["case_ref"], count=not_sent,
+                        reason=_explain(failure)))
 
 
 @app.command("add")
@@ -152,12 +178,13 @@ def add_command(
     server: str = _server_option(),
     yes: bool = _yes_option("Send even when some of the files could not be hashed; do not ask."),
     as_json: bool = typer.Option(False, "--json", help="Print the server's answer as JSON."),
+    lang: str = _lang_option(),
 ) -> None:
     """Hash more files on this device and add ONLY their hashes to an existing case (token: env HASHGUARD_TOKEN or prompt)."""
     server = _check_server(server)
     ref = _normal_ref(ref)
     token = _token()
-    hashes = _hashes_to_send(paths, yes, nothing="nothing to add")
+    hashes = _hashes_to_send(paths, yes, nothing="add.nothing")
     _announce(hashes, server)
     added, answer, batches = 0, {}, chunks(hashes)
     with CaseClient(server, token) as client:
@@ -166,9 +193,8 @@ def add_command(
                 answer = client.add_hashes(ref, batch)
             except (ApiError, Unreachable) as failure:
                 left = sum(len(b) for b in batches[index:])
-                done = f"{added} hash(es) were added, but " if index else ""
-                _fail(f"{done}{left} hash(es) could not be added to case {ref}: "
-                      f"{_case_failure(failure, ref)}")
+                _fail(t("add.failed_after" if index else "add.failed", added=added, count=left,
+                        ref=ref, reason=_case_failure(failure, ref)))
             added += int(answer.get("added") or 0)
     summary = {"case_ref": answer.get("case_ref", ref), "added": added,
                "hash_count": answer.get("hash_count")}
@@ -176,10 +202,9 @@ def add_command(
         _print_json(summary)
         return
     already = len(hashes) - added
-    stderr.print(f"Added {added} hash(es) to case {escape(ref)}"
-                 + (f" ({already} {'was' if already == 1 else 'were'} already in it)"
-                    if already else "")
-                 + f"; it now holds {summary['hash_count']}.", highlight=False)
+    stderr.print(escape(words.t("add.done_already" if already else "add.done", added=added,
+                                ref=ref, count=already, total=summary["hash_count"])),
+                 highlight=False)
     print(f"case_ref: {summary['case_ref']}")
     print(f"added: {added}")
     print(f"hash_count: {summary['hash_count']}")
@@ -190,6 +215,7 @@ def status_command(
     ref: str = typer.Argument(..., help="Case reference, e.g. HG-XXXX-XXXX."),
     server: str = _server_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the server's answer as JSON."),
+    lang: str = _lang_option(),
 ) -> None:
     """Show a case's status and what partners did with its hashes (token: env HASHGUARD_TOKEN or prompt)."""
     server = _check_server(server)
@@ -200,7 +226,7 @@ def status_command(
         return
     print(f"case_ref: {case.get('case_ref', _normal_ref(ref))}")
     print(f"status: {case.get('status')}")
-    print(f"  {status_sentence(case.get('status'))}")
+    print(f"  {status_sentence(case.get('status'), words)}")
     if "pathway" in case:
         print(f"pathway: {case['pathway']}")
     for item in case.get("hashes") or []:
@@ -210,7 +236,7 @@ def status_command(
         if item.get("quality") is not None:
             parts.append(f"quality={item['quality']}")
         print("  ".join(parts))
-        print(f"  {reports_sentence(item.get('reports') or {})}")
+        print(f"  {reports_sentence(item.get('reports') or {}, words)}")
 
 
 @app.command("withdraw")
@@ -219,17 +245,18 @@ def withdraw_command(
     server: str = _server_option(),
     yes: bool = _yes_option("Do not ask for confirmation."),
     as_json: bool = typer.Option(False, "--json", help="Print the server's answer as JSON."),
+    lang: str = _lang_option(),
 ) -> None:
     """Withdraw a case: partners are told to stop using its hashes (token: env HASHGUARD_TOKEN or prompt)."""
     server = _check_server(server)
     ref = _normal_ref(ref)
     token = _token()
     if not yes:
-        answer = _confirm(f"Withdraw case {ref}? Partners will stop matching its hashes.")
+        answer = _confirm(t("withdraw.question", ref=ref))
         if answer is None:
-            _fail("not withdrawn: no answer to the question (use --yes to withdraw without it)")
+            _fail(t("withdraw.no_answer"))
         if not answer:  # a choice, not an error
-            stderr.print(f"Not withdrawn: case {escape(ref)} is unchanged.", highlight=False)
+            stderr.print(escape(t("withdraw.declined", ref=ref)), highlight=False)
             raise typer.Exit(0)
     with CaseClient(server, token) as client:
         case = _call(lambda: client.withdraw(ref), case_lookup=True)
@@ -238,7 +265,7 @@ def withdraw_command(
     else:
         print(f"case_ref: {case.get('case_ref', ref)}")
         print(f"status: {case.get('status')}")
-        print(f"  {status_sentence(case.get('status'))}")
+        print(f"  {status_sentence(case.get('status'), words)}")
 
 
 def _hashes_to_send(paths: list[Path], yes: bool, nothing: str) -> list[dict]:
@@ -247,23 +274,21 @@ def _hashes_to_send(paths: list[Path], yes: bool, nothing: str) -> list[dict]:
     quietly leave a picture out of the case)."""
     collected = collect_hashes(paths)
     for path in collected.not_media:
-        stderr.print(f"skipped (not an image or video): {escape(str(path))}", highlight=False)
+        stderr.print(escape(t("files.skipped_not_media", path=str(path))), highlight=False)
     for problem in collected.problems:
-        label = "partly sent" if problem.partly else "not sent"
-        stderr.print(f"[yellow]{label}[/yellow]: {escape(str(problem.path))}: "
-                     f"{escape(problem.reason)}", highlight=False)
+        label = t("label.partly_sent" if problem.partly else "label.not_sent")
+        stderr.print(f"[yellow]{escape(label)}[/yellow]: {escape(str(problem.path))}: "
+                     f"{escape(_problem_reason(problem))}", highlight=False)
     if not collected.hashes:
-        _fail(f"{nothing}: no file gave a usable hash")
+        _fail(t(nothing))
     if not collected.problems or yes:
         return collected.hashes
     files = len(collected.problems)
-    question = (f"{files} of the files you gave could not be hashed (listed above). Send the "
-                f"hashes of the other {collected.files_sent} file(s) without them?")
+    question = t("files.ask_send", files=files, sent=collected.files_sent)
     if not sys.stdin.isatty():
-        _fail(f"nothing was sent: {files} file(s) could not be hashed (listed above). Check the "
-              "names and run again, or add --yes to send the hashes of the other files.")
+        _fail(t("files.refuse_without_terminal", files=files))
     if not _confirm(question):
-        stderr.print("Nothing was sent.", highlight=False)
+        stderr.print(escape(t("files.nothing_sent")), highlight=False)
         raise typer.Exit(0)
     return collected.hashes
 
@@ -271,33 +296,84 @@ def _hashes_to_send(paths: list[Path], yes: bool, nothing: str) -> list[dict]:
 def _announce(hashes: list[dict], server: str) -> None:
     counts = Counter(h["signal_type"] for h in hashes)
     summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
-    stderr.print(f"Sending {len(hashes)} hash(es) to {escape(server)}: {summary}. "
-                 "Only these hashes are sent, no image or video data.", highlight=False)
+    stderr.print(escape(t("files.announce", count=len(hashes), server=server, summary=summary)),
+                 highlight=False)
+
+
+def _reason(record: dict) -> str:
+    """Why a file gave no hash of this type, in the person's language. English keeps the
+    detailed message (sizes, quality scores); a translation says the same in general words."""
+    if words.lang == i18n.ENGLISH or f"reason.{record.get('error_code')}" not in \
+            i18n.catalogue(i18n.ENGLISH):
+        return record["error"]
+    return t(f"reason.{record['error_code']}")
+
+
+def _problem_reason(problem: Problem) -> str:
+    if words.lang == i18n.ENGLISH:
+        return problem.reason
+    phrases: list[str] = []
+    for failure in problem.failures:
+        phrase = _reason(failure)
+        if problem.partly:
+            phrase = t("reason.of_type", signal=failure["signal_type"], reason=phrase)
+        if phrase not in phrases:
+            phrases.append(phrase)
+    return t("reason.separator").join(phrases)
 
 
 def _confirm(question: str) -> bool | None:
-    """The person's yes or no; None when there is no one to answer (end of input)."""
-    try:
-        return typer.confirm(question, default=False, err=True)
-    except typer.Abort:
-        return None
+    """The person's yes or no (y/n, or the language's own words: はい/いいえ, sim/não...); no on
+    just Enter; None when there is no one to answer (end of input)."""
+    while True:
+        try:
+            typed = click.prompt(f"{question} {t('answer.hint')}", default="",
+                                 show_default=False, err=True)
+        except click.Abort:
+            return None
+        answer = words.answer(typed)
+        if answer is not None:
+            return answer
+        stderr.print(escape(t("answer.again")), highlight=False)
 
 
 def _show_new_case(created: dict, as_json: bool) -> None:
-    # The panel wraps, never crops (soft_wrap=False): at 80 columns the console's soft_wrap cut
-    # the box at "The tok │", losing that the token is never shown again.
     if as_json:
         _print_json(created)
-        stderr.print(Panel(NEW_CASE_WARNING, title="case created", border_style="yellow"),
-                     soft_wrap=False)
+        _box(t("case.title"), t("case.warning"))
         return
-    stderr.print(Panel(f"case reference: [bold]{escape(created['case_ref'])}[/bold]\n"
-                       f"token:          [bold]{escape(created['token'])}[/bold]\n\n"
-                       f"{NEW_CASE_WARNING}",
-                       title="case created", border_style="yellow"),
-                 highlight=False, soft_wrap=False)
+    labels = [t("case.reference") + ":", t("case.token") + ":"]
+    column = max(width.width(label) for label in labels) + 1
+    ref_label, token_label = (label + " " * (column - width.width(label)) for label in labels)
+    _box(t("case.title"), f"{ref_label}{created['case_ref']}\n{token_label}{created['token']}\n\n"
+                          f"{t('case.warning')}", bold=(created["case_ref"], created["token"]))
     print(f"case_ref: {created['case_ref']}")
     print(f"token: {created['token']}", flush=True)
+
+
+def _box(title: str, text: str, bold: tuple[str, ...] = ()) -> None:
+    """A yellow box around `text`, wrapped by this module at the terminal's width, never cropped
+    (at 80 columns rich's Panel once cut the box at "The tok │", losing that the token is never
+    shown again), and measured as the terminal draws it (hashing/i18n/width.py: CJK characters
+    two columns, Devanagari vowel signs one, which rich counts as none). At most 100 columns:
+    short lines read more easily."""
+    outer = max(min(stderr.width, 100), 12)
+    inner = outer - 4
+    head = f" {title} "
+    if width.width(head) > outer - 4:  # a title wider than the box: on its own line above it
+        stderr.print(title, soft_wrap=True, highlight=False)
+        head = ""
+    left = (outer - 2 - width.width(head)) // 2
+    right = outer - 2 - width.width(head) - left
+    out = [Text.assemble(("╭" + "─" * left, "yellow"), (head, "bold yellow"),
+                         ("─" * right + "╮", "yellow"))]
+    for line in width.wrap(text, inner):
+        body = Text(line + " " * (inner - width.width(line)))
+        body.highlight_words([b for b in bold if b], "bold")
+        out.append(Text.assemble(("│ ", "yellow"), body, (" │", "yellow")))
+    out.append(Text("╰" + "─" * (outer - 2) + "╯", style="yellow"))
+    for line in out:
+        stderr.print(line, soft_wrap=True, highlight=False)
 
 
 def _call(request, case_lookup: bool = False) -> dict:
@@ -305,28 +381,36 @@ def _call(request, case_lookup: bool = False) -> dict:
         return request()
     except (ApiError, Unreachable) as failure:
         if case_lookup and isinstance(failure, ApiError) and failure.status in (401, 403, 404):
-            _fail(UNKNOWN_CASE)
+            _fail(t("case.unknown"))
         _fail(_explain(failure))
 
 
 def _case_failure(failure: Exception, ref: str) -> str:
     if isinstance(failure, ApiError) and failure.status in (401, 403, 404):
-        return UNKNOWN_CASE
+        return t("case.unknown")
     if isinstance(failure, ApiError) and failure.code == "case_withdrawn":
-        return ("the case was withdrawn, so nothing can be added to it; open a new case with "
-                "`hashguard submit`")
+        return t("add.withdrawn")
     return _explain(failure)
 
 
 def _explain(failure: Exception) -> str:
+    """The server's error in the person's words. English keeps the server's own message (it is
+    English); another language shows the page's sentence for that code with the code beside it,
+    else the server's message under a translated "server error"."""
+    english = words.lang == i18n.ENGLISH
     if isinstance(failure, ApiError):
-        return f"server error {failure.code}: {failure.message}"
-    return str(failure)
+        if not english and words.has_page(f"errors.{failure.code}"):
+            return t("server.known_error", sentence=words.page(f"errors.{failure.code}"),
+                     code=failure.code)
+        return t("server.error", code=failure.code, message=failure.message)
+    if english:
+        return str(failure)
+    return t("server.unreachable", sentence=words.page("errors.network"), detail=str(failure))
 
 
 def _token() -> str:
     token = os.environ.get("HASHGUARD_TOKEN", "").strip()
-    typed = token or typer.prompt("Case token", hide_input=True, err=True)
+    typed = token or typer.prompt(t("case.token_prompt"), hide_input=True, err=True)
     return _typed_token(typed)
 
 
@@ -335,7 +419,7 @@ def _typed_token(text: str) -> str:
     HTTP header carries Latin-1 only; the server folds case, dashes and spaces itself)."""
     token = unicodedata.normalize("NFKC", text).translate(_DASHES).strip()
     if not token.isascii() or not token.isprintable():
-        _fail(f"{UNKNOWN_CASE} (the token has characters no token has)")
+        _fail(t("case.token_characters"))
     return token
 
 
@@ -346,10 +430,10 @@ def _normal_ref(ref: str) -> str:
 def _check_server(server: str) -> str:
     parts = urlsplit(server)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        _fail(f"--server must be an http:// or https:// URL, not {server!r}")
+        _fail(t("server.bad_url", server=repr(server)))
     if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-        stderr.print(f"[yellow]warning[/yellow]: {server} is not https; the token travels unencrypted",
-                     highlight=False)
+        stderr.print(f"[yellow]{escape(t('label.warning'))}[/yellow]: "
+                     f"{escape(t('server.not_https', server=server))}", highlight=False)
     return server.rstrip("/")
 
 
@@ -359,7 +443,7 @@ def _print_json(body: dict) -> None:
 
 
 def _fail(message: str):
-    stderr.print(f"[red]error[/red]: {message}", highlight=False)
+    stderr.print(f"[red]{escape(t('label.error'))}[/red]: {escape(message)}", highlight=False)
     raise typer.Exit(1)
 
 

@@ -17,8 +17,14 @@ from hashing.scan import Skipped, hash_media_file, iter_files
 @dataclass(frozen=True)
 class Problem:
     path: Path
-    reason: str
+    reason: str  # in English; the CLI words `failures` in the person's language
     partly: bool = False  # some of the file's hashes are sent, not all
+    # The failed hash records ({signal_type, error_code, error}): codes the CLI can translate.
+    failures: tuple[dict, ...] = ()
+
+
+def _failure(code: str, message: str) -> tuple[dict, ...]:
+    return ({"signal_type": None, "error_code": code, "error": message},)
 
 
 @dataclass
@@ -37,11 +43,14 @@ def collect_hashes(paths: list[Path]) -> Collected:
     seen: dict[tuple[str, str], dict] = {}
     for item in iter_files(paths):
         if isinstance(item, Skipped):
-            collected.problems.append(Problem(item.path, item.reason))
+            collected.problems.append(Problem(item.path, item.reason,
+                                              failures=_failure("missing", item.reason)))
             continue
         if media_kind(item) is None:
             if item in named:  # named by the person: a mistake to point out, not a detail
-                collected.problems.append(Problem(item, "not an image or video"))
+                collected.problems.append(Problem(item, "not an image or video",
+                                                  failures=_failure("not_media",
+                                                                    "not an image or video")))
             else:
                 collected.not_media.append(item)
             continue
@@ -50,7 +59,8 @@ def collect_hashes(paths: list[Path]) -> Collected:
         bad = [r for r in records if "value" not in r]
         if bad:
             reasons = _reasons(bad, named_types=bool(good))
-            collected.problems.append(Problem(item, reasons, partly=bool(good)))
+            collected.problems.append(Problem(item, reasons, partly=bool(good),
+                                              failures=tuple(bad)))
         if good:
             collected.files_sent += 1
         for record in good:

@@ -120,3 +120,30 @@ def test_lines_to_review_are_logged_at_start(tmp_path, monkeypatch, caplog):
     with caplog.at_level(logging.WARNING, logger="hashguard.support"):
         check_file(SHIPPED)
     assert "0120-0-78310" in caplog.text
+
+
+def test_every_line_has_its_own_text_in_every_language_of_the_page():
+    """Issue 18: Japan's lines were in Japanese and English only, so a Vietnamese or Nepali reader
+    got English. Each of the page's languages now has its own label and description for every
+    line (Tagalog may keep the name "Yorisoi Hotline"), the numbers are the same ones, and the
+    machine-assisted texts say they are not reviewed."""
+    languages = set(json.loads((app_module.WEB_DIR / "i18n" / "status.json")
+                               .read_text(encoding="utf-8"))) - {"_comment"}
+    assert len(languages) == 8
+    machine = languages - {"ja", "en"}
+    [japan] = shipped()["countries"]
+    assert set(japan["name"]) == languages
+    assert japan["reviewed"] == dict.fromkeys(machine, False)
+    for line in japan["lines"]:
+        assert set(line["label"]) == languages and set(line["description"]) == languages, line
+        for lang in machine:
+            assert line["label"][lang].strip(), (line["number"], lang)
+            # The description is a sentence in that language, not the English one copied.
+            assert line["description"][lang].strip() not in ("", line["description"]["en"]), \
+                (line["number"], lang)
+            assert line["description"][lang] != line["description"]["ja"], (line["number"], lang)
+        assert line["reviewed"] == dict.fromkeys(machine, False), line["number"]
+    assert [line["number"] for line in japan["lines"]] == SEED_NUMBERS + ["0120-0-78310"]
+    # Numbers inside the texts are the line's own ones (110 in the police line's description).
+    police = japan["lines"][0]
+    assert all("110" in text for text in police["description"].values())
