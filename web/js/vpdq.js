@@ -86,13 +86,20 @@ function once(target, ok, fail = 'error') {
   });
 }
 
-// After 'seeked', Chromium can still hand createImageBitmap the frame shown before the seek for a
-// moment: under load, 1-3 of 30 seeks in a 30 fps clip came back stale (CI once failed on one, a
-// frame 98 bits from the CLI's). rAF and requestVideoFrameCallback do not help on their own (the
-// latter never fires for a paused, unrendered video; the former stops in a background tab). So a
-// frame counts only once two grabs a moment apart agree, compared by a 16×16 thumbnail.
+// After 'seeked', Chromium can still hand out the frame shown before the seek for a while: under
+// load (average 11-17 on 2 cores) 14 of 300 seeks in a 30 s clip came back stale, 70-104 bits from
+// the CLI's frame, even once two grabs 20 ms apart agreed (they were both the old frame). Where
+// WebCodecs exists (secure contexts), `new VideoFrame(video)` carries the frame's own media time,
+// so a stale frame is known for what it is: wait until the frame differs from the one taken
+// before the seek. A video with less than one frame a second legitimately shows
+// the previous frame again; after one full wait has shown that, later waits are short.
+// rAF and requestVideoFrameCallback do not help on their own (the latter never fires for a
+// paused, unrendered video; the former stops in a background tab).
 const SETTLE_TRIES = 20;
 const SETTLE_MS = 20;
+const STALE_TRIES = 50; // ~1 s, then the repeat is taken as the video's own
+const REPEAT_TRIES = 3; // once the video has shown a real repeat
+const HAS_VIDEO_FRAME = typeof VideoFrame === 'function';
 
 function fingerprinter() {
   const canvas = new OffscreenCanvas(16, 16);
@@ -110,6 +117,7 @@ function aMoment() {
   });
 }
 
+/** Without WebCodecs: a frame counts once two grabs a moment apart agree (16×16 thumbnails). */
 async function settledFrame(video, fingerprint) {
   let bitmap = await createImageBitmap(video);
   let print = fingerprint(bitmap);
@@ -123,6 +131,28 @@ async function settledFrame(video, fingerprint) {
     print = nextPrint;
   }
   return bitmap;
+}
+
+/** The frame after a seek, known by its own media time to differ from the one taken before it
+ * (`state.last`; the frame shown before the seek is what a stale grab returns). `state.repeats`
+ * is set once the video has shown the same frame again after a full wait. An ImageBitmap. */
+async function frameAfter(video, state) {
+  const tries = state.repeats ? REPEAT_TRIES : STALE_TRIES;
+  for (let i = 0; ; i++) {
+    const frame = new VideoFrame(video);
+    const { timestamp } = frame;
+    if (timestamp !== state.last || i >= tries) {
+      if (timestamp === state.last) state.repeats = true;
+      state.last = timestamp;
+      try {
+        return await createImageBitmap(frame);
+      } finally {
+        frame.close();
+      }
+    }
+    frame.close();
+    await aMoment();
+  }
 }
 
 function frameHasher() {
@@ -176,13 +206,15 @@ export async function hashVideoFile(file, onProgress = () => {}) {
     const count = Math.max(1, Math.ceil(duration / SECONDS_PER_HASH));
     if (count > MAX_FRAMES) throw new VpdqProblem('too_long');
     const pending = [];
-    const fingerprint = fingerprinter();
+    const fingerprint = HAS_VIDEO_FRAME ? null : fingerprinter();
+    const state = { last: null, repeats: false };
     for (let k = 0; k < count; k++) {
       const seconds = k * SECONDS_PER_HASH;
       const seeked = once(video, 'seeked');
       video.currentTime = Math.min(seconds + SEEK_AFTER, duration);
       await seeked;
-      const bitmap = await settledFrame(video, fingerprint);
+      const bitmap = HAS_VIDEO_FRAME ? await frameAfter(video, state)
+        : await settledFrame(video, fingerprint);
       // The worker hashes this frame while the next one is sought.
       pending.push(hasher.hash(bitmap).then(({ hash, quality }) => {
         onProgress((k + 1) / count);
