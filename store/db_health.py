@@ -88,8 +88,9 @@ def analyze_stale(connection: Connection) -> list[str]:
 
 def check(database_url: str, analyze: bool = True, data_dir: Path | None = None) -> Health:
     """The start-up check: warn (with the fix) when autovacuum is off, and analyze stale tables.
-    With `data_dir` (PostgreSQL): detect a database restored behind what this service handed
-    out, move its positions past the lost ones, and keep the mark fresh (store/log_rollback.py).
+    With `data_dir` (PostgreSQL and SQLite): detect a database restored behind what this service
+    handed out, move its positions past the lost ones, and keep the mark fresh
+    (store/log_rollback.py).
     Never stops the service from starting: a database that cannot answer is reported by
     /readyz, and the metric tells the operator about autovacuum."""
     engine = make_engine(database_url)
@@ -97,14 +98,14 @@ def check(database_url: str, analyze: bool = True, data_dir: Path | None = None)
     try:
         with engine.connect() as connection:
             connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            if data_dir is not None:
+                health.rolled_back = _guard_positions(engine, Path(data_dir), database_url)
             if engine.dialect.name != "postgresql":
                 # SQLite: refresh the statistics the query planner keeps (cheap, and a no-op
                 # when nothing changed); there is no autovacuum to check.
                 if analyze:
                     connection.execute(text("PRAGMA optimize"))
                 return health
-            if data_dir is not None:
-                health.rolled_back = _guard_positions(engine, Path(data_dir), database_url)
             health.reasons = autovacuum_problems(connection)
             health.autovacuum_off = bool(health.reasons)
             if health.autovacuum_off:
