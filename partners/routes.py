@@ -96,10 +96,10 @@ async def pull(request: Request,
     200: {"description": "NDJSON: one entry per line, then a final line "
                          "`{\"next_cursor\": ..., \"log_epoch\": ...}`; gzip-compressed "
                          "with `gzip=true`. A stream the server could not finish (its database "
-                         "failed mid-way) ends instead with `{\"error\": {\"code\": \"database_unavailable\", "
-                         "...}, \"resume_cursor\": ...}` and no `next_cursor` line: keep the "
-                         "entries, and continue later from `resume_cursor` (the cursor after the "
-                         "last entry sent)",
+                         "failed mid-way) ends instead with `{\"error\": {\"code\": "
+                         "\"database_unavailable\", ...}, \"resume_cursor\": ...}` and no "
+                         "`next_cursor` line: keep the entries, and continue later from "
+                         "`resume_cursor` (the cursor after the last entry sent)",
           "content": {"application/x-ndjson": {}}},
     **error_responses(400, 401, 429), **feed.LOG_RESTORED_RESPONSE})
 def export(request: Request, cursor: str = Query("", max_length=32),
