@@ -162,9 +162,10 @@ def check(engine: Engine, data_dir: Path, database_url: str) -> bool:
 
 
 class MarkKeeper(threading.Thread):
-    """Refreshes the mark every MARK_INTERVAL_S for as long as the process runs (a daemon: it
-    holds no state worth a clean stop). Gives up quietly after repeated failures (a database
-    gone for good); a restarted process starts a new one."""
+    """Refreshes the mark every MARK_INTERVAL_S until stop() (the app's shutdown), which writes
+    a last one: a clean stop leaves the freshest witness. A daemon, so a process that never
+    shuts its app down still exits. Gives up quietly after repeated failures (a database gone
+    for good); a restarted process starts a new one."""
 
     def __init__(self, data_dir: Path, database_url: str):
         super().__init__(name="hashguard-log-mark", daemon=True)
@@ -184,6 +185,15 @@ class MarkKeeper(threading.Thread):
         with self.engine.connect() as connection:
             seen = counters(connection)
         write_mark(self.path, seen)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(5)
+        try:
+            self.refresh()
+        except Exception as failed:  # noqa: BLE001 - best effort, as in run()
+            log.debug("last high-water mark not written: %s", type(failed).__name__)
+        self.engine.dispose()
 
     def run(self) -> None:
         failures = 0
