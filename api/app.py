@@ -62,9 +62,10 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     database = Database(database_url)
     # Migrates, then refuses to start on a secret or key the database does not know (issue 23).
     established = startup.prepare(settings, database, run_migrations)
+    health = None
     if run_migrations:
         # Warns when autovacuum is off, analyzes stale tables, guards positions after a restore.
-        db_health.check(database_url, data_dir=settings.data_dir)
+        health = db_health.check(database_url, data_dir=settings.data_dir)
     notifier = ChangeNotifier()
 
     @asynccontextmanager
@@ -96,6 +97,8 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
         dispatcher.stop()
         if listener is not None:
             listener.stop()
+        if health is not None and health.keeper is not None:
+            await asyncio.to_thread(health.keeper.stop)  # with a last high-water mark
         _app.state.database.dispose()
 
     # FastAPI's own /docs and /redoc load their scripts from a CDN, which the pages' CSP

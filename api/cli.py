@@ -1,6 +1,6 @@
 """Operator verbs added to `hashguard` when the server extra is installed (entry point
-hashguard.cli): serve, rotate-secret, partners, review, transparency public-key|rotate-key,
-webhooks rotate-key."""
+hashguard.cli): serve, backup, rotate-secret, partners, review, transparency
+public-key|rotate-key, webhooks rotate-key."""
 from __future__ import annotations
 
 import sys
@@ -23,6 +23,7 @@ partners_app.add_typer(keys_app, name="keys")
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
+    app.command("backup")(backup)
     app.command("rotate-secret")(rotate_secret)
     app.add_typer(partners_app, name="partners")
     app.add_typer(review_app, name="review")
@@ -99,6 +100,23 @@ def serve(
         _fail(refused.reason)
     except SupportConfigError as broken:  # the support list: one line naming every problem
         _fail(str(broken))
+
+
+def backup(
+    dest: Path = typer.Argument(..., help="The file to write (must not exist yet)."),
+    database_url: str = DATABASE_URL_OPTION,
+) -> None:
+    """Back up the database while the service runs: SQLite with its online backup API,
+    PostgreSQL with `pg_dump --format=custom`. The data folder (server secret) is not in it."""
+    from store import backup as backups
+
+    settings = _settings(database_url)
+    try:
+        written = backups.backup(settings.resolved_database_url(), dest)
+    except backups.BackupError as refused:
+        _fail(str(refused))
+    typer.echo(f"wrote {written.path} ({written.size} bytes): {written.what}")
+    typer.echo(backups.reminder(settings.data_dir, settings.secret_location()))
 
 
 def rotate_secret(

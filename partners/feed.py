@@ -4,7 +4,9 @@ The cursor is the position of the last entry served, as a string (treat it as op
 number for a partner entitled to every pathway (the global position), `p` and a number for one
 entitled to a single pathway (its pathway's own numbering: store/changelog.py says why).
 Position order is commit order, so "after the cursor" never skips an entry that committed late,
-and never repeats one.
+and never repeats one. After a restore from a backup, a cursor past the restored log's head names
+entries the log no longer has: it is refused with 409 `log_restored` (store/log_epochs.py), and
+every page says which log epoch it comes from (`log_epoch`).
 """
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ from typing import Literal
 from sqlalchemy import case, select, update
 
 from partners import transparency
-from partners.errors import ServiceError
-from store import backends, changelog
+from partners.errors import ErrorResponse, ServiceError
+from store import backends, changelog, log_epochs
 from store.db import is_unavailable
 from store.models import PATHWAYS, LegacyCursorLimit, Partner
 
@@ -40,6 +42,15 @@ INVALID_CURSOR = ServiceError(400, "invalid_cursor",
 BEYOND_HEAD = ServiceError(400, "cursor_beyond_head",
                            "cursor is past the newest entry; pass a next_cursor this API "
                            "returned, or an empty cursor for a full sync")
+# Stable: partners' clients act on the code (clients/pytx resets its checkpoint and resyncs).
+LOG_RESTORED = ServiceError(409, "log_restored",
+                            "the service's log was restored from a backup and no longer holds "
+                            "entries this cursor has passed; start again from an empty cursor "
+                            "(a full sync) and replace what you hold with what it returns")
+# The OpenAPI entry of routes that take a cursor.
+LOG_RESTORED_RESPONSE = {409: {"model": ErrorResponse, "description": "`log_restored`: the log "
+                               "was restored from a backup and this cursor is past its head; "
+                               "start again from an empty cursor (docs/partners.md)"}}
 
 
 # What a partner entitled to every pathway receives (`entries=`): by default one add and one
@@ -79,16 +90,27 @@ def format_cursor(position: int, pathways: list[str]) -> str:
     return f"{PATHWAY_NUMBERING}{position}"
 
 
-def resolve_cursor(session, cursor: "Cursor | int", pathways: list[str]) -> int:
-    """The partner's position a cursor stands for. Refused: a cursor past the log's head (it
-    would acknowledge entries the partner never received, making it count as having pulled
-    every future hash), and a cursor of the other numbering — except a decimal cursor handed
-    out before per-pathway positions began (migration 0008), which continues where it was."""
+def resolve_cursor(session, cursor: "Cursor | int", pathways: list[str],
+                   epochs: "log_epochs.Epochs | None" = None) -> int:
+    """The partner's position a cursor stands for. Refused: a cursor in a range a restore lost
+    (409 `log_restored`: checked first, as such a cursor is often past the restored head too), a
+    cursor past the log's head (it would acknowledge entries the partner never received, making
+    it count as having pulled every future hash), and a cursor of the other numbering — except a
+    decimal cursor handed out before per-pathway positions began (migration 0008), which
+    continues where it was."""
     if isinstance(cursor, int):  # a position this module computed (the export's loop)
         return cursor
     if cursor.value == 0 and not cursor.in_pathway_numbering:
         return 0
+    if epochs is None:
+        epochs = log_epochs.read(session.connection())
     reads_global = changelog.reads_global_positions(pathways)
+    if not cursor.in_pathway_numbering:  # global positions (also a legacy decimal cursor)
+        numbering = log_epochs.GLOBAL
+    else:  # a pathway's own positions ("p<n>"; a partner reading global ones is refused below)
+        numbering = None if reads_global else pathways[0]
+    if numbering is not None and epochs.was_lost(numbering, cursor.value):
+        raise LOG_RESTORED
     if cursor.in_pathway_numbering == reads_global:
         if reads_global:
             raise ServiceError(400, "invalid_cursor", "this cursor was made for another set "
@@ -140,6 +162,7 @@ class PageRows:
     # pathway, and their sum (leaves up to the cursor) for one entitled to several.
     tree_sizes: dict[str, int]
     also_shared: bool = False  # entries carry `also_shared` (every_pathway_entry)
+    log_epoch: int = log_epochs.FIRST_EPOCH  # store/log_epochs.py
 
 
 def read_page(database, partner_id: int, pathways: list[str], cursor: "Cursor | int",
@@ -147,7 +170,8 @@ def read_page(database, partner_id: int, pathways: list[str], cursor: "Cursor | 
               entries: str = PER_VALUE) -> PageRows:
     per_pathway = every_pathway_entry(pathways, entries)
     with database.read() as session:
-        position = resolve_cursor(session, cursor, pathways)
+        epochs = log_epochs.read(session.connection())  # a handful of rows, one read
+        position = resolve_cursor(session, cursor, pathways, epochs)
         rows, has_more = cut_page(
             changelog.read_after(session, position, pathways, limit + 1, max_bytes,
                                  per_pathway=per_pathway), limit, max_bytes)
@@ -159,7 +183,8 @@ def read_page(database, partner_id: int, pathways: list[str], cursor: "Cursor | 
     # the newest hashes of a quiet feed never counted as pulled.
     acknowledge(database, partner_id, log_seq)
     return PageRows(rows, next_cursor, has_more, sum(tree_sizes.values()),
-                    format_cursor(next_cursor, pathways), tree_sizes, per_pathway)
+                    format_cursor(next_cursor, pathways), tree_sizes, per_pathway,
+                    epochs.current)
 
 
 def page(database, partner_id: int, pathways: list[str], cursor, limit: int,
@@ -168,7 +193,8 @@ def page(database, partner_id: int, pathways: list[str], cursor, limit: int,
     result = read_page(database, partner_id, pathways, cursor, limit, max_bytes, entries)
     return {"entries": [entry_record(r, result.also_shared) for r in result.rows],
             "next_cursor": result.cursor_text, "has_more": result.has_more,
-            "tree_size": result.tree_size, "tree_sizes": result.tree_sizes}
+            "tree_size": result.tree_size, "tree_sizes": result.tree_sizes,
+            "log_epoch": result.log_epoch}
 
 
 # Entries rendered straight from row tuples, without a dict or json.dumps per entry (together
@@ -194,7 +220,13 @@ def render_json(result: PageRows) -> bytes:
     sizes = ",".join(f'"{p}":{n}' for p, n in result.tree_sizes.items())  # pathway names: fixed
     return (f'{{"entries":[{entries}],"next_cursor":"{result.cursor_text}",'
             f'"has_more":{has_more},"tree_size":{result.tree_size},'
-            f'"tree_sizes":{{{sizes}}}}}').encode()
+            f'"tree_sizes":{{{sizes}}},"log_epoch":{result.log_epoch}}}').encode()
+
+
+def render_end(result: PageRows) -> bytes:
+    """The export's last line: where to continue, and the epoch the stream came from."""
+    return json.dumps({"next_cursor": result.cursor_text,
+                       "log_epoch": result.log_epoch}).encode() + b"\n"
 
 
 def render_ndjson(result: PageRows) -> bytes:

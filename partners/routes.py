@@ -53,7 +53,8 @@ FRESHNESS_WAIT_SECONDS = 1.0
 
 
 @router.get("/hashes", response_model=Page, response_model_exclude_none=True,
-            responses=error_responses(400, 401, 422, 429))
+            responses={**error_responses(400, 401, 422, 429),
+                       **feed.LOG_RESTORED_RESPONSE})
 async def pull(request: Request,
                cursor: str = Query("", max_length=32, description="next_cursor of the previous "
                                    "page; empty for a full sync from the beginning"),
@@ -71,7 +72,9 @@ async def pull(request: Request,
                partner: AuthenticatedPartner = Depends(authenticate)):
     """Ordered change entries (adds and removes) after `cursor`, for the partner's pathways.
     Never skips or repeats an entry, including ones whose transaction committed late. A cursor
-    beyond the log's head is refused (400 `cursor_beyond_head`)."""
+    beyond the log's head is refused (400 `cursor_beyond_head`); a cursor past the head of a log
+    restored from a backup (entries the partner received were lost) gets 409 `log_restored`:
+    start again from an empty cursor."""
     position = feed.parse_cursor(cursor)
     state = request.app.state
     loop = asyncio.get_running_loop()
@@ -91,14 +94,14 @@ async def pull(request: Request,
 
 @router.get("/hashes/export", responses={
     200: {"description": "NDJSON: one entry per line, then a final line "
-                         "`{\"next_cursor\": ...}`; gzip-compressed with `gzip=true`. A stream "
-                         "the server could not finish (its database failed mid-way) ends "
-                         "instead with `{\"error\": {\"code\": \"database_unavailable\", "
-                         "...}, \"resume_cursor\": ...}` and no `next_cursor` line: keep the "
-                         "entries, and continue later from `resume_cursor` (the cursor after the "
-                         "last entry sent)",
+                         "`{\"next_cursor\": ..., \"log_epoch\": ...}`; gzip-compressed "
+                         "with `gzip=true`. A stream the server could not finish (its database "
+                         "failed mid-way) ends instead with `{\"error\": {\"code\": "
+                         "\"database_unavailable\", ...}, \"resume_cursor\": ...}` and no "
+                         "`next_cursor` line: keep the entries, and continue later from "
+                         "`resume_cursor` (the cursor after the last entry sent)",
           "content": {"application/x-ndjson": {}}},
-    **error_responses(400, 401, 429)})
+    **error_responses(400, 401, 429), **feed.LOG_RESTORED_RESPONSE})
 def export(request: Request, cursor: str = Query("", max_length=32),
            gzip_body: bool = Query(False, alias="gzip", description="gzip the stream"),
            entries: feed.EntryMode = Query(feed.PER_VALUE, description=ENTRIES_HELP),
@@ -122,7 +125,7 @@ def _export_lines(database, partner: AuthenticatedPartner, result: feed.PageRows
         if result.rows:
             yield feed.render_ndjson(result)
         if not result.has_more:
-            yield json.dumps({"next_cursor": result.cursor_text}).encode() + b"\n"
+            yield feed.render_end(result)
             return
         try:
             result = feed.read_page(database, partner.id, partner.pathways, result.next_cursor,

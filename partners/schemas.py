@@ -38,6 +38,10 @@ class Page(BaseModel):
                                                    "pathway's tree (GET /v1/transparency/head?"
                                                    "pathway=...) covering every entry up to "
                                                    "next_cursor")
+    log_epoch: int = Field(description="The log's epoch: 1, plus one per restore from a backup "
+                                       "the service knows of. A cursor past a restored log's "
+                                       "head is refused with 409 `log_restored`; nothing to do "
+                                       "on a change otherwise (docs/partners.md)")
 
 
 # What a partner may say about a hash besides its action: words from this vocabulary, never free

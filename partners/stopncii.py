@@ -89,14 +89,16 @@ class SubmitFeedbackResponse(BaseModel):
 
 
 @router.get("/FetchHashes", response_model=FetchHashesResponse,
-            responses=error_responses(400, 401, 422, 429), openapi_extra=KEY_PAIR)
+            responses={**error_responses(400, 401, 422, 429), **feed.LOG_RESTORED_RESPONSE},
+            openapi_extra=KEY_PAIR)
 def fetch_hashes(request: Request,
                  startTimestamp: int = Query(0, ge=0, le=2**40),  # noqa: N803 - their name
                  pageSize: int = Query(800, ge=1, le=feed.MAX_PAGE),  # noqa: N803
                  nextPageToken: str = Query("", max_length=32),  # noqa: N803
                  partner: AuthenticatedPartner = Depends(authenticate)):
     """Change records after the page token, or from `startTimestamp` (unix seconds; records at
-    that second are repeated, never skipped) when there is no token."""
+    that second are repeated, never skipped) when there is no token. A page token past the head
+    of a log restored from a backup gets 409 `log_restored`: start again with no token."""
     pathways = partner.pathways
     with request.app.state.database.read() as session:
         if nextPageToken:

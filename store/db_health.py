@@ -42,6 +42,8 @@ class Health:
 
     autovacuum_off: bool = False
     rolled_back: bool = False  # the change log went back behind the data folder's mark
+    # Keeps the mark fresh while the service runs; the app stops it at shutdown.
+    keeper: "log_rollback.MarkKeeper | None" = field(default=None, repr=False)
     reasons: list[str] = field(default_factory=list)
     analyzed: list[str] = field(default_factory=list)
 
@@ -88,8 +90,9 @@ def analyze_stale(connection: Connection) -> list[str]:
 
 def check(database_url: str, analyze: bool = True, data_dir: Path | None = None) -> Health:
     """The start-up check: warn (with the fix) when autovacuum is off, and analyze stale tables.
-    With `data_dir` (PostgreSQL): detect a database restored behind what this service handed
-    out, move its positions past the lost ones, and keep the mark fresh (store/log_rollback.py).
+    With `data_dir` (PostgreSQL and SQLite): detect a database restored behind what this service
+    handed out, move its positions past the lost ones, and keep the mark fresh
+    (store/log_rollback.py).
     Never stops the service from starting: a database that cannot answer is reported by
     /readyz, and the metric tells the operator about autovacuum."""
     engine = make_engine(database_url)
@@ -97,14 +100,15 @@ def check(database_url: str, analyze: bool = True, data_dir: Path | None = None)
     try:
         with engine.connect() as connection:
             connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            if data_dir is not None:
+                health.rolled_back, health.keeper = _guard_positions(engine, Path(data_dir),
+                                                                     database_url)
             if engine.dialect.name != "postgresql":
                 # SQLite: refresh the statistics the query planner keeps (cheap, and a no-op
                 # when nothing changed); there is no autovacuum to check.
                 if analyze:
                     connection.execute(text("PRAGMA optimize"))
                 return health
-            if data_dir is not None:
-                health.rolled_back = _guard_positions(engine, Path(data_dir), database_url)
             health.reasons = autovacuum_problems(connection)
             health.autovacuum_off = bool(health.reasons)
             if health.autovacuum_off:
@@ -122,15 +126,16 @@ def check(database_url: str, analyze: bool = True, data_dir: Path | None = None)
     return health
 
 
-def _guard_positions(engine, data_dir: Path, database_url: str) -> bool:
+def _guard_positions(engine, data_dir: Path, database_url: str):
     try:
         rolled_back = log_rollback.check(engine, data_dir, database_url)
     except OSError as failed:  # the data folder cannot be written: say so, start anyway
         log.warning("cannot keep the change log's high-water mark in %s: %s; after a restore "
                     "run deploy/after-restore.sql", data_dir, type(failed).__name__)
-        return False
-    log_rollback.MarkKeeper(data_dir, database_url).start()
-    return rolled_back
+        return False, None
+    keeper = log_rollback.MarkKeeper(data_dir, database_url)
+    keeper.start()
+    return rolled_back, keeper
 
 
 def autovacuum_off(connection: Connection) -> bool:

@@ -35,6 +35,7 @@ from store.transparency_models import (  # noqa: F401
 # And the shared failure budgets' table (store/limits.py, issue 23).
 from store.limits import LimitCounter  # noqa: F401
 from store.secret_models import SecretVersion, SigningKey  # noqa: F401 - registers them
+from store.log_epochs import LogEpoch  # noqa: F401 - restores' lost ranges (issue 23)
 
 PATHWAYS = ("adult", "under18_at_capture")
 CASE_ACTIVE, CASE_WITHDRAWN = "active", "withdrawn"

@@ -199,7 +199,7 @@ def test_export_streams_the_same_entries_as_paging(client, make_partner):
     plain = client.get("/v1/partner/hashes/export", headers=bearer(key))
     assert plain.headers["content-type"].startswith("application/x-ndjson")
     lines = [json.loads(line) for line in plain.text.splitlines()]
-    assert lines[:-1] == paged and lines[-1] == {"next_cursor": cursor}
+    assert lines[:-1] == paged and lines[-1] == {"next_cursor": cursor, "log_epoch": 1}
     zipped = client.get("/v1/partner/hashes/export", params={"gzip": "true"}, headers=bearer(key))
     # httpx decodes Content-Encoding: gzip itself; check the header and the content.
     assert zipped.headers["content-encoding"] == "gzip"
@@ -214,7 +214,7 @@ def test_gzip_export_is_real_gzip(live_server, make_partner):
                                      headers=bearer(key))
     with urllib.request.urlopen(request) as response:
         raw = response.read()
-    assert json.loads(gzip.decompress(raw).splitlines()[-1]) == {"next_cursor": "0"}
+    assert json.loads(gzip.decompress(raw).splitlines()[-1]) == {"next_cursor": "0", "log_epoch": 1}
 
 
 def test_partner_endpoints_refuse_media_bodies(client, make_partner):

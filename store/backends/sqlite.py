@@ -13,6 +13,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
+from store import log_epochs
 from store.backends import LOG_TIME_STEP, HashRow, NewCase, NewHash
 from store.models import (
     HASH_OK,
@@ -130,9 +131,13 @@ def _append(session: Session, op: str, pathway: str, hash_ids: list[int],
     elsewhere = set(session.scalars(select(SharedHash.hash_id).where(
         SharedHash.hash_id.in_(hash_ids), SharedHash.pathway != pathway)))
     by_id = {r.id: r for r in rows}
-    first = (session.scalar(select(func.max(ChangeLogEntry.seq))) or 0) + 1
-    first_in_pathway = (session.scalar(select(func.max(ChangeLogEntry.pathway_seq)).where(
-        ChangeLogEntry.pathway == pathway)) or 0) + 1
+    # Above the last restore's lost range too (store/log_epochs.py): after an older file is
+    # restored, max + 1 would reuse positions partners already passed.
+    first = session.scalar(select(func.max(func.coalesce(func.max(ChangeLogEntry.seq), 0),
+                                           log_epochs.floor(log_epochs.GLOBAL)))) + 1
+    first_in_pathway = session.scalar(select(func.max(
+        func.coalesce(func.max(ChangeLogEntry.pathway_seq), 0), log_epochs.floor(pathway)))
+        .where(ChangeLogEntry.pathway == pathway)) + 1
     now = int(time.time()) // LOG_TIME_STEP * LOG_TIME_STEP  # rule 7
     session.execute(ChangeLogEntry.__table__.insert().values([
         {"seq": first + n, "pathway_seq": first_in_pathway + n, "op": op, "hash_id": h,

@@ -18,13 +18,16 @@ from threatexchange.exchanges import fetch_state as state
 from threatexchange.exchanges.collab_config import CollaborationConfigWithDefaults
 from threatexchange.signal_type.signal_base import SignalType
 
-from hashguard_pytx.client import HashguardClient, check_base_url
+from hashguard_pytx.client import HashguardAPIError, HashguardClient, check_base_url
 
 API_NAME = "hashguard"
 # Keys are stored by HMA in a uniquely indexed text column, and PostgreSQL cannot index a
 # 351 KB TMK value: longer values are keyed by their SHA-256 instead (the record keeps the value).
 KEY_VALUE_MAX_CHARS = 256
 DEFAULT_PAGE_SIZE = 1000
+# The server's answer to a cursor past the head of a log restored from a backup: what was
+# fetched past that head is gone from the service, so the bank must be rebuilt from scratch.
+LOG_RESTORED = "log_restored"
 MAX_LONG_POLL_SECONDS = 60  # the server's bound on `wait`
 
 # What an opinion tells hashguard (POST /v1/partner/feedback actions). NEGATIVE_CLASS is a
@@ -76,6 +79,12 @@ class HashguardCheckpoint(state.FetchCheckpointBase):
     # The newest logged_at seen so far, never decreasing (HMA refuses a checkpoint whose time
     # goes back); a display value only: resuming uses the cursor alone.
     progress_time: int = 0
+    # The service's log was restored behind this cursor (409 `log_restored`): pytx's fetcher
+    # then clears this collaboration's records and fetches from scratch (is_stale).
+    log_restored: bool = False
+
+    def is_stale(self) -> bool:
+        return self.log_restored
 
     def get_progress_timestamp(self) -> t.Optional[int]:
         return self.progress_time or None
@@ -168,7 +177,15 @@ class HashguardSignalExchangeAPI(
         long_poll = min(max(int(self.collab.long_poll_seconds), 0), MAX_LONG_POLL_SECONDS)
         wait, waited = 0, False
         while True:
-            page = self.client.pull(cursor, page_size, wait=wait)
+            try:
+                page = self.client.pull(cursor, page_size, wait=wait)
+            except HashguardAPIError as refused:
+                if refused.code != LOG_RESTORED:
+                    raise
+                logging.warning("hashguard: the service's log was restored from a backup; "
+                                "its records will be fetched again from the start")
+                yield state.FetchDelta({}, HashguardCheckpoint("", progress, log_restored=True))
+                return
             updates: t.Dict[str, t.Optional[HashguardSignalMetadata]] = {}
             for entry in page["entries"]:  # in log order: a later entry for a key wins
                 key, record = entry_update(entry)
