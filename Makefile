@@ -18,6 +18,11 @@ APT_GET := $(SUDO) apt-get -o DPkg::Lock::Timeout=900
 # PostgreSQL for the tests: the server at HASHGUARD_TEST_POSTGRES (default 127.0.0.1:5432), or,
 # when nothing answers there, a throwaway cluster started (and installed) for the run.
 WITH_POSTGRES := $(VENV)/bin/python tests/throwaway_postgres.py --
+# Tests run in two worker processes (this machine has 2 cores; most tests wait on servers,
+# browsers and the database): a file stays on one worker so its module fixtures are built once,
+# and files run in the order tests/conftest.py gives (the long ones first). PYTEST_PARALLEL=
+# (empty) runs them in one process.
+PYTEST_PARALLEL ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 .PHONY: run test test-fast test-peers system-deps test-deps web-deps bench checks
 
@@ -68,12 +73,12 @@ run: $(VENV)/.installed web-deps
 	$(VENV)/bin/hashguard serve
 
 test: $(VENV)/.installed test-deps node_modules/.installed
-	$(WITH_POSTGRES) $(VENV)/bin/python -m pytest
+	$(WITH_POSTGRES) $(VENV)/bin/python -m pytest $(PYTEST_PARALLEL)
 
 # The quick loop while working (< 5 min here): everything but the browser tests and what is
 # marked slow (the load, crash and 11,000-operation transparency runs). `make test` runs all.
 test-fast: $(VENV)/.installed
-	$(WITH_POSTGRES) $(VENV)/bin/python -m pytest -m "not slow and not browser"
+	$(WITH_POSTGRES) $(VENV)/bin/python -m pytest $(PYTEST_PARALLEL) -m "not slow and not browser"
 
 # The real HMA and python-threatexchange (from ../shared/peers, in their own venv cached under
 # .peers-cache/) against a live hashguard: docs/partners.md. `make test` runs these too.

@@ -72,21 +72,28 @@ def readyz(request: Request):
         return JSONResponse(busy, 503)
     started = time.perf_counter()
     database = request.app.state.database
-    read_only = False
-    try:
-        # On PostgreSQL the session says whether it may write (not if the database is read-only
-        # by default_transaction_read_only, or a standby in recovery). Nothing is written.
-        with database.read() as session:
-            read_only = database.is_postgres and session.execute(
-                text("SHOW transaction_read_only")).scalar() == "on"
-    except Exception:  # noqa: BLE001 - any failure means "not ready", and says no more
-        return JSONResponse({"status": "unavailable"}, status_code=503)
-    if read_only:
-        # Sessions opened while the database is read-only stay so after it is writable again:
-        # the pool is replaced, so the next check (and request) sees the database as it is.
+    # Sessions opened while the database was read-only stay so after it is writable again, and
+    # background threads may have put such a session back in the pool after an earlier check
+    # replaced it: a read-only answer replaces the pool and asks once more on a new session, so
+    # the answer is about the database, not about a stale session.
+    for _ in range(2):
+        try:
+            with database.read() as session:
+                read_only = _session_is_read_only(database, session)
+        except Exception:  # noqa: BLE001 - any failure means "not ready", and says no more
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        if not read_only:
+            return {"status": "ready",
+                    "database_ms": round((time.perf_counter() - started) * 1000, 2)}
         database.engine.dispose()
-        return JSONResponse({"status": "read_only"}, status_code=503)
-    return {"status": "ready", "database_ms": round((time.perf_counter() - started) * 1000, 2)}
+    return JSONResponse({"status": "read_only"}, status_code=503)
+
+
+def _session_is_read_only(database, session) -> bool:
+    """On PostgreSQL the session says whether it may write (not if the database is read-only by
+    default_transaction_read_only, or a standby in recovery). Nothing is written."""
+    return database.is_postgres and session.execute(
+        text("SHOW transaction_read_only")).scalar() == "on"
 
 
 @router.get("/metrics", response_class=Response,

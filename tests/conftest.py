@@ -6,6 +6,7 @@ HASHGUARD_TEST_POSTGRES (default: postgresql://postgres@127.0.0.1:5432/test).
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 
@@ -36,6 +37,33 @@ def pytest_collection_modifyitems(config, items):
         parts = item.path.relative_to(config.rootpath).parts
         if len(parts) > 2 and parts[0] == "tests" and parts[1] in _KIND_BY_FOLDER:
             item.add_marker(_KIND_BY_FOLDER[parts[1]])
+    # Long files first: `make test` runs files on two workers (pytest-xdist, one file per worker
+    # at a time, --no-loadscope-reorder keeps this order), and a worker that draws a 5-minute
+    # browser file last leaves the other core idle. Stable: same order in every worker.
+    long_files = {item.path for item in items
+                  if _LONG_KINDS & {mark.name for mark in item.iter_markers()}}
+    items.sort(key=lambda item: item.path not in long_files)
+
+
+_LONG_KINDS = {"browser", "peers", "reliability", "slow"}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Playwright's sync API (tests/web, one browser per worker for the whole run) leaves its
+    event loop marked as running in the main thread after its first use. A later test in the
+    same worker that runs its own loop (asyncio.run: tests/reliability/asgi.py, the shortcut and
+    body-guard tests) would fail with "cannot be called from a running event loop" only because
+    of the order the worker drew its files in. Outside the browser tests the mark is lifted for
+    the test's duration and put back after."""
+    loop = asyncio.events._get_running_loop()
+    if loop is None or "browser" in item.keywords:
+        return (yield)
+    asyncio.events._set_running_loop(None)
+    try:
+        return (yield)
+    finally:
+        asyncio.events._set_running_loop(loop)
 
 
 @pytest.fixture(scope="session")
