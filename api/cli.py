@@ -282,14 +282,26 @@ def review_restore(
 
 
 @review_app.command("reject")
-def review_reject(hash_ids: list[int] = typer.Argument(..., help="Ids from `hashguard review list`."),
-                  database_url: str = DATABASE_URL_OPTION) -> None:
+def review_reject(
+    hash_ids: list[int] = typer.Argument(None, help="Ids from `hashguard review list`."),
+    partner: str = typer.Option(None, "--partner",
+                                help="Reject every hash this partner's disputes hold back."),
+    since: int = typer.Option(None, help="With --partner: disputes made at or after (unix s)."),
+    until: int = typer.Option(None, help="With --partner: disputes made before (unix s)."),
+    database_url: str = DATABASE_URL_OPTION,
+) -> None:
     """The disputes were right: keep the hashes out of the pathways they are held from."""
     from partners import review
 
+    if not hash_ids and not partner:
+        _fail("name hash ids, or --partner")
     db, _ = _database(database_url)
     with db.transaction() as session:
-        for hash_id in hash_ids:
+        if partner:
+            rejected = review.reject_by_partner(session, partner, since, until)
+            typer.echo(f"rejected {rejected} hashes disputed by {partner}: they stay out of the "
+                       "disputed pathways")
+        for hash_id in hash_ids or []:
             if not review.reject(session, hash_id):
                 _fail(f"hash {hash_id} is not held back")
             typer.echo(f"rejected hash {hash_id}: it stays out of the disputed pathways")

@@ -106,15 +106,33 @@ def restore_by_partner(session: Session, partner_name: str, since: int | None = 
                        until: int | None = None) -> int:
     """Restore every held pair this partner disputed (within [since, until) if given); returns
     how many hashes were restored."""
-    window = [Partner.name == partner_name, Dispute.state.in_([DISPUTE_ACTING, DISPUTE_UPHELD])]
+    pairs = _disputed_by(session, partner_name, [DISPUTE_ACTING, DISPUTE_UPHELD], since, until)
+    return len({h for h, _ in restore_pairs(session, pairs)})
+
+
+def reject_by_partner(session: Session, partner_name: str, since: int | None = None,
+                      until: int | None = None) -> int:
+    """The disputes of this partner (within [since, until) if given) were right: every pair they
+    hold back stays out, as `reject` decides one hash. Returns how many hashes."""
+    pairs = _disputed_by(session, partner_name, [DISPUTE_ACTING], since, until)
+    held = dict(session.execute(select(Hash.id, Hash.held_pathways).where(
+        Hash.id.in_(sorted({h for h, _ in pairs})), Hash.held_pathways.is_not(None))).all())
+    decided = sorted((h, p) for h, p in set(pairs) if p in (held.get(h) or "").split(","))
+    _decide(session, decided, [DISPUTE_ACTING], DISPUTE_UPHELD)
+    return len({h for h, _ in decided})
+
+
+def _disputed_by(session: Session, partner_name: str, states: list[str], since: int | None,
+                 until: int | None) -> list[tuple[int, str]]:
+    """(hash, pathway) pairs this partner disputed in [since, until), its disputes in `states`."""
+    window = [Partner.name == partner_name, Dispute.state.in_(states)]
     if since is not None:
         window.append(Dispute.disputed_at >= since)
     if until is not None:
         window.append(Dispute.disputed_at < until)
-    pairs = session.execute(
+    return [tuple(row) for row in session.execute(
         select(Dispute.hash_id, Dispute.pathway).join(Partner, Partner.id == Dispute.partner_id)
-        .where(*window)).all()
-    return len({h for h, _ in restore_pairs(session, pairs)})
+        .where(*window)).all()]
 
 
 def restore_pairs(session: Session, pairs: list[tuple[int, str]]) -> list[tuple[int, str]]:

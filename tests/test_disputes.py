@@ -180,3 +180,63 @@ def test_the_operator_sees_who_and_decides_in_bulk_from_the_cli(client, app, mak
     assert shared_values(client, observer) == set(listed)
     after = run("review", "list").stdout.splitlines()
     assert "summary\thostile2\tacting today: 0\tqueued: 0\toverruled: 8" in after
+
+
+def _two_bursts(client, make_partner, settings, monkeypatch):
+    """Two partners dispute two values two hours ago and two more a minute ago (every one held).
+    Returns (early, burst, observer key, now, run: the operator's CLI)."""
+    import types
+
+    from typer.testing import CliRunner
+
+    from partners import disputes
+    from tests.helpers import cli_app
+
+    early, burst = values(4, seed=8)[:2], values(4, seed=8)[2:]
+    new_case(client, early + burst)
+    observer = make_partner("observer", "adult")
+    first, second = make_partner("hostile1", "adult"), make_partner("hostile2", "adult")
+    now = int(time.time())
+    clock = types.SimpleNamespace(time=lambda: now - 7200)  # the disputes' clock only
+    monkeypatch.setattr(disputes, "time", clock)
+    dispute(client, first, early)
+    dispute(client, second, early)
+    clock.time = lambda: now - 60
+    dispute(client, first, burst)
+    dispute(client, second, burst)
+    assert shared_values(client, observer) == set()
+    env = {"HASHGUARD_DATA_DIR": str(settings.data_dir)}
+    url = ["--database-url", settings.database_url]
+    run = lambda *args: CliRunner().invoke(cli_app(), [*args, *url], env=env)  # noqa: E731
+    return early, burst, observer, now, run
+
+
+def test_the_operator_restores_one_burst_by_time_window(client, make_partner, settings,
+                                                        monkeypatch):
+    """A burst is undone by partner and time window (`review restore --partner NAME --since T
+    --until T`): the hashes disputed in the window come back, those disputed outside it stay
+    held for the operator."""
+    early, burst, observer, now, run = _two_bursts(client, make_partner, settings, monkeypatch)
+    restored = run("review", "restore", "--partner", "hostile1", "--since", str(now - 3600),
+                   "--until", str(now))
+    assert restored.exit_code == 0 and "restored 2 hashes" in restored.stdout, restored.output
+    assert shared_values(client, observer) == set(burst)
+    restored = run("review", "restore", "--partner", "hostile2", "--until", str(now - 3600))
+    assert restored.exit_code == 0 and "restored 2 hashes" in restored.stdout, restored.output
+    assert shared_values(client, observer) == set(early + burst)
+
+
+def test_the_operator_rejects_one_burst_by_partner_and_time_window(client, make_partner,
+                                                                   settings, monkeypatch):
+    """The disputes of a window were right (`review reject --partner NAME --since T`): those
+    hashes stay out and leave the review list; the others still wait for a decision."""
+    early, burst, observer, now, run = _two_bursts(client, make_partner, settings, monkeypatch)
+    rejected = run("review", "reject", "--partner", "hostile1", "--since", str(now - 3600))
+    assert rejected.exit_code == 0 and "rejected 2 hashes" in rejected.stdout, rejected.output
+    listed = run("review", "list").stdout
+    assert all(value[:64] in listed for value in early)
+    assert not any(value[:64] in listed for value in burst)
+    assert shared_values(client, observer) == set()
+    for key in ("hostile1", "hostile2"):  # deciding again finds nothing left to decide
+        assert run("review", "reject", "--partner", key, "--since",
+                   str(now - 3600)).stdout.startswith("rejected 0 hashes")

@@ -75,7 +75,7 @@ def _encoded(draw) -> bytes:
     text = json.dumps(document, ensure_ascii=draw(st.booleans()),
                       indent=draw(st.sampled_from([None, None, 1])))
     how = _weighted(draw, (12, "utf-8"), (1, "utf-16"), (1, "utf-8-sig"), (1, "truncated"),
-                    (1, "mangled"), (1, "surrogate"), (5, "padded"))
+                    (1, "mangled"), (1, "surrogate"), (5, "padded"), (1, "oversized"))
     if how == "truncated":
         return text.encode()[:draw(st.integers(0, max(0, len(text) - 1)))]
     if how == "mangled":
@@ -86,6 +86,8 @@ def _encoded(draw) -> bytes:
         return text.replace('"pdq"', '"pdq\\ud800"').encode()
     if how == "padded":  # to just under or just over the limit, with whitespace
         return text.encode() + b" " * (LIMIT - len(text.encode()) + draw(st.integers(-3, 3)))
+    if how == "oversized":  # well past the limit: the body guard's 413 on every path
+        return text.encode() + b" " * (LIMIT - len(text.encode()) + draw(st.integers(1, LIMIT)))
     return text.encode(how)
 
 
@@ -131,6 +133,20 @@ def requests(draw):
     return headers, chunks, leaves
 
 
+def _framing(request) -> list[str]:
+    """What kinds of request this is, for the counts the test asserts (chunked, oversized...)."""
+    headers, chunks, leaves = request
+    names = [name for name, _ in headers]
+    framing = ("chunked" if b"transfer-encoding" in names
+               else "length" if b"content-length" in names else "unframed")
+    kinds = [framing]
+    if sum(len(chunk) for chunk in chunks) > LIMIT:
+        kinds += ["oversized", f"{framing}+oversized"]
+    types = names.count(b"content-type")
+    kinds += ["missing content-type"] if types == 0 else ["duplicated content-type"] * (types > 1)
+    return kinds + ["abandoned"] * leaves
+
+
 # --- the two apps ----------------------------------------------------------------------------
 
 class Pair:
@@ -149,6 +165,7 @@ class Pair:
         self.runner = asyncio.Runner()
         self.compared = 0
         self.outcomes: dict[tuple, int] = {}  # (status, error code): how many
+        self.framings: dict[str, int] = {}  # chunked / oversized / ...: how many compared
 
     def answer(self, app, request) -> tuple:
         headers, chunks, leaves = request
@@ -183,21 +200,56 @@ def pair(settings, tmp_path):
     apps.close()
 
 
+def _oversized_grid() -> list[tuple]:
+    """Bodies past the limit in every framing and with each Content-Type shape, so the body
+    guard's 413 is compared on every path whatever hypothesis happens to draw (it draws few
+    chunked bodies over the limit: 1 of 520 in one run)."""
+    valid = json.dumps({"pathway": "adult", "hashes": [{"signal_type": "pdq", "value": BRIDGE,
+                                                        "quality": 100}]}).encode()
+    bodies = [valid + b" " * (LIMIT + 1 - len(valid)), valid + b" " * (2 * LIMIT),
+              b"\xff" * (LIMIT + 1)]
+    grid = []
+    for body in bodies:
+        for framing, size in [("length", 1 << 20), ("chunked", 7), ("chunked", 512),
+                              ("chunked", 1 << 20), ("unframed", 512)]:
+            for types in ([b"application/json"], [], [b"application/json"] * 2):
+                headers = [(b"content-type", kind) for kind in types]
+                if framing == "length":
+                    headers.append((b"content-length", str(len(body)).encode()))
+                elif framing == "chunked":
+                    headers.append((b"transfer-encoding", b"chunked"))
+                grid.append((headers, chunked(body, size), False))
+    return grid
+
+
 def test_generated_submits_get_identical_answers_with_and_without_the_shortcut(pair):
-    @hypothesis_settings(max_examples=EXAMPLES, deadline=None, database=None,
-                         suppress_health_check=list(HealthCheck))
-    @given(requests())
-    def same_answer(request):
+    def compare(request):
         fast, routed = pair.answer(pair.fast, request), pair.answer(pair.routed, request)
         assert fast == routed, request
         pair.compared += 1
         outcome = fast[0], fast[2]["error"]["code"] if fast[0] >= 400 else None
         pair.outcomes[outcome] = pair.outcomes.get(outcome, 0) + 1
+        for kind in _framing(request):
+            pair.framings[kind] = pair.framings.get(kind, 0) + 1
+
+    @hypothesis_settings(max_examples=EXAMPLES, deadline=None, database=None,
+                         suppress_health_check=list(HealthCheck))
+    @given(requests())
+    def same_answer(request):
+        compare(request)
 
     same_answer()
     assert pair.compared >= 500
+    print(f"generated: {pair.compared} requests, framings:", sorted(pair.framings.items()))
+    for request in _oversized_grid():
+        compare(request)
     # The generator reaches every kind of answer (else the comparison would prove little).
     print(f"compared {pair.compared} requests:", sorted(pair.outcomes.items(), key=str))
+    print("framings:", sorted(pair.framings.items()))
+    # ... and every framing the issue names, oversized ones both chunked and with a length.
+    for kind in ("chunked", "oversized", "chunked+oversized", "length+oversized",
+                 "duplicated content-type", "missing content-type", "abandoned"):
+        assert pair.framings.get(kind, 0) >= 5, (kind, pair.framings)
     for outcome in [(201, None), (413, "body_too_large"), (415, "unsupported_media_type"),
                     (422, "invalid_request"), (422, "idempotency_key_reused"),
                     (422, "idempotency_key_weak")]:
