@@ -133,9 +133,31 @@ async function settledFrame(video, fingerprint) {
   return bitmap;
 }
 
+// A phone stores portrait video as landscape frames plus a rotation (and possibly mirror) in the
+// MP4/MOV track header. The CLI, like the vPDQ authors' hasher and so HMA, hashes the frames as
+// stored; the browser shows them turned, and a VideoFrame taken from the <video> carries that turn
+// as `rotation`/`flip`, which createImageBitmap applies (Chromium 156 even squeezes a 90° frame into
+// the stored width x height). A new VideoFrame of it with the opposite turn is the stored frame,
+// byte for byte (measured for 90/180/270 and the four mirrored matrices). WebCodecs composes the
+// turn of such a copy with its source's; on a mirrored frame an added rotation counts the other
+// way, so the same rotation with the same flip undoes it.
+function asStored(frame) {
+  if (!frame.rotation && !frame.flip) return frame; // upright, or a browser that never turns
+  const undone = new VideoFrame(frame, {
+    rotation: frame.flip ? frame.rotation : (360 - frame.rotation) % 360,
+    flip: !!frame.flip,
+  });
+  if (undone.rotation || undone.flip) { // another composition rule: no hash that cannot match
+    undone.close();
+    throw new VpdqProblem('unplayable');
+  }
+  return undone;
+}
+
 /** The frame after a seek, known by its own media time to differ from the one taken before it
  * (`state.last`; the frame shown before the seek is what a stale grab returns). `state.repeats`
- * is set once the video has shown the same frame again after a full wait. An ImageBitmap. */
+ * is set once the video has shown the same frame again after a full wait. An ImageBitmap of the
+ * frame as stored (asStored). */
 async function frameAfter(video, state) {
   const tries = state.repeats ? REPEAT_TRIES : STALE_TRIES;
   for (let i = 0; ; i++) {
@@ -144,9 +166,12 @@ async function frameAfter(video, state) {
     if (timestamp !== state.last || i >= tries) {
       if (timestamp === state.last) state.repeats = true;
       state.last = timestamp;
+      let stored = frame;
       try {
-        return await createImageBitmap(frame);
+        stored = asStored(frame);
+        return await createImageBitmap(stored);
       } finally {
+        if (stored !== frame) stored.close();
         frame.close();
       }
     }
