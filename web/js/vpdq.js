@@ -8,6 +8,8 @@
 // at each whole second. For whole frame rates (24, 25, 30, 60...) these are the same frames; at
 // 29.97 the CLI's drift by 0.03 s a second, which the frame-share rule tolerates on most video.
 
+import { videoTurn } from './video-meta.js';
+
 export const NAME = 'vpdq';
 export const SECONDS_PER_HASH = 1;
 export const QUALITY_THRESHOLD = 50;
@@ -198,11 +200,12 @@ function frameHasher() {
   worker.addEventListener('error', fail);
   worker.addEventListener('messageerror', fail);
   return {
-    hash(bitmap) {
+    /** `turn`: the orientation tag the bitmap was turned by (1: as stored), undone there. */
+    hash(bitmap, turn) {
       const id = next++;
       return new Promise((resolve, reject) => {
         waiting.set(id, { resolve, reject });
-        worker.postMessage({ id, bitmap }, [bitmap]);
+        worker.postMessage({ id, bitmap, turn }, [bitmap]);
       });
     },
     stop: () => worker.terminate(),
@@ -232,6 +235,9 @@ export async function hashVideoFile(file, onProgress = () => {}) {
     if (count > MAX_FRAMES) throw new VpdqProblem('too_long');
     const pending = [];
     const fingerprint = HAS_VIDEO_FRAME ? null : fingerprinter();
+    // Without WebCodecs the grab is the frame as shown: the turn the file's track header gives
+    // (the browser applies it) is undone in the worker. With it, asStored() gives stored frames.
+    const turn = HAS_VIDEO_FRAME ? 1 : await videoTurn(file);
     const state = { last: null, repeats: false };
     for (let k = 0; k < count; k++) {
       const seconds = k * SECONDS_PER_HASH;
@@ -241,7 +247,7 @@ export async function hashVideoFile(file, onProgress = () => {}) {
       const bitmap = HAS_VIDEO_FRAME ? await frameAfter(video, state)
         : await settledFrame(video, fingerprint);
       // The worker hashes this frame while the next one is sought.
-      pending.push(hasher.hash(bitmap).then(({ hash, quality }) => {
+      pending.push(hasher.hash(bitmap, turn).then(({ hash, quality }) => {
         onProgress((k + 1) / count);
         return { hash, quality, seconds };
       }));
