@@ -1,9 +1,11 @@
 """Real video clips for the vPDQ tests, made by ffmpeg from its built-in sources (no stored
 media): an original, its re-encodes (lower bitrate, smaller size, trimmed, another codec) and
-unrelated clips. Made once per test session into a temporary folder."""
+unrelated clips. Made once per test session into a temporary folder. Also the original as a phone
+stores portrait or mirrored video: the same frames with a display matrix in the track header."""
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -42,6 +44,19 @@ REENCODES = {
     "trimmed.mp4": (["-ss", "2"], ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23"]),
 }
 
+# The original's frames, stream-copied, with the turn a phone records beside them. ffmpeg 5.1's
+# `rotate` tag is written as the tkhd display matrix (ffprobe shows it as side data); it cannot
+# write a mirror (-display_hflip is ffmpeg 6), so the four mirrored matrices are written into the
+# track header directly: (a, b, c, d) of the 16.16 matrix [a b; c d] as ISO 14496-12 orders it.
+ROTATED = {"rotate_90.mp4": 90, "rotate_180.mp4": 180, "rotate_270.mp4": 270}
+_ONE = 1 << 16
+MIRRORED = {
+    "mirror_horizontal.mp4": (-_ONE, 0, 0, _ONE),
+    "mirror_vertical.mp4": (_ONE, 0, 0, -_ONE),
+    "mirror_transpose.mp4": (0, _ONE, _ONE, 0),
+    "mirror_transverse.mp4": (0, -_ONE, -_ONE, 0),
+}
+
 
 def _ffmpeg(*args: str) -> None:
     ffmpeg = shutil.which("ffmpeg")
@@ -61,4 +76,30 @@ def make_clips(folder: Path) -> dict[str, Path]:
     for name, (inputs, outputs) in REENCODES.items():
         clips[name] = folder / name
         _ffmpeg(*inputs, "-i", str(clips["original.mp4"]), "-an", *outputs, str(clips[name]))
+    return clips
+
+
+def _with_matrix(source: Path, target: Path, abcd: tuple[int, int, int, int]) -> None:
+    """`source` with the display matrix of its (only) track header replaced: the same bytes
+    otherwise, so the same stored frames."""
+    data = bytearray(source.read_bytes())
+    at = data.index(b"tkhd") + 4
+    # version/flags, then times and durations (32-bit in version 0, 64-bit in 1), 8 reserved bytes,
+    # layer, alternate group, volume and 2 reserved bytes: the matrix follows.
+    at += 4 + (20 if data[at] == 0 else 32) + 8 + 8
+    a, b, c, d = abcd
+    data[at:at + 36] = struct.pack(">9i", a, b, 0, c, d, 0, 0, 0, 1 << 30)
+    target.write_bytes(bytes(data))
+
+
+def make_turned_clips(folder: Path, original: Path) -> dict[str, Path]:
+    """ROTATED and MIRRORED copies of `original` in `folder`, by name."""
+    clips = {}
+    for name, degrees in ROTATED.items():
+        clips[name] = folder / name
+        _ffmpeg("-i", str(original), "-c", "copy", "-metadata:s:v:0", f"rotate={degrees}",
+                str(clips[name]))
+    for name, abcd in MIRRORED.items():
+        clips[name] = folder / name
+        _with_matrix(original, clips[name], abcd)
     return clips

@@ -2,7 +2,8 @@
 at each whole second and hashes it with the page's PDQ (web/js/vpdq.js). The page's value and
 `hashguard hash`'s for the same file match under the reference's rule (frame by frame within a
 few bits), the page's value is valid as sent, and a partner matching re-encoded copies finds the
-video the page hashed and not an unrelated clip (PostgreSQL and SQLite)."""
+video the page hashed and not an unrelated clip (PostgreSQL and SQLite). A phone's rotated or
+mirrored video is hashed as stored on both sides, as the vPDQ authors' hasher and HMA do."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ import pytest
 
 from hashing.signals import pdq, vpdq
 from tests.helpers import bearer
-from tests.video_clips import make_clips
+from tests.video_clips import MIRRORED, ROTATED, make_clips, make_turned_clips
 from tests.web.helpers import (WEB, go_to_file_picker, node_available, strings,
                                 wait_for_hashes)
 
@@ -28,18 +29,22 @@ def clips(tmp_path_factory):
     return make_clips(tmp_path_factory.mktemp("page-vpdq"))
 
 
-@pytest.fixture(scope="module")
-def page_values(browser, web_server, clips):
-    """The vPDQ value the page shows (and would send) for each clip."""
+def hashed_on_the_page(browser, web_server, paths, webcodecs: bool = True) -> dict[str, str]:
+    """The vPDQ value the page shows (and would send) for each file, by file name. Without
+    `webcodecs` the page runs as in a browser (or an http:// page) that has no VideoFrame."""
     context = browser.new_context(locale="en-US")
+    if not webcodecs:
+        context.add_init_script("delete globalThis.VideoFrame")
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    logged = []  # why a file came out unplayable, when the page says (console.error)
+    page.on("console", lambda m: logged.append(m.text) if m.type == "error" else None)
     page.goto(web_server + "/")
     page.wait_for_selector("body[data-ready='true']")
     go_to_file_picker(page)
-    page.set_input_files("#file-input", [str(clips[name]) for name in CLIPS])
-    wait_for_hashes(page, len(CLIPS), timeout=300)
+    page.set_input_files("#file-input", [str(path) for path in paths])
+    wait_for_hashes(page, len(paths), timeout=300)
     shown = page.eval_on_selector_all(
         "#file-list li.file",
         """els => els.map(e => [e.dataset.file, e.dataset.vpdqProblem,
@@ -47,12 +52,17 @@ def page_values(browser, web_server, clips):
     payload = json.loads(page.text_content("#payload"))
     context.close()
     assert errors == []
-    assert all(problem == "" for _, problem, _, _ in shown), shown
+    assert all(problem == "" for _, problem, _, _ in shown), (shown, logged)
     print("page ms per video (digests + vPDQ):", {name: ms for name, _, _, ms in shown})
     values = {name: value for name, _, value, _ in shown}
     assert {h["value"] for h in payload["hashes"] if h["signal_type"] == "vpdq"} == set(
         values.values())
     return values
+
+
+@pytest.fixture(scope="module")
+def page_values(browser, web_server, clips):
+    return hashed_on_the_page(browser, web_server, [clips[name] for name in CLIPS])
 
 
 @pytest.mark.parametrize("name", CLIPS)
@@ -87,6 +97,55 @@ def test_partner_matches_reencodes_against_the_page_s_hash(page_values, clips, c
     results = client.post("/v1/partner/match", headers=bearer(key), json={"hashes": [
         {"signal_type": "vpdq", "value": v} for v in queries]}).json()["results"]
     assert [len(r["matches"]) for r in results] == [1, 1, 1, 0, 0]
+
+
+def _display_matrix(path) -> tuple[list[int], float]:
+    """The first video stream's display matrix (nine integers) and rotation, as ffprobe reads them."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                          "stream_side_data", "-of", "json", str(path)],
+                         capture_output=True, text=True, check=True)
+    [side] = [d for stream in json.loads(out.stdout)["streams"]
+              for d in stream.get("side_data_list", []) if d["side_data_type"] == "Display Matrix"]
+    numbers = [int(n) for line in side["displaymatrix"].strip().splitlines()
+               for n in line.split(":", 1)[1].split()]
+    return numbers, side["rotation"]
+
+
+@pytest.fixture(scope="module")
+def turned_clips(clips, tmp_path_factory):
+    return make_turned_clips(tmp_path_factory.mktemp("page-vpdq-turned"), clips["original.mp4"])
+
+
+@pytest.mark.slow  # clips made, seven hashed in Chromium and by the CLI: ~55 s at load 7
+@pytest.mark.parametrize("webcodecs", [True, False], ids=["videoframe", "no-videoframe"])
+def test_a_phone_s_rotated_or_mirrored_video_matches_between_page_and_cli(
+        browser, web_server, clips, turned_clips, webcodecs):
+    """A phone records portrait video as landscape frames plus a turn in the track header. The
+    CLI (and the vPDQ authors' hasher, so HMA) hashes the frames as stored; Chromium shows them
+    turned, and the page used to hash what it showed (every frame 100+ bits away: never a match).
+    Each turned copy (the original's very frames, stream-copied) must hash on the page within
+    FRAME_BITS of the CLI per frame, and the CLI's value must be the original's. With WebCodecs
+    the page undoes the turn its VideoFrame reports; without, the one it reads from the track
+    header (web/js/video-meta.js)."""
+    turned = turned_clips
+    for name, degrees in ROTATED.items():  # the clips really carry the turn
+        assert _display_matrix(turned[name])[1] % 360 == degrees, name
+    for name, (a, b, c, d) in MIRRORED.items():
+        assert _display_matrix(turned[name])[0][:5] == [a, b, 0, c, d], name
+    values = hashed_on_the_page(browser, web_server, list(turned.values()), webcodecs)
+    [original] = vpdq.hash_file(clips["original.mp4"])
+    far = {}
+    for name, path in turned.items():
+        [cli] = vpdq.hash_file(path)
+        assert cli.value == original.value, name  # stored frames, turn not applied
+        page_frames, cli_frames = vpdq.decode(values[name]), vpdq.decode(cli.value)
+        assert [f.timestamp for f in page_frames] == [f.timestamp for f in cli_frames], name
+        distances = [pdq.distance(a.pdq_hex, b.pdq_hex) for a, b in zip(page_frames, cli_frames)]
+        print(name, "page vs CLI bits per frame:", distances)
+        matched = vpdq.matches(values[name], cli.value) and vpdq.matches(cli.value, values[name])
+        if max(distances) > FRAME_BITS or not matched:
+            far[name] = distances
+    assert far == {}
 
 
 def test_page_writes_frame_times_as_python_does():

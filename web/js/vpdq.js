@@ -8,6 +8,8 @@
 // at each whole second. For whole frame rates (24, 25, 30, 60...) these are the same frames; at
 // 29.97 the CLI's drift by 0.03 s a second, which the frame-share rule tolerates on most video.
 
+import { videoTurn } from './video-meta.js';
+
 export const NAME = 'vpdq';
 export const SECONDS_PER_HASH = 1;
 export const QUALITY_THRESHOLD = 50;
@@ -133,9 +135,31 @@ async function settledFrame(video, fingerprint) {
   return bitmap;
 }
 
+// A phone stores portrait video as landscape frames plus a rotation (and possibly mirror) in the
+// MP4/MOV track header. The CLI, like the vPDQ authors' hasher and so HMA, hashes the frames as
+// stored; the browser shows them turned, and a VideoFrame taken from the <video> carries that turn
+// as `rotation`/`flip`, which createImageBitmap applies (Chromium 156 even squeezes a 90° frame into
+// the stored width x height). A new VideoFrame of it with the opposite turn is the stored frame,
+// byte for byte (measured for 90/180/270 and the four mirrored matrices). WebCodecs composes the
+// turn of such a copy with its source's; on a mirrored frame an added rotation counts the other
+// way, so the same rotation with the same flip undoes it.
+function asStored(frame) {
+  if (!frame.rotation && !frame.flip) return frame; // upright, or a browser that never turns
+  const undone = new VideoFrame(frame, {
+    rotation: frame.flip ? frame.rotation : (360 - frame.rotation) % 360,
+    flip: !!frame.flip,
+  });
+  if (undone.rotation || undone.flip) { // another composition rule: no hash that cannot match
+    undone.close();
+    throw new VpdqProblem('unplayable');
+  }
+  return undone;
+}
+
 /** The frame after a seek, known by its own media time to differ from the one taken before it
  * (`state.last`; the frame shown before the seek is what a stale grab returns). `state.repeats`
- * is set once the video has shown the same frame again after a full wait. An ImageBitmap. */
+ * is set once the video has shown the same frame again after a full wait. An ImageBitmap of the
+ * frame as stored (asStored). */
 async function frameAfter(video, state) {
   const tries = state.repeats ? REPEAT_TRIES : STALE_TRIES;
   for (let i = 0; ; i++) {
@@ -144,9 +168,12 @@ async function frameAfter(video, state) {
     if (timestamp !== state.last || i >= tries) {
       if (timestamp === state.last) state.repeats = true;
       state.last = timestamp;
+      let stored = frame;
       try {
-        return await createImageBitmap(frame);
+        stored = asStored(frame);
+        return await createImageBitmap(stored);
       } finally {
+        if (stored !== frame) stored.close();
         frame.close();
       }
     }
@@ -173,11 +200,12 @@ function frameHasher() {
   worker.addEventListener('error', fail);
   worker.addEventListener('messageerror', fail);
   return {
-    hash(bitmap) {
+    /** `turn`: the orientation tag the bitmap was turned by (1: as stored), undone there. */
+    hash(bitmap, turn) {
       const id = next++;
       return new Promise((resolve, reject) => {
         waiting.set(id, { resolve, reject });
-        worker.postMessage({ id, bitmap }, [bitmap]);
+        worker.postMessage({ id, bitmap, turn }, [bitmap]);
       });
     },
     stop: () => worker.terminate(),
@@ -207,6 +235,9 @@ export async function hashVideoFile(file, onProgress = () => {}) {
     if (count > MAX_FRAMES) throw new VpdqProblem('too_long');
     const pending = [];
     const fingerprint = HAS_VIDEO_FRAME ? null : fingerprinter();
+    // Without WebCodecs the grab is the frame as shown: the turn the file's track header gives
+    // (the browser applies it) is undone in the worker. With it, asStored() gives stored frames.
+    const turn = HAS_VIDEO_FRAME ? 1 : await videoTurn(file);
     const state = { last: null, repeats: false };
     for (let k = 0; k < count; k++) {
       const seconds = k * SECONDS_PER_HASH;
@@ -216,7 +247,7 @@ export async function hashVideoFile(file, onProgress = () => {}) {
       const bitmap = HAS_VIDEO_FRAME ? await frameAfter(video, state)
         : await settledFrame(video, fingerprint);
       // The worker hashes this frame while the next one is sought.
-      pending.push(hasher.hash(bitmap).then(({ hash, quality }) => {
+      pending.push(hasher.hash(bitmap, turn).then(({ hash, quality }) => {
         onProgress((k + 1) / count);
         return { hash, quality, seconds };
       }));
