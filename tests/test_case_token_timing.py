@@ -166,6 +166,7 @@ def _median_gap(client, known: str, unknown: str, pairs: int) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # alone, after the parallel stage (Makefile): a busy other worker drowns µs
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_unknown_reference_and_wrong_token_take_the_same_time(unlimited_client):
     """The clock, end to end. On PostgreSQL (where the gap was widest) a known reference answered

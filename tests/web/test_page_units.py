@@ -48,9 +48,16 @@ def test_a_token_typed_on_a_japanese_keyboard_is_folded_to_what_was_issued():
 
 def test_support_lines_follow_the_country_not_the_language():
     config = shipped()
-    result = run(configs=[[config, "ja"], [config, "en"], [config, "ko"]])
-    ja, en, ko = result["sections"]
-    assert result["problems"] == [[], [], []] and result["placeholders"] == [[], [], []]
+    # The same lines with the Korean texts taken out: what a language without its own text gets.
+    no_korean = json.loads(json.dumps(config))
+    for country in no_korean["countries"]:
+        country["name"].pop("ko", None)
+        for line in country["lines"]:
+            for field in ("label", "description"):
+                line[field].pop("ko", None)
+    result = run(configs=[[config, "ja"], [config, "en"], [config, "ko"], [no_korean, "ko"]])
+    ja, en, ko, ko_fallback = result["sections"]
+    assert result["problems"] == [[]] * 4 and result["placeholders"] == [[]] * 4
     numbers = [line["number"] for line in en[0]["lines"]]
     # Japan's lines on the English page too (a foreign resident reading English), and a line
     # for children; the seed report's five numbers first.
@@ -59,8 +66,11 @@ def test_support_lines_follow_the_country_not_the_language():
     assert en[0]["country"] == "Japan" and ja[0]["country"] == "日本"
     assert en[0]["lines"][0]["label"] == "Police consultation line"
     assert ja[0]["lines"][0]["label"] == "警察相談専用電話"
+    # Korean has its own texts for the same numbers (machine-assisted, marked not reviewed).
+    assert [line["number"] for line in ko[0]["lines"]] == numbers
+    assert ko[0]["country"] == "일본" and ko[0]["lines"][0]["label"] == "경찰 상담 전용 전화"
     # A language without its own text gets English, never an empty line or a key.
-    assert ko == en
+    assert ko_fallback == en
     for line in en[0]["lines"] + ja[0]["lines"]:
         assert line["label"].strip() and line["description"].strip()
 
