@@ -119,7 +119,8 @@ def client(app):
     with TestClient(app) as test_client:
         # The match index builds in the background at start-up (partners/match_follower.py);
         # tests start from a built one (tests/test_match_ready.py covers the wait itself).
-        assert app.state.match_follower.wait_ready(30), "match index not built"
+        if wait_for_match_index:
+            assert app.state.match_follower.wait_ready(30), "match index not built"
         yield test_client
 
 
@@ -162,14 +163,16 @@ def live_server(app):
 
 
 @contextlib.contextmanager
-def served_over_http(app):
+def served_over_http(app, wait_for_match_index: bool = True):
     """The app served as `hashguard serve` serves it (api/serving.py: uvicorn, its read
     timeouts, no proxy headers, no access log), on a free loopback port in a thread; yields an
     httpx.Client speaking real HTTP to it, with the get/post interface the tests use.
 
     Attack tests use this rather than TestClient (issue 21: "against a real server"): the
     requests cross a socket, uvicorn's h11 parser and the ASGI server, and a server error comes
-    back as the 500 an attacker would see instead of being raised into the test."""
+    back as the 500 an attacker would see instead of being raised into the test.
+    wait_for_match_index=False skips the wait for tests that never match (it costs a start-up's
+    index build per app on a loaded machine)."""
     import socket
     import threading
     import time
@@ -195,7 +198,8 @@ def served_over_http(app):
         time.sleep(0.02)
     try:
         # As the `client` fixture: start from a built match index (tests/test_match_ready.py).
-        assert app.state.match_follower.wait_ready(30), "match index not built"
+        if wait_for_match_index:
+            assert app.state.match_follower.wait_ready(30), "match index not built"
         # Generous timeout: a TMK match or a page of TMK values takes seconds on a loaded box.
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
             yield http

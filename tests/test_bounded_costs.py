@@ -197,7 +197,7 @@ def default_limits_app(database_url, tmp_path):
 
 @pytest.fixture
 def default_limits_client(default_limits_app, serve_over_http):
-    with serve_over_http(default_limits_app) as http:
+    with serve_over_http(default_limits_app, wait_for_match_index=False) as http:
         yield http
 
 
@@ -243,7 +243,7 @@ def test_a_case_is_bounded_in_bytes_across_additions(database_url, tmp_path, ser
     settings = Settings(database_url=database_url, data_dir=tmp_path,
                         max_value_bytes_per_case=1_000_000)
     application = create_app(settings, run_migrations=False)
-    with serve_over_http(application) as client:
+    with serve_over_http(application, wait_for_match_index=False) as client:
         case = _tmk_case(client, 0, 2)
         added = client.post(f"/v1/cases/{case['case_ref']}/hashes", headers=bearer(case["token"]),
                             json={"hashes": tmk_hashes(2, 1)})

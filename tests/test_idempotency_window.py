@@ -56,7 +56,7 @@ def windowed(settings, serve_over_http):
     """An app with a short replay window, and its sweeper stopped (the tests run it by hand),
     spoken to over real HTTP (tests/conftest.py, served_over_http)."""
     application = _app(settings)
-    with serve_over_http(application) as client:
+    with serve_over_http(application, wait_for_match_index=False) as client:
         sweeper = getattr(application.state, "idempotency_sweeper", None)  # (before the fix)
         if sweeper is not None:
             sweeper.stop()
@@ -68,7 +68,7 @@ def windowed(settings, serve_over_http):
 @pytest.fixture
 def windowed_routed(settings, serve_over_http):
     application = _app(settings, shortcut=False)
-    with serve_over_http(application) as client:
+    with serve_over_http(application, wait_for_match_index=False) as client:
         yield client
     application.state.database.dispose()
 
@@ -174,7 +174,7 @@ def test_the_sweep_deletes_records_a_window_old_and_no_younger(windowed, databas
 
 def test_the_running_app_sweeps_by_itself(settings, database_url, serve_over_http):
     application = _app(settings)
-    with serve_over_http(application) as client:
+    with serve_over_http(application, wait_for_match_index=False) as client:
         case = submit(client, [pdq(BRIDGE)], **{"Idempotency-Key": new_idempotency_key()}).json()
         deadline = time.monotonic() + 3 * WINDOW + 5
         while any(_record_of(database_url, case["case_ref"])):

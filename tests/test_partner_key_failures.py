@@ -28,7 +28,7 @@ def limited_app(database_url, tmp_path, serve_over_http):
                         partner_requests_per_second=10**6,
                         partner_key_failures_per_minute_per_client=PER_MINUTE)
     app = create_app(settings, run_migrations=False)
-    with serve_over_http(app) as client:
+    with serve_over_http(app, wait_for_match_index=False) as client:
         app.state.test_client = client
         yield app
     app.state.database.dispose()
