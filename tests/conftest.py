@@ -7,6 +7,7 @@ HASHGUARD_TEST_POSTGRES (default: postgresql://postgres@127.0.0.1:5432/test).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 
@@ -118,7 +119,8 @@ def client(app):
     with TestClient(app) as test_client:
         # The match index builds in the background at start-up (partners/match_follower.py);
         # tests start from a built one (tests/test_match_ready.py covers the wait itself).
-        assert app.state.match_follower.wait_ready(30), "match index not built"
+        if wait_for_match_index:
+            assert app.state.match_follower.wait_ready(30), "match index not built"
         yield test_client
 
 
@@ -158,3 +160,62 @@ def live_server(app):
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
+
+
+@contextlib.contextmanager
+def served_over_http(app, wait_for_match_index: bool = True):
+    """The app served as `hashguard serve` serves it (api/serving.py: uvicorn, its read
+    timeouts, no proxy headers, no access log), on a free loopback port in a thread; yields an
+    httpx.Client speaking real HTTP to it, with the get/post interface the tests use.
+
+    Attack tests use this rather than TestClient (issue 21: "against a real server"): the
+    requests cross a socket, uvicorn's h11 parser and the ASGI server, and a server error comes
+    back as the 500 an attacker would see instead of being raised into the test.
+    wait_for_match_index=False skips the wait for tests that never match (it costs a start-up's
+    index build per app on a loaded machine)."""
+    import socket
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    from api.serving import TimedH11Protocol, timeouts
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_config=None,
+                            http=TimedH11Protocol, proxy_headers=False, server_header=False)
+    config.hashguard_read_timeouts = timeouts(app.state.settings)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive(), "uvicorn stopped while starting"
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        # As the `client` fixture: start from a built match index (tests/test_match_ready.py).
+        if wait_for_match_index:
+            assert app.state.match_follower.wait_ready(30), "match index not built"
+        # Generous timeout: a TMK match or a page of TMK values takes seconds on a loaded box.
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
+            yield http
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def http_client(app):
+    """httpx.Client to the `app` fixture under a real uvicorn (served_over_http)."""
+    with served_over_http(app) as http:
+        yield http
+
+
+@pytest.fixture
+def serve_over_http():
+    """For tests that build their own app: `with serve_over_http(app) as http: ...`."""
+    return served_over_http

@@ -4,7 +4,8 @@ Whoever has the image has its hashes; with the key as well, a replay used to ret
 token from any process, at any time, and with it the power to withdraw the case. Now weak keys
 are refused on both submit paths, a replay returns the token only within the replay window, and
 the record (key digest, request digest, sealed token) is deleted when the window ends: at the
-replay that finds it expired, and by the sweep without any request. On PostgreSQL and SQLite.
+replay that finds it expired, and by the sweep without any request. On PostgreSQL and SQLite,
+over real HTTP to the app under uvicorn (tests/conftest.py, served_over_http).
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import uuid
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api import idempotency
@@ -52,10 +52,11 @@ def _app(settings, shortcut: bool = True):
 
 
 @pytest.fixture
-def windowed(settings):
-    """An app with a short replay window, and its sweeper stopped (the tests run it by hand)."""
+def windowed(settings, serve_over_http):
+    """An app with a short replay window, and its sweeper stopped (the tests run it by hand),
+    spoken to over real HTTP (tests/conftest.py, served_over_http)."""
     application = _app(settings)
-    with TestClient(application) as client:
+    with serve_over_http(application, wait_for_match_index=False) as client:
         sweeper = getattr(application.state, "idempotency_sweeper", None)  # (before the fix)
         if sweeper is not None:
             sweeper.stop()
@@ -65,9 +66,9 @@ def windowed(settings):
 
 
 @pytest.fixture
-def windowed_routed(settings):
+def windowed_routed(settings, serve_over_http):
     application = _app(settings, shortcut=False)
-    with TestClient(application) as client:
+    with serve_over_http(application, wait_for_match_index=False) as client:
         yield client
     application.state.database.dispose()
 
@@ -171,9 +172,9 @@ def test_the_sweep_deletes_records_a_window_old_and_no_younger(windowed, databas
     assert _record_of(database_url, young["case_ref"]) == (None, None, None)
 
 
-def test_the_running_app_sweeps_by_itself(settings, database_url):
+def test_the_running_app_sweeps_by_itself(settings, database_url, serve_over_http):
     application = _app(settings)
-    with TestClient(application) as client:
+    with serve_over_http(application, wait_for_match_index=False) as client:
         case = submit(client, [pdq(BRIDGE)], **{"Idempotency-Key": new_idempotency_key()}).json()
         deadline = time.monotonic() + 3 * WINDOW + 5
         while any(_record_of(database_url, case["case_ref"])):

@@ -25,28 +25,29 @@ def pdq(n: int) -> str:
     return hashlib.sha256(f"isolation {n}".encode()).hexdigest()
 
 
-def get(client, path: str, key: str | None = None, **params):
-    return client.get(TRANSPARENCY + path, params=params, headers=bearer(key) if key else {})
+def get(http_client, path: str, key: str | None = None, **params):
+    return http_client.get(TRANSPARENCY + path, params=params, headers=bearer(key) if key else {})
 
 
-def interleaved(client, app) -> None:
+def interleaved(http_client, app) -> None:
     """Adult and under-18 entries interleaved, one value in both pathways and withdrawn from
     adult only: the red team's sequence (an adult remove, then an under-18 entry)."""
-    both = new_case(client, [pdq(1)])                # adult add    (adult 1)
-    new_case(client, [pdq(2)], pathway=MINOR)        # under-18 add
-    new_case(client, [pdq(3)])                       # adult add    (adult 2)
-    new_case(client, [pdq(1)], pathway=MINOR)        # the same value, under-18 add
-    withdraw(client, both)                           # adult remove (adult 3)
-    new_case(client, [pdq(4)], pathway=MINOR)        # under-18 add, right after the remove
+    both = new_case(http_client, [pdq(1)])                # adult add    (adult 1)
+    new_case(http_client, [pdq(2)], pathway=MINOR)        # under-18 add
+    new_case(http_client, [pdq(3)])                       # adult add    (adult 2)
+    new_case(http_client, [pdq(1)], pathway=MINOR)        # the same value, under-18 add
+    withdraw(http_client, both)                           # adult remove (adult 3)
+    new_case(http_client, [pdq(4)], pathway=MINOR)        # under-18 add, right after the remove
     app.state.transparency.catch_up()
 
 
-def test_an_adult_partners_entries_are_its_own_with_consecutive_indexes(client, app, make_partner):
+def test_an_adult_partners_entries_are_its_own_with_consecutive_indexes(http_client, app,
+                                                                        make_partner):
     key = make_partner("adult-only", ADULT)
-    interleaved(client, app)
-    head = get(client, "/head", key).json()
+    interleaved(http_client, app)
+    head = get(http_client, "/head", key).json()
     assert head["tree_size"] == 3  # its own three entries, nothing of the under-18 ones
-    response = get(client, "/entries", key, start=0, end=head["tree_size"])
+    response = get(http_client, "/entries", key, start=0, end=head["tree_size"])
     assert response.status_code == 200, response.text
     entries = response.json()["entries"]
     assert [e["index"] for e in entries] == [0, 1, 2]
@@ -57,60 +58,61 @@ def test_an_adult_partners_entries_are_its_own_with_consecutive_indexes(client, 
     assert all(e["pathway"] == ADULT and "commitment" not in e for e in entries)
     assert MINOR not in response.text
     # Asking past its tree's end tells no more either.
-    beyond = get(client, "/entries", key, start=0, end=6)
+    beyond = get(http_client, "/entries", key, start=0, end=6)
     assert beyond.status_code == 400 and beyond.json()["error"]["code"] == "tree_size_too_large"
 
 
-def test_the_adult_tree_does_not_move_with_under18_activity(client, app, make_partner):
+def test_the_adult_tree_does_not_move_with_under18_activity(http_client, app, make_partner):
     """The head and the pull's tree size are an adult partner's clock of the log: under-18
     submissions and withdrawals must not tick it."""
     key = make_partner("adult-only", ADULT)
-    interleaved(client, app)
-    before = get(client, "/head", key).json()
-    page_before = client.get("/v1/partner/hashes", headers=bearer(key)).json()
-    cases = [new_case(client, [pdq(100 + n)], pathway=MINOR) for n in range(3)]
-    withdraw(client, cases[0])
+    interleaved(http_client, app)
+    before = get(http_client, "/head", key).json()
+    page_before = http_client.get("/v1/partner/hashes", headers=bearer(key)).json()
+    cases = [new_case(http_client, [pdq(100 + n)], pathway=MINOR) for n in range(3)]
+    withdraw(http_client, cases[0])
     app.state.transparency.catch_up()
-    assert get(client, "/head", key).json() == before  # the same signed head, byte for byte
-    page_after = client.get("/v1/partner/hashes", headers=bearer(key)).json()
+    assert get(http_client, "/head", key).json() == before  # the same signed head, byte for byte
+    page_after = http_client.get("/v1/partner/hashes", headers=bearer(key)).json()
     assert page_after["tree_size"] == page_before["tree_size"] == before["tree_size"] == 3
     assert page_after["tree_sizes"] == {ADULT: 3}
 
 
 def test_an_adult_partner_is_refused_the_under18_tree_and_the_tree_is_not_public(
-        client, app, make_partner):
+        http_client, app, make_partner):
     key = make_partner("adult-only", ADULT)
-    interleaved(client, app)
+    interleaved(http_client, app)
     for path, params in [("/head", {}), ("/entries", {"start": 0, "end": 1}),
                          ("/proof/inclusion", {"index": 0, "tree_size": 1}),
                          ("/proof/consistency", {"first": 1, "second": 2})]:
-        refused = get(client, path, key, pathway=MINOR, **params)
+        refused = get(http_client, path, key, pathway=MINOR, **params)
         assert refused.status_code == 403, (path, refused.text)
         assert refused.json()["error"]["code"] == "pathway_not_entitled"
         assert "tree_size" not in refused.text and "root_hash" not in refused.text
-        anonymous = get(client, path, pathway=MINOR, **params)
+        anonymous = get(http_client, path, pathway=MINOR, **params)
         assert anonymous.status_code == 401, (path, anonymous.text)
-        assert get(client, path, **params).status_code == 401  # the default tree neither
-    unknown = get(client, "/head", key, pathway="elsewhere")
+        assert get(http_client, path, **params).status_code == 401  # the default tree neither
+    unknown = get(http_client, "/head", key, pathway="elsewhere")
     assert unknown.status_code == 400 and unknown.json()["error"]["code"] == "unknown_pathway"
-    assert get(client, "/trees", key).json() == {"pathways": [ADULT]}
-    public = client.get("/.well-known/hashguard-transparency-key")  # the key stays public
+    assert get(http_client, "/trees", key).json() == {"pathways": [ADULT]}
+    public = http_client.get("/.well-known/hashguard-transparency-key")  # the key stays public
     assert public.status_code == 200 and public.json()["public_key"]
 
 
 def test_a_both_pathways_partner_names_the_tree_and_heads_bind_their_pathway(
-        client, app, make_partner):
+        http_client, app, make_partner):
     from partner_tools.transparency import verify_tree_head
     from txlog.errors import VerificationError
     from txlog.head import SignedTreeHead, b64decode
 
     key = make_partner("both")
-    interleaved(client, app)
-    missing = get(client, "/head", key)
+    interleaved(http_client, app)
+    missing = get(http_client, "/head", key)
     assert missing.status_code == 400 and missing.json()["error"]["code"] == "pathway_required"
-    assert get(client, "/trees", key).json() == {"pathways": [ADULT, MINOR]}
-    raw_key = b64decode(client.get("/.well-known/hashguard-transparency-key").json()["public_key"])
-    heads = {p: get(client, "/head", key, pathway=p).json() for p in (ADULT, MINOR)}
+    assert get(http_client, "/trees", key).json() == {"pathways": [ADULT, MINOR]}
+    published = http_client.get("/.well-known/hashguard-transparency-key").json()
+    raw_key = b64decode(published["public_key"])
+    heads = {p: get(http_client, "/head", key, pathway=p).json() for p in (ADULT, MINOR)}
     assert (heads[ADULT]["tree_size"], heads[MINOR]["tree_size"]) == (3, 3)
     for pathway, body in heads.items():
         verify_tree_head(SignedTreeHead.from_json(body), raw_key, pathway)
@@ -122,18 +124,19 @@ def test_a_both_pathways_partner_names_the_tree_and_heads_bind_their_pathway(
             assert "bad signature" in str(refused)
         else:
             raise AssertionError(f"a head of the {pathway} tree verified as the {other} tree's")
-    page = client.get("/v1/partner/hashes", headers=bearer(key)).json()
+    page = http_client.get("/v1/partner/hashes", headers=bearer(key)).json()
     assert page["tree_sizes"] == {ADULT: 3, MINOR: 3} and page["tree_size"] == 6
 
 
-def verifier_over(client, key: str):
+def verifier_over(http_client, key: str):
     from partner_tools.cli import transparency_getter
 
-    client.headers["Authorization"] = f"Bearer {key}"
-    return transparency_getter(client)
+    http_client.headers["Authorization"] = f"Bearer {key}"
+    return transparency_getter(http_client)
 
 
-def test_an_under18_partner_verifies_its_tree_across_adds_and_removes(client, app, make_partner):
+def test_an_under18_partner_verifies_its_tree_across_adds_and_removes(http_client, app,
+                                                                      make_partner):
     from partner_tools.transparency import Verifier, VerifierState
     from txlog.head import b64decode
     from txlog.proof import verify_inclusion
@@ -142,32 +145,32 @@ def test_an_under18_partner_verifies_its_tree_across_adds_and_removes(client, ap
     state = VerifierState()
     expected = 0
     for round_ in range(3):
-        cases = [new_case(client, [pdq(10 * round_ + n)], pathway=MINOR) for n in range(3)]
-        new_case(client, [pdq(500 + round_)])  # adult entries between: not in this tree
-        withdraw(client, cases[1])
+        cases = [new_case(http_client, [pdq(10 * round_ + n)], pathway=MINOR) for n in range(3)]
+        new_case(http_client, [pdq(500 + round_)])  # adult entries between: not in this tree
+        withdraw(http_client, cases[1])
         app.state.transparency.catch_up()
         expected += 4
-        outcome = Verifier(verifier_over(client, key), state, check_entries=True).run()
+        outcome = Verifier(verifier_over(http_client, key), state, check_entries=True).run()
         (tree,) = outcome.trees
         assert (tree.pathway, tree.head.tree_size, tree.entries_checked) == (MINOR, expected, 4)
     for index in range(expected):
-        proof = get(client, "/proof/inclusion", key, index=index, tree_size=expected).json()
+        proof = get(http_client, "/proof/inclusion", key, index=index, tree_size=expected).json()
         verify_inclusion(index, expected, b64decode(proof["leaf_hash"]),
                          [b64decode(h) for h in proof["audit_path"]], tree.head.root_hash)
 
 
-def test_a_both_pathways_partner_verifies_both_trees(client, app, make_partner):
+def test_a_both_pathways_partner_verifies_both_trees(http_client, app, make_partner):
     from partner_tools.transparency import Verifier, VerifierState
 
     key = make_partner("both")
-    interleaved(client, app)
+    interleaved(http_client, app)
     state = VerifierState()
-    outcome = Verifier(verifier_over(client, key), state, check_entries=True).run()
+    outcome = Verifier(verifier_over(http_client, key), state, check_entries=True).run()
     assert {t.pathway: (t.head.tree_size, t.visible_entries) for t in outcome.trees} == {
         ADULT: (3, 3), MINOR: (3, 3)}
-    new_case(client, [pdq(77)], pathway=MINOR)
+    new_case(http_client, [pdq(77)], pathway=MINOR)
     app.state.transparency.catch_up()
-    again = Verifier(verifier_over(client, key), state, check_entries=True).run()
+    again = Verifier(verifier_over(http_client, key), state, check_entries=True).run()
     assert {t.pathway: (t.previous_size, t.entries_checked) for t in again.trees} == {
         ADULT: (3, 0), MINOR: (3, 1)}
 
