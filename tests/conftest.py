@@ -119,8 +119,7 @@ def client(app):
     with TestClient(app) as test_client:
         # The match index builds in the background at start-up (partners/match_follower.py);
         # tests start from a built one (tests/test_match_ready.py covers the wait itself).
-        if wait_for_match_index:
-            assert app.state.match_follower.wait_ready(30), "match index not built"
+        assert app.state.match_follower.wait_ready(30), "match index not built"
         yield test_client
 
 
