@@ -49,14 +49,14 @@ def pytest_collection_modifyitems(config, items):
 _LONG_KINDS = {"browser", "peers", "reliability", "slow"}
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item):
+def _without_playwright_loop(item):
     """Playwright's sync API (tests/web, one browser per worker for the whole run) leaves its
     event loop marked as running in the main thread after its first use. A later test in the
-    same worker that runs its own loop (asyncio.run: tests/reliability/asgi.py, the shortcut and
-    body-guard tests) would fail with "cannot be called from a running event loop" only because
-    of the order the worker drew its files in. Outside the browser tests the mark is lifted for
-    the test's duration and put back after."""
+    same worker that runs its own loop (asyncio.run or asyncio.Runner: tests/reliability/asgi.py,
+    the shortcut, equivalence and body-guard tests, in the test or in its fixtures' setup and
+    teardown) would fail with "cannot be called from a running event loop" only because of the
+    order the worker drew its files in. Outside the browser tests the mark is lifted for each
+    phase of the test and put back after."""
     loop = asyncio.events._get_running_loop()
     if loop is None or "browser" in item.keywords:
         return (yield)
@@ -65,6 +65,21 @@ def pytest_runtest_call(item):
         return (yield)
     finally:
         asyncio.events._set_running_loop(loop)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    return (yield from _without_playwright_loop(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    return (yield from _without_playwright_loop(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    return (yield from _without_playwright_loop(item))
 
 
 @pytest.fixture(scope="session")
