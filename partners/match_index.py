@@ -112,8 +112,8 @@ class MatchIndex:
         self._engine = session.get_bind()  # where indexes that keep no values read them back
         while True:
             # Bounded by bytes too: 50,000 TMK entries would be 17 GB in one batch.
-            rows = changelog.read_all_after(session, self.applied_seq, CATCH_UP_ROWS,
-                                            CATCH_UP_BYTES)
+            rows, more = changelog.read_all_after(session, self.applied_seq, CATCH_UP_ROWS,
+                                                  CATCH_UP_BYTES)
             if not rows:
                 return
             with self._apply_lock:
@@ -127,6 +127,8 @@ class MatchIndex:
                     for index, entries in targets.items():
                         index.apply_batch(entries)
                     self.applied_seq = max(self.applied_seq, rows[-1].seq)
+                    if not more:
+                        return
                     continue
             for index in busy:  # outside every lock; then fetch and try again
                 index.wait_for_backlog()
