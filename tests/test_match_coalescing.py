@@ -144,3 +144,91 @@ def test_merge_kernel_equals_the_numpy_construction():
     assert (out_ids[total:] == -1).all()
     assert out_starts.tolist() == (old_starts + np.searchsorted(keys, np.arange(buckets + 1))
                                    ).tolist()
+
+
+def test_a_catch_up_pass_that_gets_everything_asks_the_log_once(database_url, monkeypatch):
+    """Submits stream in; the follower's pass reads what they logged. A pass whose one read
+    returned everything (fewer rows than its bound) must not ask the log again: the second,
+    empty read was a round trip and a statement per pass, a few times a second, on the submit
+    path's CPU (issue 22). Batches bounded by rows or bytes still cover every entry."""
+    from sqlalchemy import event
+
+    from partners import match_index
+    from partners.match_index import MatchIndex
+    from store import changelog
+    from store.db import Database
+    from tests.helpers import share, unshare
+
+    rng = random.Random(22)
+    database = Database(database_url)
+    reads: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):
+        if "change_log" in statement and statement.lstrip().upper().startswith("SELECT"):
+            reads.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", count)
+    try:
+        first = _random_values(rng, 5)
+        ids = share(database, [("pdq", v) for v in first])
+        share(database, [("video_md5", "0" * 31 + "1")])
+        index = MatchIndex(background_merge=False)
+        reads.clear()  # (the writes above read the log too, on SQLite)
+        with database.read() as session:
+            index.catch_up(session)
+            pass_reads = len(reads)
+            head = changelog.last_seq(session)
+        assert index.applied_seq == head
+        assert pass_reads == 1, reads  # was 2: the entries, then an empty read
+        assert index.match("video_md5", "0" * 31 + "1", ["adult"])
+
+        # Bounded batches (2 rows; or 100 bytes, i.e. the row crossing it and the one before)
+        # still reach the head, removals included.
+        unshare(database, ids[:2], "adult")
+        more = _random_values(rng, 7)
+        share(database, [("pdq", v) for v in more])
+        for rows, size in ((2, match_index.CATCH_UP_BYTES), (50_000, 100)):
+            monkeypatch.setattr(match_index, "CATCH_UP_ROWS", rows)
+            monkeypatch.setattr(match_index, "CATCH_UP_BYTES", size)
+            fresh = MatchIndex(background_merge=False)
+            reads.clear()
+            with database.read() as session:
+                fresh.catch_up(session)
+                head = changelog.last_seq(session)
+            assert fresh.applied_seq == head
+            assert len(reads) >= 6  # 15 entries, 2 per read
+            for value in first[2:] + more:
+                assert [m[1] for m in fresh.match("pdq", value, ["adult"])] == [value]
+            for value in first[:2]:
+                assert fresh.match("pdq", value, ["adult"]) == []
+    finally:
+        event.remove(database.engine, "before_cursor_execute", count)
+        database.dispose()
+
+
+def test_a_stream_of_adds_nobody_matches_against_is_not_merged_at_every_pace(monkeypatch):
+    """Submits stream in and no partner matches meanwhile: each merge (~0.3 s of CPU at 500 k
+    rows) would buy nothing, since only lookups scan the delta. So the delta is merged at the
+    scan limit, not at every pace; once lookups have scanned enough of it, paced merges are
+    back, and every value stays matchable throughout."""
+    monkeypatch.setattr(pdq_index, "MERGE_PACE_SECONDS", 0.0)  # every batch past 4,096 rows
+    monkeypatch.setattr(pdq_index, "MERGE_SCAN_BUDGET_ROWS", 50_000, raising=False)
+    rng = random.Random(24)
+    index = _index_in_service(rng)
+    merges = index.merges
+    added = []
+    for _ in range(3):  # 3 x 4,096 adds, no lookups: was a merge each
+        batch = _random_values(rng, pdq_index.MERGE_DELTA_ROWS)
+        index.apply_batch([(True, v, "adult") for v in batch])
+        added += batch
+        index.wait_for_merge()
+    assert index.merges == merges, "merged a delta no lookup had scanned"
+    for value in added[:5]:  # 5 lookups x 12,288 delta rows: past the budget
+        assert index.lookup(value, ["adult"]) == [(value, 0)]
+    more = _random_values(rng, 10)
+    index.apply_batch([(True, v, "adult") for v in more])
+    index.wait_for_merge()
+    assert index.merges == merges + 1
+    assert index._view.delta_len == 0
+    for value in rng.sample(added, 30) + more:
+        assert index.lookup(value, ["adult"]) == [(value, 0)]
