@@ -31,6 +31,11 @@ work (load average beside each; quiet figures were not to be had), server CPU pe
 | 1e835e7 (+ catch-up rows by position) | 13 -> 10 | 180 | 2.67 ms |
 | 6b6e023 (+ merge pace 10 s) | 7.5 -> 13.4 | 179 | 2.07 ms |
 | fd23939 (+ a pass per 250 ms at most) | 5.9 -> 7.9 | 207 | 1.82 ms |
+The follower alone (one in a process of its own, over a 500 k-row index, while another process
+logs 1,450-2,520 PDQ adds/s for 30 s; that process's CPU, two runs each, load 3-10): 0.54-0.58
+ms per 10 adds at wt/int 7a7a8f3 (2 merges, two reads a pass), 0.16-0.30 ms with one read a pass
+and merges paid for by lookups (partners/pdq_index.py MERGE_SCAN_BUDGET_ROWS: 0-1 merges, the
+one at the 65,536-row scan limit).
 
 Requests ask two cheap questions (no database):
 - `ready`: has the index caught up with the log at least once? Until then match answers 503
