@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import Settings
 from store import migrate
-from tests.helpers import ADMIN_URL, admin_connection, pg_url
+from tests.helpers import ADMIN_URL, admin_connection, pg_url, served_url
 
 # The suite starts hundreds of apps in one process: freezing each one's heap would keep it
 # alive for good (tests/test_gc_tuning.py covers the setting itself).
@@ -154,26 +154,8 @@ def make_partner(app):
 @pytest.fixture
 def live_server(app):
     """The app under a real uvicorn on a free loopback port (for clients that need real HTTP)."""
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with served_url(app) as url:
+        yield url
 
 
 @contextlib.contextmanager

@@ -397,3 +397,27 @@ class CapturedDatabaseLog(logging.Handler):
 
     def __exit__(self, *_):
         logging.getLogger("hashguard.database").removeHandler(self)
+
+
+@contextmanager
+def served_url(app, wait_seconds: float = 20):
+    """The app under a real uvicorn on a free loopback port, in a thread; yields its URL (for
+    clients that need real HTTP: the pytx client, the transparency verifier)."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + wait_seconds
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

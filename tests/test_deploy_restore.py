@@ -13,20 +13,16 @@ log epochs, a partner past the restored head silently keeps entries the restored
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
@@ -39,7 +35,7 @@ from txlog.errors import InconsistencyError, VerificationError
 from store import log_rollback, migrate
 from store.db import libpq_conninfo, make_engine
 from tests.helpers import (CapturedDatabaseLog, admin_connection, bearer, cli_app, new_case,
-                           pg_url, pull_all)
+                           pg_url, pull_all, served_url)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "clients" / "pytx"))
 from hashguard_pytx.exchange import (HashguardCheckpoint,  # noqa: E402
@@ -292,27 +288,6 @@ def make_key(app, pathways: str = "adult,under18_at_capture") -> str:
             session, name, admin.parse_pathways(pathways)), app.state.server_secret)
 
 
-@contextlib.contextmanager
-def served(app):
-    """The app under a real uvicorn on a free loopback port (the pytx client speaks HTTP)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 def test_pytx_exchange_resyncs_when_the_log_was_restored(tmp_path, monkeypatch):
     """HMA / python-threatexchange with the hashguard extension: a checkpoint past a restored
     log's head comes back stale, so pytx's fetcher drops what it holds (the lost values too)
@@ -330,7 +305,7 @@ def test_pytx_exchange_resyncs_when_the_log_was_restored(tmp_path, monkeypatch):
         new_case(client, values[1:2])  # lost with the database
     wait_for_mark(tmp_path / "data", url, 2)
     app.state.database.dispose()
-    with served(serve(url, tmp_path / "data")) as base_url:
+    with served_url(serve(url, tmp_path / "data")) as base_url:
         exchange = HashguardSignalExchangeAPI(HashguardCollabConfig(base_url, "hashguard"),
                                               HashguardClient(base_url, key))
         (delta,) = list(exchange.fetch_iter([], None))
@@ -343,7 +318,7 @@ def test_pytx_exchange_resyncs_when_the_log_was_restored(tmp_path, monkeypatch):
     app = serve(url, tmp_path / "data")
     with TestClient(app) as client:
         new_case(client, values[2:])
-    with served(app) as base_url:
+    with served_url(app) as base_url:
         exchange = HashguardSignalExchangeAPI(HashguardCollabConfig(base_url, "hashguard"),
                                               HashguardClient(base_url, key))
         deltas = list(exchange.fetch_iter([], held))
